@@ -1,0 +1,62 @@
+# Every target creates the virtual environments it needs from the pinned files.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEV_STAMP := $(VENV)/.installed
+INTEROP := .venv-interop
+INTEROP_STAMP := $(INTEROP)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: test lint unit interop demo bench soak diagrams proto lock clean
+
+$(DEV_STAMP): requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(INTEROP_STAMP): tests/interop/requirements.txt
+	$(PY) -m venv $(INTEROP)
+	$(INTEROP)/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
+	touch $@
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check lifecycle transports tests benchmarks
+	$(BIN)/ruff format --check lifecycle transports tests benchmarks
+	$(BIN)/mypy --strict lifecycle transports
+
+test: lint $(INTEROP_STAMP)
+	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/pytest -q $(PYTEST_ARGS)
+
+unit: $(DEV_STAMP)
+	$(BIN)/pytest -q --ignore=tests/interop $(PYTEST_ARGS)
+
+interop: $(DEV_STAMP) $(INTEROP_STAMP)
+	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
+
+demo: $(DEV_STAMP)
+	$(BIN)/pipecat-lifecycle demo
+
+bench: $(DEV_STAMP) $(INTEROP_STAMP)
+	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m benchmarks
+
+soak: $(DEV_STAMP) $(INTEROP_STAMP)
+	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python SOAK=1 $(BIN)/pytest -q -m soak tests
+
+diagrams: $(DEV_STAMP)
+	$(BIN)/pipecat-lifecycle diagram --format mermaid -o diagrams/lifecycle.mmd
+	$(BIN)/pipecat-lifecycle diagram --format dot -o diagrams/lifecycle.dot
+	$(BIN)/pip install -q --disable-pip-version-check ".[diagrams]"
+	$(BIN)/pipecat-lifecycle diagram --format svg -o diagrams/lifecycle.svg
+
+proto: $(DEV_STAMP)
+	$(BIN)/python -m grpc_tools.protoc --version >/dev/null 2>&1 || $(BIN)/pip install -q grpcio-tools
+	$(BIN)/python -m grpc_tools.protoc -Itransports/_pb --python_out=transports/_pb --pyi_out=transports/_pb transports/_pb/frames.proto
+
+lock: $(DEV_STAMP)
+	$(BIN)/pip freeze --exclude-editable | grep -v '^pipecat-lifecycle' > requirements-dev.txt.new
+	( echo "# Pinned set the project is tested with (make creates .venv from it). Regenerate: make lock"; cat requirements-dev.txt.new ) > requirements-dev.txt
+	rm requirements-dev.txt.new
+
+clean:
+	rm -rf $(VENV) $(INTEROP) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,78 @@
+"""pipecat-lifecycle: a Python client and embeddable session-lifecycle core for Pipecat bots.
+
+The core (``State``, ``TRANSITIONS``, ``SessionLifecycle``, RTVI messages, errors) does no
+I/O. ``PipecatClient`` drives it over a transport from the ``transports`` package.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from lifecycle.errors import (
+    AuthenticationError,
+    BotNotReadyError,
+    ConnectionTimeoutError,
+    InvalidStateError,
+    MessageError,
+    PipecatClientError,
+    RequestTimeoutError,
+    SessionCancelledError,
+    SessionClosedError,
+    StartBotError,
+    TransportError,
+)
+from lifecycle.machine import SessionLifecycle, TransitionEvent
+from lifecycle.media import AudioFrame
+from lifecycle.rtvi import PROTOCOL_VERSION, BotReadyData, RTVIError
+from lifecycle.states import State
+from lifecycle.table import TRANSITIONS
+
+if TYPE_CHECKING:
+    from lifecycle.client import EVENT_NAMES, PipecatClient
+    from lifecycle.start import APIRequest
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EVENT_NAMES",
+    "PROTOCOL_VERSION",
+    "TRANSITIONS",
+    "APIRequest",
+    "AudioFrame",
+    "AuthenticationError",
+    "BotNotReadyError",
+    "BotReadyData",
+    "ConnectionTimeoutError",
+    "InvalidStateError",
+    "MessageError",
+    "PipecatClient",
+    "PipecatClientError",
+    "RTVIError",
+    "RequestTimeoutError",
+    "SessionCancelledError",
+    "SessionClosedError",
+    "SessionLifecycle",
+    "StartBotError",
+    "State",
+    "TransitionEvent",
+    "TransportError",
+    "__version__",
+]
+
+# The client is loaded on first use: transports import the core (errors, media, rtvi),
+# and the client imports transports.base, so an eager import here would be circular.
+_LAZY = {
+    "PipecatClient": "lifecycle.client",
+    "EVENT_NAMES": "lifecycle.client",
+    "APIRequest": "lifecycle.start",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lifecycle' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

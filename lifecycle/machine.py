@@ -1,0 +1,206 @@
+"""`SessionLifecycle`: the sans-I/O session state machine, built from the table.
+
+It holds no sockets, tasks or timers, so any client (ours, another SDK, a test
+harness) can embed it and drive it by calling one method per trigger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from transitions import EventData, Machine
+
+from lifecycle.logs import describe_exception, get_logger
+from lifecycle.states import State
+from lifecycle.table import SESSION_START_STATES, TRANSITIONS
+
+__all__ = ["SessionLifecycle", "TransitionEvent", "TransitionHook"]
+
+_ALLOWED: Final[frozenset[tuple[str, State]]] = frozenset(
+    (row["trigger"], source) for row in TRANSITIONS for source in row["source"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEvent:
+    """One state change: what moved the session, from where to where, and when."""
+
+    source: State
+    """The state left."""
+    dest: State
+    """The state entered."""
+    trigger: str
+    """The table trigger that caused it."""
+    session_id: int
+    """Id of the session this transition belongs to (one more for every new session)."""
+    at: float
+    """``time.monotonic()`` seconds when it happened."""
+    reason: str | None = None
+    """Why, when the caller said (an error message, a close code...)."""
+
+
+TransitionHook = Callable[[TransitionEvent], object]
+"""A callable run after every transition with its :class:`TransitionEvent`."""
+
+
+class _Model:
+    """The object `transitions` keeps the state on (kept apart so it adds nothing to ours)."""
+
+    state: State
+    trigger: Callable[..., bool]
+
+
+class SessionLifecycle:
+    """The session state machine: the table, queued triggers and transition hooks.
+
+    Every trigger of :data:`lifecycle.TRANSITIONS` is a method of the same name
+    that takes no argument (an optional ``reason`` is recorded on the event). A
+    trigger the table does not allow from the current state changes nothing and
+    returns ``False``. A trigger fired from inside a hook runs once the current
+    transition and its hooks are done, never inside them.
+    """
+
+    def __init__(self, *, logger: Any = None) -> None:
+        """A machine in :attr:`State.IDLE`, session id 0; ``logger``: a structlog logger."""
+        self._model = _Model()
+        self._machine = Machine(
+            model=self._model,
+            states=list(State),
+            transitions=[dict(row) for row in TRANSITIONS],
+            initial=State.IDLE,
+            auto_transitions=False,
+            send_event=True,
+            after_state_change=self._after_state_change,
+        )
+        self._hooks: list[TransitionHook] = []
+        self._session_id = 0
+        # Our own queue: transitions' queued mode raises out of the outer call when a
+        # queued trigger turns out invalid, and logs through stdlib logging.
+        self._pending: deque[tuple[str, str | None]] = deque()
+        self._firing = False
+        self._log = get_logger(logger)
+
+    @property
+    def state(self) -> State:
+        """The current state."""
+        return self._model.state
+
+    @property
+    def session_id(self) -> int:
+        """Id of the current (or last) session; 0 before the first one."""
+        return self._session_id
+
+    def add_transition_hook(self, callback: TransitionHook) -> None:
+        """Run ``callback(event)`` after every transition, in the order hooks were added."""
+        self._hooks.append(callback)
+
+    def remove_transition_hook(self, callback: TransitionHook) -> None:
+        """Stop running a hook added with :meth:`add_transition_hook`."""
+        self._hooks.remove(callback)
+
+    def can_fire(self, trigger: str) -> bool:
+        """Whether the table allows ``trigger`` from the current state."""
+        return (trigger, self.state) in _ALLOWED
+
+    def fire(self, trigger: str, reason: str | None = None) -> bool:
+        """Fire ``trigger`` by name; ``False`` when it is not allowed now (nothing changes).
+
+        Inside a hook the trigger is queued and ``True`` is returned; it is checked
+        against the table when its turn comes.
+        """
+        if self._firing:
+            self._pending.append((trigger, reason))
+            return True
+        self._firing = True
+        try:
+            result = self._fire_now(trigger, reason)
+            while self._pending:
+                self._fire_now(*self._pending.popleft())
+            return result
+        finally:
+            self._pending.clear()
+            self._firing = False
+
+    def _fire_now(self, trigger: str, reason: str | None) -> bool:
+        if (trigger, self._model.state) not in _ALLOWED:
+            return False
+        return self._model.trigger(trigger, reason=reason)
+
+    def _after_state_change(self, event_data: EventData) -> None:
+        transition = event_data.transition
+        assert transition is not None and event_data.event is not None
+        source = State[str(transition.source)]
+        if source in SESSION_START_STATES:
+            self._session_id += 1
+        event = TransitionEvent(
+            source=source,
+            dest=State[str(transition.dest)],
+            trigger=event_data.event.name,
+            session_id=self._session_id,
+            at=time.monotonic(),
+            reason=event_data.kwargs.get("reason"),
+        )
+        for hook in tuple(self._hooks):
+            try:
+                hook(event)
+            except Exception as exc:
+                # A broken hook must never change the lifecycle.
+                self._log.error(
+                    "transition hook failed",
+                    session_id=self._session_id,
+                    error=describe_exception(exc, with_traceback=True),
+                )
+
+    # One method per trigger of the table (a test keeps them equal to TRANSITIONS).
+
+    def start_bot(self, reason: str | None = None) -> bool:
+        """idle/disconnected -> authenticating: start_bot() called, a new session starts."""
+        return self.fire("start_bot", reason)
+
+    def bot_started(self, reason: str | None = None) -> bool:
+        """authenticating -> authenticated: the start endpoint answered."""
+        return self.fire("bot_started", reason)
+
+    def connect(self, reason: str | None = None) -> bool:
+        """idle/disconnected/authenticated -> connecting: connect() called."""
+        return self.fire("connect", reason)
+
+    def transport_connected(self, reason: str | None = None) -> bool:
+        """connecting -> connected: the transport is up."""
+        return self.fire("transport_connected", reason)
+
+    def bot_ready(self, reason: str | None = None) -> bool:
+        """connected -> ready: the bot sent bot-ready."""
+        return self.fire("bot_ready", reason)
+
+    def disconnect(self, reason: str | None = None) -> bool:
+        """authenticating..ready -> disconnecting: the client asked to end the session."""
+        return self.fire("disconnect", reason)
+
+    def fail(self, reason: str | None = None) -> bool:
+        """authenticating..ready -> disconnecting: an error ended the session."""
+        return self.fire("fail", reason)
+
+    def transport_closed(self, reason: str | None = None) -> bool:
+        """connecting/connected/ready -> disconnected: the bot left or the link was lost."""
+        return self.fire("transport_closed", reason)
+
+    def disconnected(self, reason: str | None = None) -> bool:
+        """disconnecting -> disconnected: cleanup finished."""
+        return self.fire("disconnected", reason)
+
+    def __repr__(self) -> str:
+        return f"<SessionLifecycle state={self.state.value} session_id={self._session_id}>"
+
+
+def _check_methods() -> None:
+    missing = {row["trigger"] for row in TRANSITIONS} - set(vars(SessionLifecycle))
+    if missing:  # pragma: no cover - guards edits of the table
+        raise RuntimeError(f"SessionLifecycle lacks trigger methods: {sorted(missing)}")
+
+
+_check_methods()

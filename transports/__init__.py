@@ -1,0 +1,8 @@
+"""Transports for pipecat-lifecycle: ``base`` (the interface), ``loopback``, ``websocket``,
+``small_webrtc``. Import the one you need from its module; this package imports none of
+them, so ``aiortc`` is only loaded by ``transports.small_webrtc``.
+"""
+
+from transports.base import ConnectRequest, Transport, TransportEvents
+
+__all__ = ["ConnectRequest", "Transport", "TransportEvents"]
