@@ -192,6 +192,7 @@ class PipecatClient:
 
     def event_handler(self, name: str) -> Callable[[_F], _F]:
         """Decorator form of :meth:`add_event_handler`."""
+        self._handlers_for(name)  # unknown names fail here, not at decoration
 
         def register(callback: _F) -> _F:
             self.add_event_handler(name, callback)
@@ -315,7 +316,10 @@ class PipecatClient:
         except asyncio.CancelledError:
             caller = asyncio.current_task()
             if (caller is None or caller.cancelling() == 0) and session.stop_error is not None:
-                # Stopped by the client (disconnect, transport closed, fatal error).
+                # Stopped by the client (disconnect, transport closed, fatal error): raise
+                # once the session has fully ended, so the caller sees DISCONNECTED.
+                if session.end_task is not None:
+                    await asyncio.shield(session.end_task)
                 raise session.stop_error from session.stop_error.__cause__
             # The caller gave up: abandon the attempt as if disconnect() had been called.
             attempt.cancel()

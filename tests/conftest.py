@@ -85,3 +85,11 @@ def recorder(client: PipecatClient) -> Recorder:
 def logs() -> Any:
     with structlog.testing.capture_logs() as captured:
         yield captured
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[Any]:
+    from .http_stub import HTTPStub
+
+    async with HTTPStub() as stub:
+        yield stub

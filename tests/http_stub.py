@@ -39,6 +39,7 @@ class HTTPStub:
 
     reply: Reply = field(default_factory=Reply)
     requests: list[Seen] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -96,6 +97,7 @@ class HTTPStub:
                     body,
                 )
             )
+            self.arrived.set()
             reply = self.reply
             if reply.delay:
                 await asyncio.sleep(reply.delay)

@@ -165,7 +165,15 @@ def test_public_names_importable_from_lifecycle() -> None:
     ).split():
         assert getattr(lifecycle, name) is not None
     assert issubclass(lifecycle.AuthenticationError, lifecycle.StartBotError)
-    for err in ("StartBotError", "TransportError", "ConnectionTimeoutError", "InvalidStateError",
-                "BotNotReadyError", "SessionCancelledError", "SessionClosedError", "MessageError",
-                "RequestTimeoutError"):
+    for err in (
+        "StartBotError",
+        "TransportError",
+        "ConnectionTimeoutError",
+        "InvalidStateError",
+        "BotNotReadyError",
+        "SessionCancelledError",
+        "SessionClosedError",
+        "MessageError",
+        "RequestTimeoutError",
+    ):
         assert issubclass(getattr(lifecycle, err), lifecycle.PipecatClientError)

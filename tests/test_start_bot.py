@@ -1,0 +1,163 @@
+"""start_bot over HTTP (httpx) against a local stub server: success and every failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import pytest
+
+from lifecycle import (
+    APIRequest,
+    AuthenticationError,
+    PipecatClient,
+    StartBotError,
+    State,
+)
+from transports.loopback import LoopbackBot, LoopbackTransport
+
+from .conftest import Recorder, within
+
+SECRET = "s3cr3t-t0ken-value"
+
+
+def new_client() -> tuple[PipecatClient, Recorder]:
+    client = PipecatClient(LoopbackTransport(LoopbackBot()))
+    return client, Recorder(client)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_url_string_posts_empty_json(http: Any) -> None:
+    http.json_reply({"wsUrl": "ws://127.0.0.1:1/ws"})
+    client, rec = new_client()
+    assert await within(client.start_bot(http.url())) == {"wsUrl": "ws://127.0.0.1:1/ws"}
+    seen = http.requests[0]
+    assert seen.method == "POST" and seen.json() == {}
+    assert seen.headers["content-type"] == "application/json"
+    assert client.state is State.AUTHENTICATED
+    await within(client.disconnect())
+    assert rec.states() == ["authenticating", "authenticated", "disconnecting", "disconnected"]
+
+
+async def test_api_request_sends_body_and_headers(http: Any) -> None:
+    client, _ = new_client()
+    request = APIRequest(
+        http.url(), headers={"Authorization": f"Bearer {SECRET}"}, request_data={"a": [1]}
+    )
+    await within(client.start_bot(request))
+    assert http.requests[0].json() == {"a": [1]}
+    assert http.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert SECRET not in repr(request)
+    await within(client.disconnect())
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_refused(status: int, http: Any) -> None:
+    http.json_reply({"detail": "nope", "token": SECRET}, status=status)
+    client, rec = new_client()
+    with pytest.raises(AuthenticationError) as info:
+        await within(client.start_bot(APIRequest(http.url(), headers={"Authorization": SECRET})))
+    assert info.value.status == status
+    assert info.value.body == {"detail": "nope", "token": "***"}
+    assert SECRET not in str(info.value)
+    assert client.state is State.DISCONNECTED
+    assert "authenticated" not in rec.states()
+    assert rec.count("on_disconnected") == 1 and rec.count("on_bot_started") == 0
+
+
+async def test_server_error_with_html(http: Any) -> None:
+    from .http_stub import Reply
+
+    html = b"<html><body>Internal Server Error</body></html>"
+    http.reply = Reply(500, html, "text/html")
+    client, _ = new_client()
+    with pytest.raises(StartBotError) as info:
+        await within(client.start_bot_and_connect(http.url()))
+    assert type(info.value) is StartBotError
+    assert info.value.status == 500 and info.value.body == html.decode()
+    assert client.state is State.DISCONNECTED
+
+
+async def test_ok_status_but_not_json(http: Any) -> None:
+    from .http_stub import Reply
+
+    http.reply = Reply(200, b"<html>hello</html>" * 1000, "text/html")
+    client, _ = new_client()
+    with pytest.raises(StartBotError, match="not JSON") as info:
+        await within(client.start_bot(http.url()))
+    assert info.value.status == 200 and len(info.value.body) <= 4096
+    assert client.state is State.DISCONNECTED
+
+
+async def test_empty_body(http: Any) -> None:
+    from .http_stub import Reply
+
+    http.reply = Reply(200, b"", "application/json")
+    client, _ = new_client()
+    with pytest.raises(StartBotError):
+        await within(client.start_bot(http.url()))
+
+
+async def test_timeout_is_start_bot_error_without_status(http: Any) -> None:
+    http.json_reply({}, delay=30)
+    client, _ = new_client()
+    with pytest.raises(StartBotError) as info:
+        await within(client.start_bot(APIRequest(http.url(), timeout=0.1)))
+    assert info.value.status is None
+    assert client.state is State.DISCONNECTED
+
+
+async def test_unreachable_server(logs: Any) -> None:
+    client, rec = new_client()
+    url = f"http://127.0.0.1:{free_port()}/start?token={SECRET}"
+    with pytest.raises(StartBotError) as info:
+        await within(client.start_bot(url))
+    assert info.value.status is None
+    assert SECRET not in str(info.value)
+    assert client.state is State.DISCONNECTED and rec.count("on_disconnected") == 1
+    assert SECRET not in json.dumps(logs, default=str)
+
+
+async def test_oversize_response(http: Any) -> None:
+    from .http_stub import Reply
+
+    http.reply = Reply(200, b'{"a":"' + b"x" * (2 * 1024 * 1024) + b'"}')
+    client, _ = new_client()
+    with pytest.raises(StartBotError, match="over"):
+        await within(client.start_bot(http.url()))
+
+
+async def test_secrets_never_logged_on_success(http: Any, logs: Any) -> None:
+    http.json_reply({"wsUrl": f"ws://127.0.0.1/ws?token={SECRET}", "token": SECRET})
+    client = PipecatClient(LoopbackTransport(LoopbackBot()))
+    request = APIRequest(
+        f"{http.url()}?key={SECRET}",
+        headers={"Authorization": f"Bearer {SECRET}", "X-Api-Key": SECRET},
+        request_data={"password": SECRET, "nested": {"api_token": SECRET}},
+    )
+    await within(client.start_bot_and_connect(request))
+    await within(client.disconnect())
+    dumped = json.dumps(logs, default=str)
+    assert logs and SECRET not in dumped
+    assert all("session_id" in entry for entry in logs)
+
+
+async def test_cancel_while_authenticating_stops_http_request(http: Any) -> None:
+    http.json_reply({}, delay=30)
+    client, rec = new_client()
+    task = asyncio.create_task(client.start_bot(http.url()))
+    await rec.wait_for("on_transition")
+    await within(http.arrived.wait())  # the request reached the server
+    await within(client.disconnect())
+    assert client.state is State.DISCONNECTED
+    from lifecycle import SessionCancelledError
+
+    with pytest.raises(SessionCancelledError):
+        await within(task)
