@@ -157,12 +157,28 @@ def test_import_lifecycle_never_imports_aiortc() -> None:
 def test_public_names_importable_from_lifecycle() -> None:
     import lifecycle
 
-    for name in (
-        "PipecatClient APIRequest State TRANSITIONS SessionLifecycle TransitionEvent BotReadyData "
-        "RTVIError AudioFrame PipecatClientError StartBotError AuthenticationError TransportError "
-        "ConnectionTimeoutError InvalidStateError BotNotReadyError SessionCancelledError "
-        "SessionClosedError MessageError RequestTimeoutError"
-    ).split():
+    for name in [
+        "PipecatClient",
+        "APIRequest",
+        "State",
+        "TRANSITIONS",
+        "SessionLifecycle",
+        "TransitionEvent",
+        "BotReadyData",
+        "RTVIError",
+        "AudioFrame",
+        "PipecatClientError",
+        "StartBotError",
+        "AuthenticationError",
+        "TransportError",
+        "ConnectionTimeoutError",
+        "InvalidStateError",
+        "BotNotReadyError",
+        "SessionCancelledError",
+        "SessionClosedError",
+        "MessageError",
+        "RequestTimeoutError",
+    ]:
         assert getattr(lifecycle, name) is not None
     assert issubclass(lifecycle.AuthenticationError, lifecycle.StartBotError)
     for err in (
