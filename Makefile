@@ -46,12 +46,13 @@ soak: $(DEV_STAMP) $(INTEROP_STAMP)
 diagrams: $(DEV_STAMP)
 	$(BIN)/pipecat-lifecycle diagram --format mermaid -o diagrams/lifecycle.mmd
 	$(BIN)/pipecat-lifecycle diagram --format dot -o diagrams/lifecycle.dot
-	$(BIN)/pip install -q --disable-pip-version-check ".[diagrams]"
 	$(BIN)/pipecat-lifecycle diagram --format svg -o diagrams/lifecycle.svg
 
 proto: $(DEV_STAMP)
-	$(BIN)/python -m grpc_tools.protoc --version >/dev/null 2>&1 || $(BIN)/pip install -q grpcio-tools
-	$(BIN)/python -m grpc_tools.protoc -Itransports/_pb --python_out=transports/_pb --pyi_out=transports/_pb transports/_pb/frames.proto
+	# The generator Pipecat uses, in a throwaway venv so the pinned protobuf runtime stays.
+	$(PY) -m venv /tmp/pipecat-lifecycle-protoc
+	/tmp/pipecat-lifecycle-protoc/bin/pip install -q --disable-pip-version-check 'grpcio-tools~=1.67.1'
+	/tmp/pipecat-lifecycle-protoc/bin/python -m grpc_tools.protoc -Itransports/_pb --python_out=transports/_pb --pyi_out=transports/_pb transports/_pb/frames.proto
 
 lock: $(DEV_STAMP)
 	$(BIN)/pip freeze --exclude-editable | grep -v '^pipecat-lifecycle' > requirements-dev.txt.new

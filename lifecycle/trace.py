@@ -1,0 +1,325 @@
+"""`SessionTrace`: a bounded record of what a client's sessions did, for bug reports.
+
+The client records every transition (with its trigger and reason) and notes such as
+messages in and out, errors and close codes. The trace keeps the last
+``max_sessions`` sessions; within a session it keeps every transition (a session has
+at most a handful) and the newest notes up to ``max_entries`` entries in all, so
+memory stays bounded however long a session runs. It exports as JSON lines and as a
+Mermaid sequence diagram. No I/O: it only builds strings.
+
+Standalone use with the sans-I/O core::
+
+    lifecycle = SessionLifecycle()
+    trace = SessionTrace()
+    lifecycle.add_transition_hook(trace.record_transition)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from lifecycle.machine import TransitionEvent
+from lifecycle.states import State
+
+__all__ = [
+    "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_SESSIONS",
+    "TRANSITION",
+    "SessionRecord",
+    "SessionTrace",
+    "TraceEntry",
+]
+
+DEFAULT_MAX_SESSIONS: Final = 20
+"""Sessions kept by default; older ones fall off."""
+DEFAULT_MAX_ENTRIES: Final = 1000
+"""Entries kept per session by default; the oldest notes fall off first."""
+TRANSITION: Final = "transition"
+"""The ``kind`` of a transition entry (notes have their own kinds)."""
+
+_MERMAID_TEXT_LIMIT: Final = 120
+# Triggers that the bot, its server or the transport cause; the rest come from the client.
+_BOT_SIDE_TRIGGERS: Final = frozenset(
+    {"bot_started", "transport_connected", "bot_ready", "transport_closed"}
+)
+_MERMAID_ESCAPES: Final = {"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;", "%": "#37;"}
+_MERMAID_UNSAFE: Final = re.compile("[#;<>%]")
+_NOTE_ARROWS: Final = {"message-out": "client->>bot", "message-in": "bot->>client"}
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One recorded event of a session: a transition or a note."""
+
+    session_id: int
+    """The session it belongs to."""
+    kind: str
+    """``"transition"`` or the note's kind (``"message-in"``, ``"message-out"``, ``"error"``...)."""
+    at: float
+    """``time.monotonic()`` seconds when it happened."""
+    wall: float
+    """``time.time()`` when it was recorded (for the wall-clock time in exports)."""
+    source: State | None = None
+    """The state left (transitions only)."""
+    dest: State | None = None
+    """The state entered (transitions only)."""
+    trigger: str | None = None
+    """The table trigger (transitions only)."""
+    reason: str | None = None
+    """Why the transition happened, when known (transitions only)."""
+    detail: str | None = None
+    """The note's text, already redacted by the caller (notes only)."""
+
+    @property
+    def is_transition(self) -> bool:
+        """Whether this entry is a state change."""
+        return self.kind == TRANSITION
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A snapshot of one session's entries, oldest first."""
+
+    session_id: int
+    """The session id."""
+    started_at: float
+    """``time.monotonic()`` of the session's first recorded entry: ``t`` counts from here."""
+    started_wall: float
+    """``time.time()`` of that first entry."""
+    entries: tuple[TraceEntry, ...]
+    """The kept entries in the order they were recorded."""
+    dropped: int = 0
+    """How many notes fell off because the session reached ``max_entries``."""
+
+    def elapsed(self, entry: TraceEntry) -> float:
+        """Seconds from the session's start to ``entry``."""
+        return max(0.0, entry.at - self.started_at)
+
+
+class _Session:
+    """Mutable storage of one session: transitions are never dropped, notes are bounded."""
+
+    __slots__ = ("dropped", "entries", "notes", "session_id", "started_at", "started_wall")
+
+    def __init__(self, session_id: int, at: float, wall: float) -> None:
+        self.session_id = session_id
+        self.started_at = at
+        self.started_wall = wall
+        # Every entry as (sequence number, entry); notes also counted in `notes` so the
+        # oldest one can be found without scanning.
+        self.entries: deque[tuple[int, TraceEntry]] = deque()
+        self.notes = 0
+        self.dropped = 0
+
+
+class SessionTrace:
+    """A bounded record of a client's sessions: transitions with timing, triggers and notes.
+
+    ``max_sessions`` sessions are kept (the oldest falls off when a new one starts);
+    each keeps at most ``max_entries`` entries: every transition, and the newest notes.
+    Entries for a session that already fell off are ignored. Not thread-safe: call it
+    from the thread that drives the lifecycle (the client's event loop).
+    """
+
+    def __init__(
+        self, *, max_sessions: int = DEFAULT_MAX_SESSIONS, max_entries: int = DEFAULT_MAX_ENTRIES
+    ) -> None:
+        """Create an empty trace with the given bounds (both at least 1)."""
+        if max_sessions < 1 or max_entries < 1:
+            raise ValueError("max_sessions and max_entries must be at least 1")
+        self.max_sessions = max_sessions
+        """How many sessions are kept."""
+        self.max_entries = max_entries
+        """How many entries one session keeps."""
+        self._sessions: OrderedDict[int, _Session] = OrderedDict()
+        self._evicted_upto = -1
+        self._seq = 0
+
+    def record_transition(self, event: TransitionEvent) -> None:
+        """Record one state change (usable directly as a ``SessionLifecycle`` transition hook)."""
+        self._add(
+            TraceEntry(
+                session_id=event.session_id,
+                kind=TRANSITION,
+                at=event.at,
+                wall=time.time(),
+                source=State(event.source),
+                dest=State(event.dest),
+                trigger=event.trigger,
+                reason=event.reason,
+            )
+        )
+
+    def record_note(self, session_id: int, kind: str, detail: str) -> None:
+        """Record something that happened in a session without changing state.
+
+        ``kind`` names it (``"message-in"``, ``"message-out"``, ``"error"``, ``"close"``...);
+        ``detail`` must already be redacted by the caller.
+        """
+        self._add(
+            TraceEntry(
+                session_id=session_id,
+                kind=kind,
+                at=time.monotonic(),
+                wall=time.time(),
+                detail=detail,
+            )
+        )
+
+    def _add(self, entry: TraceEntry) -> None:
+        session = self._sessions.get(entry.session_id)
+        if session is None:
+            if entry.session_id <= self._evicted_upto:
+                return  # a late entry of a session that already fell off
+            session = _Session(entry.session_id, entry.at, entry.wall)
+            self._sessions[entry.session_id] = session
+            # Ids normally arrive in order; keep the dict ordered by id regardless.
+            if any(sid > entry.session_id for sid in self._sessions):
+                self._sessions = OrderedDict(sorted(self._sessions.items()))
+            while len(self._sessions) > self.max_sessions:
+                evicted, _ = self._sessions.popitem(last=False)
+                self._evicted_upto = max(self._evicted_upto, evicted)
+            if entry.session_id not in self._sessions:
+                return
+        self._seq += 1
+        session.entries.append((self._seq, entry))
+        if not entry.is_transition:
+            session.notes += 1
+        if len(session.entries) > self.max_entries:
+            self._drop_oldest_note(session)
+
+    @staticmethod
+    def _drop_oldest_note(session: _Session) -> None:
+        if session.notes == 0:
+            return  # only transitions: bounded by the table, keep them all
+        for index, (_, entry) in enumerate(session.entries):
+            if not entry.is_transition:
+                del session.entries[index]
+                session.notes -= 1
+                session.dropped += 1
+                return
+
+    def sessions(self) -> list[SessionRecord]:
+        """Snapshots of the kept sessions, oldest first."""
+        return [
+            SessionRecord(
+                session_id=s.session_id,
+                started_at=s.started_at,
+                started_wall=s.started_wall,
+                entries=tuple(entry for _, entry in s.entries),
+                dropped=s.dropped,
+            )
+            for s in self._sessions.values()
+        ]
+
+    def clear(self) -> None:
+        """Forget every recorded session (later entries of those sessions are kept again)."""
+        self._sessions.clear()
+        self._evicted_upto = -1
+
+    def __len__(self) -> int:
+        """The number of kept sessions."""
+        return len(self._sessions)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """Every kept entry as a JSON-ready dict (the objects :meth:`to_jsonl` writes)."""
+        rows: list[dict[str, Any]] = []
+        for record in self.sessions():
+            for entry in record.entries:
+                rows.append(
+                    {
+                        "session_id": entry.session_id,
+                        "t": round(record.elapsed(entry), 6),
+                        "time": _iso(entry.wall),
+                        "kind": entry.kind,
+                        "source": entry.source.value if entry.source is not None else None,
+                        "dest": entry.dest.value if entry.dest is not None else None,
+                        "trigger": entry.trigger,
+                        "reason": entry.reason,
+                        "detail": entry.detail,
+                    }
+                )
+        return rows
+
+    def to_jsonl(self) -> str:
+        """One JSON object per line and entry, oldest session first.
+
+        Keys: ``session_id``, ``t`` (seconds since the session's first entry), ``time``
+        (wall clock, ISO 8601 UTC), ``kind`` (``"transition"`` or the note's kind),
+        ``source``, ``dest``, ``trigger``, ``reason`` (transitions) and ``detail`` (notes);
+        keys that do not apply are ``null``. Empty string when nothing was recorded.
+        """
+        return "".join(
+            json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+            for row in self.to_dicts()
+        )
+
+    def to_mermaid(self) -> str:
+        """A Mermaid ``sequenceDiagram`` of the kept sessions, one boxed section each.
+
+        Participants: ``client`` (the application), ``lifecycle`` (the state machine) and
+        ``bot`` (bot, start server, transport). A transition is an arrow from whoever
+        caused it to ``lifecycle`` labelled with trigger and time, plus a note with the
+        state change; messages are arrows between client and bot; other notes are notes.
+        """
+        lines = [
+            "sequenceDiagram",
+            "    participant client",
+            "    participant lifecycle",
+            "    participant bot",
+        ]
+        records = self.sessions()
+        if not records:
+            lines.append("    Note over client,bot: no sessions recorded")
+        for record in records:
+            lines.append("    rect rgba(128, 128, 128, 0.08)")
+            header = f"session {record.session_id} · {_iso(record.started_wall)}"
+            if record.dropped:
+                header += f" · {record.dropped} older notes dropped"
+            lines.append(f"    Note over client,bot: {_mermaid_text(header)}")
+            for entry in record.entries:
+                stamp = f"+{record.elapsed(entry) * 1000:.1f} ms"
+                lines += _mermaid_entry(entry, stamp)
+            lines.append("    end")
+        return "\n".join(lines) + "\n"
+
+
+def _mermaid_entry(entry: TraceEntry, stamp: str) -> list[str]:
+    if entry.is_transition:
+        assert entry.source is not None and entry.dest is not None
+        actor = "bot" if entry.trigger in _BOT_SIDE_TRIGGERS else "client"
+        change = f"{entry.source.value} → {entry.dest.value}"
+        if entry.reason:
+            change += f" ({entry.reason})"
+        return [
+            f"    {actor}->>lifecycle: {_mermaid_text(f'{entry.trigger} {stamp}')}",
+            f"    Note right of lifecycle: {_mermaid_text(change)}",
+        ]
+    text = _mermaid_text(f"{entry.kind} {stamp}: {entry.detail or ''}")
+    arrow = _NOTE_ARROWS.get(entry.kind)
+    if arrow is not None:
+        return [f"    {arrow}: {text}"]
+    if entry.kind == "error":
+        return [f"    bot--xclient: {text}"]
+    return [f"    Note over client,bot: {text}"]
+
+
+def _mermaid_text(text: str) -> str:
+    """``text`` made safe for one Mermaid line: bounded, single line, no syntax characters."""
+    flat = " ".join(text.split())
+    if len(flat) > _MERMAID_TEXT_LIMIT:
+        flat = flat[: _MERMAID_TEXT_LIMIT - 1] + "…"
+    # '#' starts an entity code and ';' ends a statement in Mermaid; '<' '>' are HTML.
+    return _MERMAID_UNSAFE.sub(lambda match: _MERMAID_ESCAPES[match.group()], flat)
+
+
+def _iso(wall: float) -> str:
+    return (
+        datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )

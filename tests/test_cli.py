@@ -1,0 +1,380 @@
+"""The ``pipecat-lifecycle`` command line, driven as a subprocess (``python -m lifecycle``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import pty
+import signal
+import socket
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifecycle import State, diagrams
+from transports.testing import TestingBotServer
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 30.0
+
+
+async def run_cli(*args: str, stdin: bytes = b"", timeout: float = TIMEOUT) -> tuple[int, str, str]:
+    """Run the CLI to completion; (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lifecycle",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await asyncio.wait_for(process.wait(), 5)
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = text.splitlines()
+    assert lines, "no output"
+    return [json.loads(line) for line in lines]
+
+
+def events(rows: Sequence[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [row for row in rows if row["event"] == name]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TestingBotServer]:
+    bot = TestingBotServer()
+    await asyncio.wait_for(bot.start(), 10)
+    try:
+        yield bot
+    finally:
+        await asyncio.wait_for(bot.stop(), 10)
+
+
+# ------------------------------------------------------------------------------ help
+
+
+@pytest.mark.parametrize("command", [[], ["diagram"], ["connect"], ["demo"]])
+async def test_help_on_every_command(command: list[str]) -> None:
+    code, out, _ = await run_cli(*command, "--help")
+    assert code == 0
+    assert out.startswith("usage: pipecat-lifecycle")
+    if command != ["diagram"]:
+        assert "exit codes:" in out and "3  startup error" in out
+
+
+async def test_usage_errors_exit_2() -> None:
+    code, _, err = await run_cli()
+    assert code == 2 and "usage:" in err
+    code, _, err = await run_cli("diagram", "--format", "png")
+    assert code == 2
+    code, _, err = await run_cli("connect", "ws://x", "--header", "nokeyvalue")
+    assert code == 2 and "K=V" in err
+    code, _, err = await run_cli("connect", "http://x/start", "--start", "--data", "{bad")
+    assert code == 2
+
+
+# --------------------------------------------------------------------------- diagram
+
+
+async def test_diagram_mermaid_and_dot_to_stdout() -> None:
+    code, out, _ = await run_cli("diagram", "--format", "mermaid")
+    assert code == 0 and out == diagrams.to_mermaid()
+    code, out, _ = await run_cli("diagram", "--format", "dot")
+    assert code == 0 and out == diagrams.to_dot()
+
+
+async def test_diagram_highlight(tmp_path: Path) -> None:
+    target = tmp_path / "ready.mmd"
+    code, out, _ = await run_cli("diagram", "--highlight", "ready", "-o", str(target))
+    assert code == 0 and out == ""
+    assert target.read_text(encoding="utf-8") == diagrams.to_mermaid(State.READY)
+    code, _, _ = await run_cli("diagram", "--highlight", "nowhere")
+    assert code == 2
+
+
+async def test_diagram_svg_to_file(tmp_path: Path) -> None:
+    pytest.importorskip("pygraphviz")
+    target = tmp_path / "x.svg"
+    code, _, _ = await run_cli("diagram", "--format", "svg", "-o", str(target))
+    assert code == 0
+    root = ET.fromstring(target.read_bytes())
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+
+
+async def test_diagram_files_written_by_the_cli_match_the_committed_ones(tmp_path: Path) -> None:
+    for fmt, name in (("mermaid", "lifecycle.mmd"), ("dot", "lifecycle.dot")):
+        target = tmp_path / name
+        code, _, _ = await run_cli("diagram", "--format", fmt, "-o", str(target))
+        assert code == 0
+        assert target.read_bytes() == (REPO / "diagrams" / name).read_bytes()
+
+
+# ------------------------------------------------------------------------------ demo
+
+
+def trace_rows(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"session_id"')]
+
+
+async def test_demo_loopback() -> None:
+    code, out, _ = await run_cli("demo", "--transport", "loopback")
+    assert code == 0, out
+    assert "connected -> ready" in out and "bot-ready" in out
+    assert "echo round trip" in out
+    assert "diagrams/lifecycle.mmd" in out
+    rows = trace_rows(out)
+    assert [r["dest"] for r in rows if r["kind"] == "transition"] == [
+        "connecting",
+        "connected",
+        "ready",
+        "disconnecting",
+        "disconnected",
+    ]
+
+
+async def test_demo_websocket() -> None:
+    code, out, _ = await run_cli("demo")
+    assert code == 0, out
+    for expected in (
+        "idle -> authenticating",
+        "authenticated -> connecting",
+        "connected -> ready",
+        "bot-ready: RTVI 2.2.0",
+        'echo round trip: {"hello":"pipecat"}',
+        "disconnecting -> disconnected",
+        "pipecat-lifecycle diagram",
+    ):
+        assert expected in out
+    rows = trace_rows(out)
+    assert rows and rows[0]["trigger"] == "start_bot"
+    assert any(r["kind"] == "message-in" and r["detail"] == "bot-ready" for r in rows)
+
+
+async def test_demo_webrtc_without_a_local_webrtc_bot_says_how() -> None:
+    if (REPO / "transports" / "testing_webrtc.py").exists():
+        pytest.skip("a local WebRTC testing bot exists")
+    code, out, _ = await run_cli("demo", "--transport", "webrtc")
+    assert code == 2
+    assert "pipecat-lifecycle connect --start --transport webrtc" in out
+
+
+# --------------------------------------------------------------------------- connect
+
+
+async def test_connect_start_json_session(server: TestingBotServer) -> None:
+    script = b'/msg echo {"a":1}\nhello bot\n/msg push {"p":2}\n/msg nope\n/quit\n'
+    code, out, _ = await run_cli("connect", "--start", server.start_url, "--json", stdin=script)
+    rows = json_lines(out)  # every line parses
+    assert code == 0
+    states = [r["state"] for r in events(rows, "transition")]
+    assert states == [
+        "authenticating",
+        "authenticated",
+        "connecting",
+        "connected",
+        "ready",
+        "disconnecting",
+        "disconnected",
+    ]
+    for row in events(rows, "transition"):
+        assert row["trigger"] and isinstance(row["ms"], float)
+    ms = [r["ms"] for r in events(rows, "transition")]
+    assert ms == sorted(ms)
+    (ready,) = events(rows, "bot-ready")
+    assert ready["data"]["version"] == "2.2.0"
+    echo, push = events(rows, "response")
+    assert echo["type"] == "echo" and echo["data"] == {"a": 1} and echo["rtt_ms"] >= 0
+    assert push["data"] == {"pushed": True}
+    assert events(rows, "server-message")[0]["data"] == {"p": 2}
+    assert events(rows, "sent-text")[0]["content"] == "hello bot"
+    assert events(rows, "error-response")[0]["type"] == "nope"
+    assert rows[-1] == {**rows[-1], "event": "exit", "code": 0}
+    sent = [m for m in server.received if m.get("type") == "send-text"]
+    assert sent and sent[0]["data"]["content"] == "hello bot"
+
+
+async def test_connect_direct_websocket_url_and_eof(server: TestingBotServer) -> None:
+    code, out, _ = await run_cli("connect", server.ws_url, "--json", stdin=b"")
+    rows = json_lines(out)
+    assert code == 0
+    assert [r["state"] for r in events(rows, "transition")][:3] == [
+        "connecting",
+        "connected",
+        "ready",
+    ]
+    assert events(rows, "input-closed")
+    assert events(rows, "transition")[-1]["state"] == "disconnected"
+
+
+async def test_connect_text_output(server: TestingBotServer) -> None:
+    code, out, err = await run_cli(
+        "connect", "--start", server.start_url, stdin=b'/msg echo {"x":2}\n/quit\n'
+    )
+    assert code == 0, out + err
+    assert "connected -> ready" in out
+    assert 'echo -> {"x":2}' in out
+    # Not a terminal: no progress output on stderr.
+    assert "authenticating..." not in err
+
+
+@pytest.mark.parametrize("start", [True, False])
+async def test_connect_startup_error_exits_3(start: bool) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/start" if start else f"ws://127.0.0.1:{port}/ws"
+    args = ["connect", url, "--json", "--timeout", "5"] + (["--start"] if start else [])
+    code, out, _ = await run_cli(*args)
+    assert code == 3
+    rows = json_lines(out)
+    error = events(rows, "startup-error")[0]
+    assert error["error"] == ("StartBotError" if start else "TransportError")
+    assert events(rows, "transition")[-1]["state"] == "disconnected"
+
+
+async def test_connect_start_http_error_exits_3(server: TestingBotServer) -> None:
+    code, out, _ = await run_cli("connect", "--start", f"{server.base_url}/unauthorized", "--json")
+    assert code == 3
+    error = events(json_lines(out), "startup-error")[0]
+    assert error["error"] == "AuthenticationError" and error["status"] == 401
+
+
+async def test_connect_ready_timeout_exits_3(server: TestingBotServer) -> None:
+    code, out, _ = await run_cli(
+        "connect", "--start", server.start_url, "--data", '{"never_ready": true}',
+        "--timeout", "0.5", "--json",
+    )  # fmt: skip
+    assert code == 3
+    assert events(json_lines(out), "startup-error")[0]["error"] == "ConnectionTimeoutError"
+
+
+async def test_connect_fatal_error_exits_4(server: TestingBotServer) -> None:
+    code, out, _ = await run_cli(
+        "connect", "--start", server.start_url, "--json", stdin=b"/msg fatal {}\n"
+    )
+    rows = json_lines(out)
+    assert code == 4
+    error = events(rows, "error")[0]
+    assert error["fatal"] is True and error["message"] == "requested fatal"
+    assert [r["trigger"] for r in events(rows, "transition")][-2:] == ["fail", "disconnected"]
+    assert rows[-1]["event"] == "exit" and rows[-1]["code"] == 4
+
+
+async def test_connect_bot_ends_session_exits_0(server: TestingBotServer) -> None:
+    code, out, _ = await run_cli(
+        "connect", "--start", server.start_url, "--json", stdin=b"/msg end\n"
+    )
+    rows = json_lines(out)
+    assert code == 0
+    assert events(rows, "bot-disconnected")
+    assert events(rows, "transition")[-1]["trigger"] == "transport_closed"
+
+
+async def test_connect_ctrl_c_disconnects_cleanly(server: TestingBotServer) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", "connect", "--start", server.start_url, "--json",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        rows: list[dict[str, Any]] = []
+        while not events(rows, "bot-ready"):
+            line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
+            assert line, "CLI ended before bot-ready"
+            rows.append(json.loads(line))
+        process.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+    rows += json_lines(rest.decode())
+    assert process.returncode == 0
+    assert events(rows, "interrupted")
+    assert [r["state"] for r in events(rows, "transition")][-2:] == [
+        "disconnecting",
+        "disconnected",
+    ]
+
+
+async def test_progress_only_on_a_terminal(server: TestingBotServer) -> None:
+    # A terminal: the spinner shows the waiting state on stderr while /start is slow.
+    leader, follower = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", "connect", "--start",
+        f"{server.start_url}?delay=0.6",
+        stdin=asyncio.subprocess.PIPE, stdout=follower, stderr=follower, cwd=REPO,
+    )  # fmt: skip
+    os.close(follower)
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []
+
+    def read_all() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = loop.run_in_executor(None, read_all)
+    try:
+        await asyncio.wait_for(process.communicate(b"/quit\n"), TIMEOUT)
+        await asyncio.wait_for(reader, TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+        os.close(leader)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert "authenticating..." in text
+    assert "connected -> ready" in text
+
+
+async def test_connect_ctrl_c_during_startup_cancels_it(server: TestingBotServer) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", "connect", "--start",
+        f"{server.start_url}?delay=5", "--json",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        first = json.loads(await asyncio.wait_for(process.stdout.readline(), TIMEOUT))
+        assert first["state"] == "authenticating"
+        process.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+    rows = json_lines(rest.decode())
+    assert process.returncode == 0
+    assert [r["state"] for r in events(rows, "transition")] == ["disconnecting", "disconnected"]
+    assert rows[-1]["event"] == "exit" and rows[-1]["code"] == 0
