@@ -1,0 +1,1 @@
+"""Generated protobuf code for Pipecat's frame wire format (see ``frames.proto``)."""
