@@ -1,0 +1,652 @@
+"""SmallWebRTC transport: RTVI over a WebRTC data channel to a Pipecat SmallWebRTC bot (aiortc).
+
+Speaks the same protocol as the JS client's ``SmallWebRTCTransport``:
+
+* Signalling over HTTP (httpx): ``POST <offer url>`` with ``{sdp, type: "offer", pc_id,
+  restart_pc, requestData}`` answers ``{sdp, type: "answer", pc_id}``. ICE trickle is
+  ``PATCH <offer url>`` with ``{pc_id, candidates: [{candidate, sdp_mid, sdp_mline_index}]}``.
+  aiortc gathers every local candidate before it produces the offer, so the offer carries them
+  all and the trickle queue stays empty; candidates that would be queued before the answer
+  named a ``pc_id`` are sent once it did (as the JS client does), and a failed PATCH is logged,
+  never fatal.
+* The offer URL: ``webrtcUrl`` / ``webrtc_url`` in the connect params; else, for a start_bot
+  response carrying ``sessionId``, ``<start endpoint's base>/sessions/<sessionId>/api/offer``
+  where the base is the start URL without its last path segment (``http://h/api/start`` ->
+  ``http://h/api``; the start request's headers go along, as credentials often must); else the
+  constructor's ``webrtc_url``.
+* ICE servers: the params' ``iceConfig.iceServers`` when present (as the JS client, they
+  replace the constructor's), else the constructor's ``ice_servers``. The peer connection is
+  always given an explicit list, so aiortc never falls back to its default public STUN server.
+* Media as the JS client offers it: audio sendrecv, camera video sendrecv, screen video
+  sendonly (no video is ever sent). :meth:`SmallWebRTCTransport.send_audio` feeds the
+  outgoing audio track (silence when nothing is queued), unless the constructor got an
+  ``audio_source`` track, which is then sent instead. The bot's audio is decoded and reported
+  as ``events.audio_received(AudioFrame(...))`` at its real rate (48 kHz stereo from aiortc).
+* Data channel ``"chat"`` (ordered), created by the client: RTVI JSON as text both ways, and
+  the keepalive text ``ping: <ms epoch>`` every second from the moment it opens (a Pipecat bot
+  that saw one ping holds the client's messages once pings stop for 3 s).
+* Signalling on the data channel, ``{"type": "signalling", "message": {"type": ...}}``, is
+  handled here and never reaches the client: ``renegotiate`` -> a new offer on the same peer
+  connection (``restart_pc: false``, the current ``pc_id``; the answer's ``pc_id`` is kept);
+  ``peerLeft`` -> ``transport_closed(clean=True)``; ``trackStatus`` is ignored.
+* Ends: the data channel closing, or the connection state becoming ``closed``/``failed``,
+  without a ``peerLeft`` first -> ``transport_closed(clean=False)``. During connect the same
+  failures, an HTTP error from the offer endpoint, or no connection within
+  ``connect_timeout`` raise instead.
+
+aiortc is an optional extra: it is imported only by this module, and only when a transport
+is constructed. Without it the constructor raises :class:`WebRTCUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from lifecycle.errors import TransportError
+from lifecycle.logs import describe_exception, get_logger
+from lifecycle.media import AudioFrame
+from lifecycle.redact import redact_url
+from lifecycle.rtvi import encode
+from transports.base import ConnectRequest, Transport, TransportEvents, first_param
+
+if TYPE_CHECKING:
+    from aiortc import MediaStreamTrack, RTCDataChannel, RTCIceServer, RTCPeerConnection
+
+__all__ = [
+    "INSTALL_HINT",
+    "SmallWebRTCTransport",
+    "WebRTCUnavailableError",
+    "offer_url",
+    "parse_ice_servers",
+    "start_base_url",
+]
+
+INSTALL_HINT: Final = 'pip install "pipecat-lifecycle[webrtc]"'
+"""How to get the optional WebRTC dependencies."""
+
+DATA_CHANNEL_LABEL: Final = "chat"
+KEEPALIVE_INTERVAL: Final = 1.0
+_CLOSE_TIMEOUT: Final = 3.0
+_HTTP_TIMEOUT: Final = 15.0
+_OUT_RATE: Final = 48000
+_OUT_SAMPLES: Final = 960  # 20 ms at 48 kHz, aiortc's Opus frame size
+_MAX_QUEUED_AUDIO_SECS: Final = 30.0
+_SIGNALLING: Final = "signalling"
+
+
+class WebRTCUnavailableError(TransportError, ImportError):
+    """aiortc (the ``webrtc`` extra) is not installed."""
+
+
+def _require_aiortc() -> None:
+    try:
+        import aiortc  # noqa: F401
+        import av  # noqa: F401
+    except ImportError as exc:
+        raise WebRTCUnavailableError(
+            f"SmallWebRTCTransport needs aiortc: {INSTALL_HINT} ({exc})"
+        ) from exc
+
+
+def start_base_url(start_endpoint: str) -> str:
+    """The start URL without its last path segment, query and fragment.
+
+    ``http://h/api/start`` -> ``http://h/api``; ``http://h/start`` -> ``http://h``.
+    """
+    parts = urlsplit(start_endpoint)
+    path = parts.path.rstrip("/")
+    base_path = path.rsplit("/", 1)[0] if "/" in path else ""
+    return urlunsplit((parts.scheme, parts.netloc, base_path, "", ""))
+
+
+def offer_url(
+    params: Mapping[str, Any] | None, start_endpoint: str | None, default: str | None
+) -> tuple[str, bool]:
+    """Where to POST the offer, and whether it is a start_bot session URL.
+
+    An explicit ``webrtcUrl``/``webrtc_url`` param wins; then a ``sessionId`` with the start
+    endpoint; then ``default`` (the constructor's URL). Raises ValueError when none applies.
+    """
+    explicit = first_param(params, "webrtcUrl", "webrtc_url")
+    if explicit is not None:
+        if not isinstance(explicit, str) or not explicit:
+            raise ValueError("webrtcUrl must be a non-empty string")
+        return explicit, False
+    session_id = first_param(params, "sessionId", "session_id")
+    if session_id is not None:
+        if start_endpoint is None:
+            if default is not None:
+                return default, False
+            raise ValueError("a sessionId needs the start endpoint (use start_bot first)")
+        return f"{start_base_url(start_endpoint)}/sessions/{session_id}/api/offer", True
+    if default is not None:
+        return default, False
+    raise ValueError(
+        "no offer URL: pass webrtc_url to SmallWebRTCTransport, or connect params "
+        "with webrtcUrl, or a start_bot response with sessionId"
+    )
+
+
+def parse_ice_servers(servers: Any) -> list[RTCIceServer]:
+    """aiortc ``RTCIceServer`` objects from URL strings, ``RTCIceServer``s or dicts.
+
+    Dicts are the browser form ``{"urls": str | [str], "username"?, "credential"?}``.
+    ``None`` and ``[]`` both mean no ICE server at all. Raises ValueError on anything else.
+    """
+    from aiortc import RTCIceServer
+
+    if servers is None:
+        return []
+    if isinstance(servers, str | Mapping | RTCIceServer):
+        servers = [servers]
+    if not isinstance(servers, Sequence):
+        raise ValueError(f"ice servers must be a list, not {type(servers).__name__}")
+    result: list[RTCIceServer] = []
+    for server in servers:
+        if isinstance(server, RTCIceServer):
+            result.append(server)
+        elif isinstance(server, str) and server:
+            result.append(RTCIceServer(urls=server))
+        elif isinstance(server, Mapping) and server.get("urls"):
+            urls = server["urls"]
+            if not (isinstance(urls, str) or all(isinstance(u, str) for u in urls)):
+                raise ValueError("ice server urls must be strings")
+            result.append(
+                RTCIceServer(
+                    urls=urls if isinstance(urls, str) else list(urls),
+                    username=server.get("username"),
+                    credential=server.get("credential"),
+                )
+            )
+        else:
+            raise ValueError(f"invalid ice server: {type(server).__name__}")
+    return result
+
+
+def _new_outgoing_track() -> _OutgoingAudio:
+    return _OutgoingAudio()
+
+
+class _OutgoingAudio:
+    """The PCM queue behind the outgoing audio track: 48 kHz mono s16le, 20 ms at a time.
+
+    Frames of any rate are resampled on arrival (PyAV), since aiortc's Opus encoder accepts
+    one input format per stream. Silence goes out whenever nothing is queued.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._resampler: Any = None
+        self._resampler_key: tuple[int, int] | None = None
+        self.track = _make_track(self)
+
+    def push(self, frame: AudioFrame) -> None:
+        import av
+
+        channels = frame.num_channels
+        if channels not in (1, 2) or frame.sample_rate <= 0:
+            raise ValueError("audio must be mono or stereo with a positive sample rate")
+        samples = len(frame.pcm) // (2 * channels)
+        if samples == 0:
+            return
+        key = (frame.sample_rate, channels)
+        if self._resampler is None or self._resampler_key != key:
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=_OUT_RATE)
+            self._resampler_key = key
+        in_frame = av.AudioFrame(
+            format="s16", layout="mono" if channels == 1 else "stereo", samples=samples
+        )
+        in_frame.sample_rate = frame.sample_rate
+        in_frame.planes[0].update(frame.pcm[: samples * 2 * channels])
+        for out in self._resampler.resample(in_frame):
+            self.buffer += bytes(out.planes[0])[: out.samples * 2]
+        limit = int(_MAX_QUEUED_AUDIO_SECS * _OUT_RATE * 2)
+        if len(self.buffer) > limit:
+            # The caller sends faster than real time: keep the newest audio.
+            del self.buffer[: len(self.buffer) - limit]
+
+    def take(self) -> bytes:
+        need = _OUT_SAMPLES * 2
+        chunk = bytes(self.buffer[:need])
+        del self.buffer[:need]
+        return chunk + b"\x00" * (need - len(chunk))
+
+    def clear(self) -> None:
+        self.buffer.clear()
+
+
+def _make_track(source: _OutgoingAudio) -> MediaStreamTrack:
+    """An aiortc audio track that plays ``source`` in real time (a class built lazily)."""
+    import av
+    from aiortc import MediaStreamTrack
+
+    class _PcmTrack(MediaStreamTrack):
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._start: float | None = None
+            self._pts = 0
+
+        async def recv(self) -> av.AudioFrame:
+            if self.readyState != "live":
+                from aiortc.mediastreams import MediaStreamError
+
+                raise MediaStreamError
+            if self._start is None:
+                self._start = time.monotonic()
+            else:
+                self._pts += _OUT_SAMPLES
+                wait = self._start + self._pts / _OUT_RATE - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            frame = av.AudioFrame(format="s16", layout="mono", samples=_OUT_SAMPLES)
+            frame.planes[0].update(source.take())
+            frame.sample_rate = _OUT_RATE
+            frame.pts = self._pts
+            frame.time_base = fractions.Fraction(1, _OUT_RATE)
+            return frame
+
+    return _PcmTrack()
+
+
+def _to_audio_frame(frame: Any) -> AudioFrame | None:
+    """An aiortc/PyAV audio frame as s16le PCM (None for anything else)."""
+    import av
+
+    if not isinstance(frame, av.AudioFrame) or frame.samples == 0:
+        return None
+    channels = len(frame.layout.channels)
+    if frame.format.name != "s16":
+        resampler = av.AudioResampler(format="s16", layout=frame.layout.name, rate=frame.rate)
+        frames = resampler.resample(frame)
+        pcm = b"".join(bytes(f.planes[0])[: f.samples * 2 * channels] for f in frames)
+    else:
+        pcm = bytes(frame.planes[0])[: frame.samples * 2 * channels]
+    return AudioFrame(pcm=pcm, sample_rate=frame.sample_rate, num_channels=channels)
+
+
+class _Session:
+    """One peer connection and everything it owns."""
+
+    def __init__(
+        self,
+        events: TransportEvents,
+        url: str,
+        headers: Mapping[str, str],
+        request_data: Any,
+        pc: RTCPeerConnection,
+        http: httpx.AsyncClient,
+        log: Any,
+    ) -> None:
+        self.events = events
+        self.url = url
+        self.headers = dict(headers)
+        self.request_data = request_data
+        self.pc = pc
+        self.http = http
+        self.log = log
+        self.channel: RTCDataChannel | None = None
+        self.pc_id: str | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.pending_candidates: list[dict[str, Any]] = []
+        self.connected = False  # transport_connected was reported
+        self.ending = False  # disconnect() started: report nothing any more
+        self.closed_reported = False
+        self.peer_left = False
+        self.link_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.renegotiating: asyncio.Lock = asyncio.Lock()
+        self.close_task: asyncio.Task[None] | None = None
+
+    def spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def lost(self, *, clean: bool, reason: str) -> None:
+        """The link ended by itself: fail the connect in flight, or report it once."""
+        if self.ending:
+            return
+        if not self.link_up.done():
+            self.link_up.set_exception(TransportError(f"WebRTC connection ended: {reason}"))
+            return
+        if not self.connected or self.closed_reported:
+            return
+        self.closed_reported = True
+        self.log.info("webrtc connection ended", clean=clean, reason=reason)
+        self.events.transport_closed(clean=clean, reason=reason)
+        # Release the peer connection now. Never cancelled: aiortc's close() cannot be
+        # resumed once interrupted, so disconnect() awaits this task instead.
+        self.close_task = asyncio.get_running_loop().create_task(
+            self.close_pc(), name="webrtc-close"
+        )
+
+    def check_up(self) -> None:
+        channel = self.channel
+        if (
+            not self.link_up.done()
+            and channel is not None
+            and channel.readyState == "open"
+            and self.pc.connectionState == "connected"
+        ):
+            self.link_up.set_result(None)
+
+    async def close_pc(self) -> None:
+        channel = self.channel
+        if channel is not None and channel.readyState not in ("closing", "closed"):
+            with contextlib.suppress(Exception):
+                channel.close()
+        try:
+            await asyncio.wait_for(self.pc.close(), _CLOSE_TIMEOUT)
+        except (TimeoutError, Exception) as exc:
+            self.log.warning("webrtc peer connection close failed", error=describe_exception(exc))
+
+
+class SmallWebRTCTransport(Transport):
+    """RTVI over WebRTC to a Pipecat SmallWebRTC bot (aiortc); see the module docstring.
+
+    ``webrtc_url``: the offer endpoint used when the connect params name none.
+    ``ice_servers``: URL strings, aiortc ``RTCIceServer`` objects or browser-style dicts;
+    ``None`` or ``[]``: no ICE server (host candidates only; never a default public STUN).
+    ``audio_source``: an aiortc audio ``MediaStreamTrack`` to send instead of the PCM fed
+    through :meth:`send_audio`.
+    ``connect_timeout``: seconds from the offer until the data channel must be open.
+    """
+
+    carries_audio = True
+
+    def __init__(
+        self,
+        webrtc_url: str | None = None,
+        *,
+        ice_servers: Sequence[Any] | None = None,
+        audio_source: MediaStreamTrack | None = None,
+        connect_timeout: float = 30.0,
+        logger: Any = None,
+    ) -> None:
+        _require_aiortc()
+        self._webrtc_url = webrtc_url
+        self._ice_servers = parse_ice_servers(ice_servers)
+        self._audio_source = audio_source
+        self._connect_timeout = connect_timeout
+        self._log = get_logger(logger).bind(transport="small_webrtc")
+        self._session: _Session | None = None
+        self._audio: _OutgoingAudio | None = None
+        # Loading the CA bundle costs ~100 ms; httpx would do it for every new client.
+        self._ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def pc_id(self) -> str | None:
+        """The server's id for the current peer connection (None when not connected)."""
+        return self._session.pc_id if self._session is not None else None
+
+    # ------------------------------------------------------------------ connect
+
+    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+        """Offer, get the answer, wait for the data channel; then report connected."""
+        from aiortc import RTCConfiguration, RTCPeerConnection
+        from aiortc.rtcconfiguration import RTCBundlePolicy
+
+        if self._session is not None:
+            await self.disconnect()
+        params = request.params
+        url, is_session = offer_url(params, request.start_endpoint, self._webrtc_url)
+        ice_config = first_param(params, "iceConfig", "ice_config")
+        if isinstance(ice_config, Mapping) and "iceServers" in ice_config:
+            ice_servers = parse_ice_servers(ice_config["iceServers"])
+        else:
+            ice_servers = list(self._ice_servers)
+        request_data = first_param(params, "requestData", "request_data")
+        headers = request.start_headers if is_session else {}
+
+        # An explicit list, even empty: with None aiortc would add a public STUN server.
+        pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()  # verifies, as httpx's default
+        http = httpx.AsyncClient(timeout=_HTTP_TIMEOUT, verify=self._ssl_context)
+        log = self._log.bind(url=redact_url(url))
+        session = _Session(events, url, headers, request_data, pc, http, log)
+        self._session = session
+        try:
+            self._setup(session)
+            log.debug("webrtc offer", ice_servers=len(ice_servers))
+            async with asyncio.timeout(self._connect_timeout):
+                await self._negotiate(session, restart_pc=False)
+                await session.link_up
+        except BaseException:
+            if self._session is session:
+                self._session = None
+            await self._teardown(session)
+            raise
+        session.connected = True
+        session.spawn(self._keepalive(session), "webrtc-keepalive")
+        log.info("webrtc connected", pc_id=session.pc_id)
+        events.transport_connected()
+
+    def _setup(self, session: _Session) -> None:
+        pc = session.pc
+        if self._audio_source is not None:
+            audio_track = self._audio_source
+        else:
+            self._audio = _new_outgoing_track()
+            audio_track = self._audio.track
+        pc.addTransceiver(audio_track, direction="sendrecv")
+        pc.addTransceiver("video", direction="sendrecv")
+        pc.addTransceiver("video", direction="sendonly")
+        channel = pc.createDataChannel(DATA_CHANNEL_LABEL, ordered=True)
+        session.channel = channel
+
+        @channel.on("open")
+        def on_open() -> None:
+            session.check_up()
+
+        @channel.on("message")
+        def on_message(message: str | bytes) -> None:
+            self._on_message(session, message)
+
+        @channel.on("close")
+        def on_close() -> None:
+            session.lost(clean=session.peer_left, reason="data channel closed")
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            state = pc.connectionState
+            session.log.debug("webrtc connection state", state=state)
+            if state == "connected":
+                session.check_up()
+            elif state in ("failed", "closed"):
+                session.lost(clean=session.peer_left, reason=f"connection {state}")
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                session.spawn(self._read_audio(session, track), "webrtc-audio-reader")
+
+    async def _negotiate(self, session: _Session, *, restart_pc: bool) -> None:
+        from aiortc import RTCSessionDescription
+
+        pc = session.pc
+        offer = await pc.createOffer()
+        await pc.setLocalDescription(offer)  # gathers every local candidate (no trickle)
+        body = {
+            "sdp": pc.localDescription.sdp,
+            "type": pc.localDescription.type,
+            "pc_id": session.pc_id,
+            "restart_pc": restart_pc,
+            "requestData": session.request_data,
+        }
+        answer = await self._post(session, "POST", body)
+        sdp, kind = answer.get("sdp"), answer.get("type")
+        if not isinstance(sdp, str) or kind != "answer":
+            raise TransportError("the offer endpoint returned no SDP answer")
+        pc_id = answer.get("pc_id")
+        if isinstance(pc_id, str) and pc_id:
+            session.pc_id = pc_id
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self._flush_candidates(session)
+
+    async def _post(self, session: _Session, method: str, body: Mapping[str, Any]) -> Any:
+        """One signalling request; any failure raises TransportError (URL redacted)."""
+        where = redact_url(session.url)
+        try:
+            response = await session.http.request(
+                method, session.url, json=body, headers=session.headers
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{method} {where} failed: {describe_exception(exc)}") from exc
+        if response.status_code >= 400:
+            raise TransportError(f"{method} {where} answered HTTP {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransportError(f"{method} {where} returned a body that is not JSON") from exc
+
+    def queue_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
+        """Queue a local ICE candidate for trickle (sent by PATCH once a pc_id is known).
+
+        aiortc puts every candidate in the offer, so nothing calls this in a normal session;
+        it keeps the JS client's trickle path (batching until the answer) available.
+        """
+        session = self._session
+        if session is None:
+            raise TransportError("not connected")
+        session.pending_candidates.append(
+            {"candidate": candidate, "sdp_mid": sdp_mid, "sdp_mline_index": index}
+        )
+        if session.pc_id is not None:
+            session.spawn(self._flush_candidates(session), "webrtc-trickle")
+
+    async def _flush_candidates(self, session: _Session) -> None:
+        if not session.pending_candidates or session.pc_id is None:
+            return
+        batch, session.pending_candidates = session.pending_candidates, []
+        try:
+            await self._post(session, "PATCH", {"pc_id": session.pc_id, "candidates": batch})
+        except TransportError as exc:
+            # Trickle is an optimisation: the offer already carried candidates.
+            session.log.warning("ice trickle failed", error=describe_exception(exc))
+
+    # ------------------------------------------------------------------ inbound
+
+    def _on_message(self, session: _Session, message: str | bytes) -> None:
+        if session.ending:
+            return
+        if isinstance(message, str):
+            if message.startswith("ping"):
+                return
+            if _SIGNALLING in message and len(message) <= self.max_message_size:
+                try:
+                    parsed = json.loads(message)
+                except ValueError:
+                    parsed = None
+                if isinstance(parsed, dict) and parsed.get("type") == _SIGNALLING:
+                    self._on_signalling(session, parsed.get("message"))
+                    return
+        session.events.message_received(message)
+
+    def _on_signalling(self, session: _Session, message: Any) -> None:
+        kind = message.get("type") if isinstance(message, Mapping) else None
+        session.log.debug("webrtc signalling", signal=kind)
+        if kind == "peerLeft":
+            session.peer_left = True
+            session.lost(clean=True, reason="peerLeft")
+        elif kind == "renegotiate":
+            session.spawn(self._renegotiate(session), "webrtc-renegotiate")
+        elif kind != "trackStatus":
+            session.events.message_dropped(f"unknown signalling message {kind!r}")
+
+    async def _renegotiate(self, session: _Session) -> None:
+        async with session.renegotiating:
+            if session.ending or session.closed_reported:
+                return
+            try:
+                await self._negotiate(session, restart_pc=False)
+                session.log.info("webrtc renegotiated", pc_id=session.pc_id)
+            except Exception as exc:
+                session.log.warning("webrtc renegotiation failed", error=describe_exception(exc))
+
+    async def _read_audio(self, session: _Session, track: MediaStreamTrack) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            audio = _to_audio_frame(frame)
+            if audio is not None and not session.ending:
+                session.events.audio_received(audio)
+
+    async def _keepalive(self, session: _Session) -> None:
+        while True:
+            channel = session.channel
+            if channel is None or channel.readyState != "open":
+                return
+            channel.send(f"ping: {int(time.time() * 1000)}")
+            await asyncio.sleep(KEEPALIVE_INTERVAL)
+
+    # ------------------------------------------------------------------ outbound
+
+    def send_message(self, message: Mapping[str, Any]) -> None:
+        """Send one RTVI message as text on the data channel (in order)."""
+        session = self._session
+        channel = session.channel if session is not None else None
+        if session is None or session.ending or channel is None or channel.readyState != "open":
+            raise TransportError("SmallWebRTC data channel is not open")
+        channel.send(encode(message))
+
+    def send_audio(self, frame: AudioFrame) -> None:
+        """Queue s16le PCM on the outgoing audio track (any rate; resampled to 48 kHz)."""
+        if self._audio_source is not None:
+            raise TransportError("audio comes from the audio_source track given to the transport")
+        if self._session is None or self._audio is None:
+            raise TransportError("SmallWebRTC transport is not connected")
+        try:
+            self._audio.push(frame)
+        except ValueError as exc:
+            raise TransportError(f"bad audio frame: {exc}") from exc
+
+    # ------------------------------------------------------------------ ending
+
+    async def disconnect(self) -> None:
+        """Close the data channel and peer connection (bounded); idempotent; reports nothing."""
+        session = self._session
+        if session is None:
+            return
+        self._session = None
+        await self._teardown(session)
+
+    async def _teardown(self, session: _Session) -> None:
+        session.ending = True
+        if not session.link_up.done():
+            session.link_up.cancel()
+        current = asyncio.current_task()
+        tasks = [t for t in session.tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        try:
+            if session.close_task is not None:
+                await asyncio.wait([session.close_task], timeout=_CLOSE_TIMEOUT + 0.5)
+            await session.close_pc()
+            if self._audio is not None and self._audio_source is None:
+                self._audio.track.stop()
+                self._audio.clear()
+            await session.http.aclose()
+        finally:
+            late = [t for t in session.tasks if t is not current and not t.done()]
+            for task in late:
+                task.cancel()
+            if tasks or late:
+                await asyncio.wait([*tasks, *late], timeout=_CLOSE_TIMEOUT)
