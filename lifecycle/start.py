@@ -33,12 +33,15 @@ class APIRequest:
     """The JSON body; ``None`` sends ``{}``."""
     timeout: float = 15.0
     """Seconds for the whole request; then StartBotError with ``status=None``."""
+    ssl: ssl.SSLContext | None = None
+    """TLS context for ``https://`` (e.g. a private CA); the default verifies certificates."""
 
     def __repr__(self) -> str:
         headers = redact(dict(self.headers))
         return (
             f"APIRequest(endpoint={redact_url(self.endpoint)!r}, headers={headers!r},"
-            f" request_data={redact(self.request_data)!r}, timeout={self.timeout!r})"
+            f" request_data={redact(self.request_data)!r}, timeout={self.timeout!r},"
+            f" ssl={self.ssl!r})"
         )
 
 
@@ -68,7 +71,9 @@ async def post_start(request: APIRequest) -> Any:
     body = request.request_data if request.request_data is not None else {}
     try:
         async with (
-            httpx.AsyncClient(timeout=request.timeout, verify=_tls_context()) as http,
+            httpx.AsyncClient(
+                timeout=request.timeout, verify=request.ssl or _tls_context()
+            ) as http,
             http.stream(
                 "POST", request.endpoint, json=body, headers=dict(request.headers)
             ) as response,
