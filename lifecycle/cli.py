@@ -104,8 +104,8 @@ transports:
   ws        a local testing bot over WebSocket + protobuf (transports.testing), through
             start_bot_and_connect and the real WebSocket transport (default)
   loopback  an in-process bot (transports.loopback), no network at all
-  webrtc    a local SmallWebRTC testing bot when transports/testing_webrtc.py exists;
-            otherwise prints how to try WebRTC against a Pipecat bot
+  webrtc    a local SmallWebRTC testing bot (transports.testing_webrtc, needs aiortc);
+            without aiortc, prints how to try WebRTC against a Pipecat bot
 
 """
     + EXIT_CODES_HELP
@@ -782,13 +782,12 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
 async def _demo(args: argparse.Namespace) -> int:
     out = _Output(json_mode=False, t0=time.monotonic())
     if args.transport == "webrtc":
-        if importlib.util.find_spec("transports.testing_webrtc") is None:
+        if importlib.util.find_spec("aiortc") is None:
             out.say(
-                "No local WebRTC testing bot here (transports/testing_webrtc.py). To try WebRTC,\n"
-                "run a Pipecat bot with the SmallWebRTC transport, e.g. "
-                "`python bot.py --transport webrtc` (port 7860),\nthen:\n\n"
+                'The WebRTC demo needs aiortc: pip install "pipecat-lifecycle[webrtc]".\n'
+                "Against a Pipecat bot with the SmallWebRTC transport (e.g. port 7860), run:\n\n"
                 "  pipecat-lifecycle connect --start --transport webrtc "
-                "http://localhost:7860/start\n"
+                "http://localhost:7860/api/start\n"
             )
             return EXIT_USAGE
         return await _demo_webrtc(args, out)
@@ -825,25 +824,14 @@ async def _demo_loopback(args: argparse.Namespace, out: _Output) -> int:
     return await _demo_session(client, out, client.connect)
 
 
-async def _demo_webrtc(args: argparse.Namespace, out: _Output) -> int:  # pragma: no cover
-    # Only when another module provides a local SmallWebRTC bot with the testing server's API.
+async def _demo_webrtc(args: argparse.Namespace, out: _Output) -> int:
     from lifecycle.client import PipecatClient
     from transports.small_webrtc import SmallWebRTCTransport
+    from transports.testing_webrtc import TestingWebRTCBotServer
 
-    testing_webrtc: Any = importlib.import_module("transports.testing_webrtc")
-    server_class = next(
-        (
-            value
-            for name, value in vars(testing_webrtc).items()
-            if name.endswith("Server") and isinstance(value, type)
-        ),
-        None,
-    )
-    if server_class is None:
-        out.say("transports.testing_webrtc has no *Server class to run")
-        return EXIT_USAGE
-    out.say("pipecat-lifecycle demo: a local RTVI bot over SmallWebRTC\n")
-    async with server_class() as server:
+    out.say("pipecat-lifecycle demo: a local RTVI bot over SmallWebRTC (aiortc)")
+    async with TestingWebRTCBotServer() as server:
+        out.say(f"testing bot listening; start endpoint {server.start_url}\n")
         client = PipecatClient(SmallWebRTCTransport(ice_servers=[]), connect_timeout=args.timeout)
         return await _demo_session(
             client, out, lambda: client.start_bot_and_connect(server.start_url)
