@@ -354,6 +354,7 @@ class PipecatClient:
             params=params,
             start_endpoint=start.endpoint if start else None,
             start_headers=dict(start.headers) if start else {},
+            session_id=session.id,
         )
         try:
             async with asyncio.timeout(self._connect_timeout):

@@ -491,6 +491,16 @@ async def test_client_full_session(server: TestingBotServer) -> None:
     assert rec.count("on_bot_disconnected") == 0 and rec.count("on_disconnected") == 1
 
 
+async def test_every_log_line_of_a_session_carries_session_id(server: TestingBotServer) -> None:
+    client = make_client()
+    with structlog.testing.capture_logs() as logs:
+        await within(client.start_bot_and_connect(server.start_url))
+        await within(client.send_client_request("echo", 1))
+        await within(client.disconnect())
+    assert any(e.get("transport") == "websocket" for e in logs)
+    assert all(e.get("session_id") == 1 for e in logs), [e for e in logs if "session_id" not in e]
+
+
 async def test_client_bot_ends_session(server: TestingBotServer) -> None:
     client = make_client()
     rec = Recorder(client)

@@ -65,6 +65,8 @@ class ConnectRequest:
     """The URL start_bot posted to, when this session began with start_bot."""
     start_headers: Mapping[str, str] = field(default_factory=dict)
     """The headers start_bot sent (some servers want the same credentials again)."""
+    session_id: int = 0
+    """The client's session id, for the transport's log lines."""
 
 
 def first_param(params: Mapping[str, Any] | None, *names: str) -> Any:

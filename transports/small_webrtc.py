@@ -416,7 +416,7 @@ class SmallWebRTCTransport(Transport):
         if self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()  # verifies, as httpx's default
         http = httpx.AsyncClient(timeout=_HTTP_TIMEOUT, verify=self._ssl_context)
-        log = self._log.bind(url=redact_url(url))
+        log = self._log.bind(url=redact_url(url), session_id=request.session_id)
         session = _Session(events, url, headers, request_data, pc, http, log)
         self._session = session
         try:

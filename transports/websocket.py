@@ -153,7 +153,8 @@ class WebSocketTransport(Transport):
         self._ssl = ssl
         self.max_message_size = max_message_size
         self._open_timeout = open_timeout
-        self._log = get_logger(logger).bind(transport="websocket")
+        self._base_log = get_logger(logger).bind(transport="websocket")
+        self._log = self._base_log
         self._ws: ClientConnection | None = None
         self._queue: asyncio.Queue[bytes | None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -195,6 +196,7 @@ class WebSocketTransport(Transport):
                 if self.connected:
                     raise TransportError("the WebSocket transport is already connected")
                 await self._teardown()  # the last session ended by the bot's side
+            self._log = self._base_log.bind(session_id=request.session_id)
             url = self._url(request.params)
             kwargs: dict[str, Any] = {}
             if urlsplit(url).scheme.lower() == "wss" and self._ssl is not None:
