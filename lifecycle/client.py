@@ -543,15 +543,19 @@ class PipecatClient:
         session = self._require_ready()
         message = rtvi.client_message(msg_type, data)
         msg_id: str = message["id"]
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         session.pending[msg_id] = future
         limit = self._request_timeout if timeout is None else timeout
+        # A plain timer, not wait_for: no extra task or loop turn per request.
+        timer = loop.call_later(
+            limit, _expire, future, f"no response to {msg_type!r} within {limit} s"
+        )
         try:
             self._send(message, session)
-            return await asyncio.wait_for(future, limit)
-        except TimeoutError:
-            raise RequestTimeoutError(f"no response to {msg_type!r} within {limit} s") from None
+            return await future
         finally:
+            timer.cancel()
             session.pending.pop(msg_id, None)
 
     async def send_text(
@@ -587,6 +591,11 @@ class PipecatClient:
             f"<PipecatClient state={self.state.value} session_id={self.session_id} "
             f"transport={type(self._transport).__name__}>"
         )
+
+
+def _expire(future: asyncio.Future[Any], message: str) -> None:
+    if not future.done():
+        future.set_exception(RequestTimeoutError(message))
 
 
 def _as_request(request: APIRequest | str) -> APIRequest:

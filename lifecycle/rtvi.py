@@ -6,6 +6,7 @@ interprets them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import uuid
@@ -97,9 +98,13 @@ class RTVIError:
         )
 
 
+_ID_PREFIX: Final = uuid.uuid4().hex[:8]
+_ID_COUNTER = itertools.count(1)
+
+
 def new_id() -> str:
-    """A fresh message id."""
-    return uuid.uuid4().hex[:12]
+    """A fresh message id, unique within this process (no syscall per message)."""
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER)}"
 
 
 def make_message(msg_type: str, data: Any = None, msg_id: str | None = None) -> dict[str, Any]:
@@ -185,4 +190,6 @@ def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> d
 def protocol_major(version: str) -> int | None:
     """The major number of a protocol version string, ``None`` when unparsable."""
     head = version.split(".", 1)[0].strip()
-    return int(head) if head.isdigit() else None
+    if not (head.isascii() and head.isdigit()) or len(head) > 9:
+        return None  # "²" is a digit to isdigit() but not to int(); huge ones are nonsense
+    return int(head)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import ssl
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from typing import Any, Final
 import httpx
 
 from lifecycle.errors import AuthenticationError, StartBotError
+from lifecycle.http import BodyTooLarge, send_json
 from lifecycle.redact import redact, redact_url
 
 __all__ = ["MAX_START_RESPONSE", "APIRequest", "post_start"]
@@ -45,12 +45,6 @@ class APIRequest:
         )
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    # Building a verifying context costs ~30 ms; httpx would build one per client.
-    return httpx.create_ssl_context()
-
-
 def _body_for_error(raw: bytes) -> Any:
     """The response body for StartBotError.body: JSON if it parses, else bounded text."""
     text = raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")
@@ -70,38 +64,32 @@ async def post_start(request: APIRequest) -> Any:
     where = redact_url(request.endpoint)
     body = request.request_data if request.request_data is not None else {}
     try:
-        async with (
-            httpx.AsyncClient(
-                timeout=request.timeout, verify=request.ssl or _tls_context()
-            ) as http,
-            http.stream(
-                "POST", request.endpoint, json=body, headers=dict(request.headers)
-            ) as response,
-        ):
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_START_RESPONSE:
-                    raise StartBotError(
-                        f"start response from {where} is over {MAX_START_RESPONSE} bytes",
-                        status=response.status_code,
-                        body=b"".join(chunks)[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"),
-                    )
-                chunks.append(chunk)
-            raw = b"".join(chunks)
-            status = response.status_code
-    except httpx.TimeoutException:
+        result = await send_json(
+            "POST",
+            request.endpoint,
+            body,
+            headers=request.headers,
+            timeout=request.timeout,
+            max_bytes=MAX_START_RESPONSE,
+            ssl_context=request.ssl,
+        )
+    except TimeoutError:
         raise StartBotError(
             f"start_bot timed out after {request.timeout} s ({where})", status=None
         ) from None
-    except httpx.InvalidURL:
+    except BodyTooLarge as exc:
+        raise StartBotError(
+            f"start response from {where} is over {MAX_START_RESPONSE} bytes",
+            status=exc.status,
+            body=exc.partial[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"),
+        ) from None
+    except (ValueError, httpx.InvalidURL):
         raise StartBotError(f"invalid start URL {where}", status=None) from None
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # httpx.HTTPError, and whatever else the network stack raises
         raise StartBotError(
             f"start_bot could not reach {where}: {type(exc).__name__}", status=None
         ) from None
-
+    status, raw = result
     if status in (401, 403):
         raise AuthenticationError(
             f"start_bot was refused by {where}: HTTP {status}",

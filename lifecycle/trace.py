@@ -105,17 +105,24 @@ class SessionRecord:
 class _Session:
     """Mutable storage of one session: transitions are never dropped, notes are bounded."""
 
-    __slots__ = ("dropped", "entries", "notes", "session_id", "started_at", "started_wall")
+    __slots__ = ("dropped", "notes", "session_id", "started_at", "started_wall", "transitions")
 
     def __init__(self, session_id: int, at: float, wall: float) -> None:
         self.session_id = session_id
         self.started_at = at
         self.started_wall = wall
-        # Every entry as (sequence number, entry); notes also counted in `notes` so the
-        # oldest one can be found without scanning.
-        self.entries: deque[tuple[int, TraceEntry]] = deque()
-        self.notes = 0
+        # (sequence number, entry); kept apart so the oldest note drops in O(1).
+        self.transitions: list[tuple[int, TraceEntry]] = []
+        self.notes: deque[tuple[int, TraceEntry]] = deque()
         self.dropped = 0
+
+    def entries(self) -> list[TraceEntry]:
+        """Every kept entry in recording order."""
+        return [entry for _, entry in sorted((*self.transitions, *self.notes), key=_seq_of)]
+
+
+def _seq_of(item: tuple[int, TraceEntry]) -> int:
+    return item[0]
 
 
 class SessionTrace:
@@ -188,22 +195,14 @@ class SessionTrace:
             if entry.session_id not in self._sessions:
                 return
         self._seq += 1
-        session.entries.append((self._seq, entry))
-        if not entry.is_transition:
-            session.notes += 1
-        if len(session.entries) > self.max_entries:
-            self._drop_oldest_note(session)
-
-    @staticmethod
-    def _drop_oldest_note(session: _Session) -> None:
-        if session.notes == 0:
-            return  # only transitions: bounded by the table, keep them all
-        for index, (_, entry) in enumerate(session.entries):
-            if not entry.is_transition:
-                del session.entries[index]
-                session.notes -= 1
-                session.dropped += 1
-                return
+        if entry.is_transition:
+            session.transitions.append((self._seq, entry))
+        else:
+            session.notes.append((self._seq, entry))
+        # Only transitions left is fine: a session has a handful, bounded by the table.
+        if len(session.transitions) + len(session.notes) > self.max_entries and session.notes:
+            session.notes.popleft()
+            session.dropped += 1
 
     def sessions(self) -> list[SessionRecord]:
         """Snapshots of the kept sessions, oldest first."""
@@ -212,7 +211,7 @@ class SessionTrace:
                 session_id=s.session_id,
                 started_at=s.started_at,
                 started_wall=s.started_wall,
-                entries=tuple(entry for _, entry in s.entries),
+                entries=tuple(s.entries()),
                 dropped=s.dropped,
             )
             for s in self._sessions.values()

@@ -44,15 +44,13 @@ import asyncio
 import contextlib
 import fractions
 import json
-import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from lifecycle.errors import TransportError
+from lifecycle.http import send_json
 from lifecycle.logs import describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
@@ -78,6 +76,7 @@ DATA_CHANNEL_LABEL: Final = "chat"
 KEEPALIVE_INTERVAL: Final = 1.0
 _CLOSE_TIMEOUT: Final = 3.0
 _HTTP_TIMEOUT: Final = 15.0
+_MAX_SIGNALLING_BODY: Final = 1024 * 1024
 _OUT_RATE: Final = 48000
 _OUT_SAMPLES: Final = 960  # 20 ms at 48 kHz, aiortc's Opus frame size
 _MAX_QUEUED_AUDIO_SECS: Final = 30.0
@@ -286,7 +285,6 @@ class _Session:
         headers: Mapping[str, str],
         request_data: Any,
         pc: RTCPeerConnection,
-        http: httpx.AsyncClient,
         log: Any,
     ) -> None:
         self.events = events
@@ -294,7 +292,6 @@ class _Session:
         self.headers = dict(headers)
         self.request_data = request_data
         self.pc = pc
-        self.http = http
         self.log = log
         self.channel: RTCDataChannel | None = None
         self.pc_id: str | None = None
@@ -382,8 +379,6 @@ class SmallWebRTCTransport(Transport):
         self._log = get_logger(logger).bind(transport="small_webrtc")
         self._session: _Session | None = None
         self._audio: _OutgoingAudio | None = None
-        # Loading the CA bundle costs ~100 ms; httpx would do it for every new client.
-        self._ssl_context: ssl.SSLContext | None = None
 
     @property
     def pc_id(self) -> str | None:
@@ -413,11 +408,8 @@ class SmallWebRTCTransport(Transport):
         pc = RTCPeerConnection(
             RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
-        if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()  # verifies, as httpx's default
-        http = httpx.AsyncClient(timeout=_HTTP_TIMEOUT, verify=self._ssl_context)
         log = self._log.bind(url=redact_url(url), session_id=request.session_id)
-        session = _Session(events, url, headers, request_data, pc, http, log)
+        session = _Session(events, url, headers, request_data, pc, log)
         self._session = session
         try:
             self._setup(session)
@@ -501,15 +493,20 @@ class SmallWebRTCTransport(Transport):
         """One signalling request; any failure raises TransportError (URL redacted)."""
         where = redact_url(session.url)
         try:
-            response = await session.http.request(
-                method, session.url, json=body, headers=session.headers
+            status, raw = await send_json(
+                method,
+                session.url,
+                body,
+                headers=session.headers,
+                timeout=_HTTP_TIMEOUT,
+                max_bytes=_MAX_SIGNALLING_BODY,
             )
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # network errors, timeout, oversize body, unusable URL
             raise TransportError(f"{method} {where} failed: {describe_exception(exc)}") from exc
-        if response.status_code >= 400:
-            raise TransportError(f"{method} {where} answered HTTP {response.status_code}")
+        if status >= 400:
+            raise TransportError(f"{method} {where} answered HTTP {status}")
         try:
-            return response.json()
+            return json.loads(raw)
         except ValueError as exc:
             raise TransportError(f"{method} {where} returned a body that is not JSON") from exc
 
@@ -643,7 +640,6 @@ class SmallWebRTCTransport(Transport):
             if self._audio is not None and self._audio_source is None:
                 self._audio.track.stop()
                 self._audio.clear()
-            await session.http.aclose()
         finally:
             late = [t for t in session.tasks if t is not current and not t.done()]
             for task in late:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl as ssl_module
 from collections.abc import Mapping
 from typing import Any, Final
@@ -54,7 +55,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from lifecycle.errors import TransportError
-from lifecycle.logs import describe_exception, get_logger
+from lifecycle.logs import RedactingStdlibLogger, describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
@@ -68,6 +69,9 @@ __all__ = [
     "encode_audio",
     "encode_message",
 ]
+
+# websockets' own debug lines dump the handshake (Authorization, ?token=...): redact them.
+_WS_LOGGER: Final = RedactingStdlibLogger(logging.getLogger("websockets.client"), {})
 
 HARD_CAP_FACTOR: Final = 16
 """Frames larger than this many times ``max_message_size`` close the connection."""
@@ -206,6 +210,7 @@ class WebSocketTransport(Transport):
             # The hard cap: larger frames close the connection (1009) instead of being read.
             ws = await ws_connect(
                 url,
+                logger=_WS_LOGGER,
                 additional_headers=self._headers or None,
                 open_timeout=self._open_timeout,
                 close_timeout=_CLOSE_TIMEOUT,
