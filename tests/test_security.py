@@ -1,0 +1,642 @@
+"""Security: secrets never reach a log line or an exception message; TLS verifies by default.
+
+Secrets used: an ``Authorization`` header, an ``X-Api-Key`` header, ``?token=`` in start and
+WebSocket URLs, userinfo passwords, ``token`` fields of start responses, and
+``password``/``secret``/``api_key`` fields of request data. Every path is checked against
+``structlog.testing.capture_logs`` and a real structlog configuration rendering to a
+StringIO; exceptions through ``str``, ``repr`` and their whole ``__cause__``/``__context__``
+chain; plus ``client.trace.to_jsonl()`` and the CLI's ``connect --json`` output.
+
+Transport-level wss verification is tested in tests/test_websocket_transport.py
+(test_wss_verifies_by_default_and_accepts_given_context); here: https start_bot and wss
+through the client, by default and with the caller's own context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import io
+import ipaddress
+import json
+import logging
+import socket
+import ssl
+import sys
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import h11
+import pytest
+import structlog
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from lifecycle import (
+    APIRequest,
+    AuthenticationError,
+    ConnectionTimeoutError,
+    PipecatClient,
+    StartBotError,
+    State,
+    TransportError,
+)
+from transports.testing import TestingBotServer
+from transports.websocket import WebSocketTransport
+
+from .conftest import Recorder, within
+from .http_stub import Reply
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "Zq9-s3cr3t-Vx7"
+"""Every secret below contains this; it must appear nowhere."""
+
+HEADERS = {"Authorization": f"Bearer {SECRET}-auth", "X-Api-Key": f"{SECRET}-apikey"}
+REQUEST_DATA = {
+    "password": f"{SECRET}-pw",
+    "client_secret": f"{SECRET}-cs",
+    "api_key": f"{SECRET}-ak",
+    "nested": [{"access_token": f"{SECRET}-at"}],
+    "room": "public-value",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    """str and repr of ``exc``, and the message (str) of every exception chained to it.
+
+    Not the chained exceptions' repr: e.g. websockets' ``InvalidStatus`` repr shows the
+    server's response body, which is the server's text (it may echo anything).
+    """
+    texts = [str(exc), repr(exc)]
+    seen = {id(exc)}
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts.append(str(current))
+        current = current.__cause__ or current.__context__
+    return texts
+
+
+def assert_no_secret(*texts: Any) -> None:
+    for text in texts:
+        dumped = text if isinstance(text, str) else json.dumps(text, default=repr)
+        assert SECRET not in dumped, dumped
+
+
+class Rendered:
+    """What the library logged in this test: event dicts and the rendered JSON lines."""
+
+    def __init__(self) -> None:
+        self.captured: list[MutableMapping[str, Any]] = []
+        self.out = io.StringIO()
+
+
+_RENDERED: list[Rendered] = []
+
+
+@pytest.fixture(autouse=True)
+def rendered_logs() -> Iterator[Rendered]:
+    """A real structlog configuration (every level, JSON lines) rendering to a StringIO.
+
+    Configured before the test body builds any client or transport (a transport binds its
+    logger when it is built), and reset after.
+    """
+    rendered = Rendered()
+
+    def keep(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+        rendered.captured.append(dict(event))
+        return event
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            keep,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(default=repr),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        logger_factory=structlog.PrintLoggerFactory(rendered.out),
+        cache_logger_on_first_use=False,
+    )
+    _RENDERED.append(rendered)
+    try:
+        yield rendered
+    finally:
+        _RENDERED.remove(rendered)
+        structlog.reset_defaults()
+
+
+@contextlib.contextmanager
+def all_logs() -> Iterator[tuple[list[MutableMapping[str, Any]], io.StringIO]]:
+    """This test's log lines so far and after the block: (event dicts, rendered text)."""
+    rendered = _RENDERED[-1]
+    yield rendered.captured, rendered.out
+
+
+# ------------------------------------------------------------------------------ servers
+
+
+class TokenBot:
+    """The TestingBotServer's bot on a listener that records (or refuses) handshakes."""
+
+    def __init__(self, ws_url: str, seen: list[Request]) -> None:
+        self.ws_url = ws_url
+        self.seen = seen
+        self.server: Any = None
+
+    async def stop(self) -> None:
+        """Close the listener and every connection (going away, 1001)."""
+        self.server.close()
+        await within(self.server.wait_closed())
+
+
+@contextlib.asynccontextmanager
+async def token_bot(
+    *, handshake_status: int | None = None
+) -> AsyncIterator[tuple[TokenBot, list[Request]]]:
+    """A WebSocket bot recording handshakes; ``handshake_status`` refuses them."""
+    seen: list[Request] = []
+
+    def route(connection: ServerConnection, request: Request) -> Response | None:
+        seen.append(request)
+        if handshake_status is None:
+            return None
+        body = f"refused, your token was {SECRET}".encode()
+        headers = Headers([("Content-Length", str(len(body)))])
+        return Response(handshake_status, "Refused", headers, body)
+
+    async with (
+        TestingBotServer() as testing,
+        serve(testing._ws_session, "127.0.0.1", 0, process_request=route) as srv,
+    ):
+        bot = TokenBot(f"ws://127.0.0.1:{next(iter(srv.sockets)).getsockname()[1]}/ws", seen)
+        bot.server = srv
+        yield bot, seen
+        srv.close()
+        await within(srv.wait_closed())
+
+
+def ws_with_token(url: str) -> str:
+    return f"{url}?token={SECRET}-q&room=r1"
+
+
+# ------------------------------------------------------------------------- start_bot paths
+
+
+async def test_start_success_then_ws_session_with_token_url(http: Any) -> None:
+    async with token_bot() as (server, seen):
+        http.json_reply(
+            {"wsUrl": ws_with_token(server.ws_url), "token": f"{SECRET}-tok", "sessionId": "s"}
+        )
+        client = PipecatClient(WebSocketTransport(headers=HEADERS), connect_timeout=5.0)
+        request = APIRequest(f"{http.url()}?token={SECRET}-startq", HEADERS, REQUEST_DATA)
+        with all_logs() as (captured, out):
+            await within(client.start_bot_and_connect(request))
+            assert await within(client.send_client_request("echo", "x")) == "x"
+            await within(client.disconnect())
+        assert client.state is State.DISCONNECTED
+        # The secrets did travel where they belong.
+        assert http.requests[0].headers["authorization"] == HEADERS["Authorization"]
+        assert http.requests[0].json() == REQUEST_DATA
+        assert seen[0].headers["Authorization"] == HEADERS["Authorization"]
+        assert f"token={SECRET}-q" in seen[0].path
+        # ...and nowhere else.
+        assert captured and all("session_id" in e for e in captured if "transport" not in e)
+        assert_no_secret(captured, out.getvalue(), client.trace.to_jsonl(), repr(request))
+        assert "***" in out.getvalue()  # the redaction did happen (URLs were logged)
+
+
+async def test_start_success_under_capture_logs(http: Any) -> None:
+    async with token_bot() as (server, _):
+        http.json_reply({"wsUrl": ws_with_token(server.ws_url), "token": f"{SECRET}-tok"})
+        with structlog.testing.capture_logs() as captured:
+            client = PipecatClient(WebSocketTransport(headers=HEADERS), connect_timeout=5.0)
+            request = APIRequest(f"{http.url()}?token={SECRET}", HEADERS, REQUEST_DATA)
+            await within(client.start_bot_and_connect(request))
+            await within(client.disconnect())
+        assert len(captured) > 5
+        assert_no_secret(captured, client.trace.to_jsonl())
+
+
+@pytest.mark.parametrize("status", [401, 403, 500])
+async def test_start_http_errors(status: int, http: Any) -> None:
+    body = {"detail": "no", "token": f"{SECRET}-tok", "hint": f"Bearer {SECRET}"}
+    http.json_reply(body, status=status)
+    client = PipecatClient(WebSocketTransport())
+    request = APIRequest(f"{http.url()}?token={SECRET}", HEADERS, REQUEST_DATA)
+    with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+        await within(client.start_bot_and_connect(request))
+    assert isinstance(info.value, AuthenticationError) is (status != 500)
+    assert info.value.status == status
+    assert_no_secret(
+        *exception_texts(info.value), info.value.body, captured, out.getvalue(),
+        client.trace.to_jsonl(),
+    )  # fmt: skip
+    assert client.state is State.DISCONNECTED
+
+
+async def test_start_html_error_body_not_in_message(http: Any) -> None:
+    http.reply = Reply(500, f"<html>token={SECRET}</html>".encode(), "text/html")
+    client = PipecatClient(WebSocketTransport())
+    with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+        await within(client.start_bot(APIRequest(http.url(), HEADERS, REQUEST_DATA)))
+    # The body is the server's own text (kept for the caller), never in the message or logs.
+    assert_no_secret(*exception_texts(info.value), captured, out.getvalue())
+
+
+async def test_start_timeout(http: Any) -> None:
+    http.json_reply({}, delay=30)
+    client = PipecatClient(WebSocketTransport())
+    request = APIRequest(f"{http.url()}?token={SECRET}", HEADERS, REQUEST_DATA, timeout=0.2)
+    with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+        await within(client.start_bot(request))
+    assert info.value.status is None
+    assert_no_secret(
+        *exception_texts(info.value), captured, out.getvalue(), client.trace.to_jsonl()
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://127.0.0.1:{free_port()}/start?token={SECRET}",
+        f"http://user:{SECRET}@127.0.0.1:{free_port()}/start",
+        f"http://127.0.0.1:abc/start?key={SECRET}",
+        f"http://127.0.0.1:{free_port()}/start#token={SECRET}",
+    ],
+)
+async def test_start_unreachable_or_invalid_url(url: str) -> None:
+    client = PipecatClient(WebSocketTransport())
+    with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+        await within(client.start_bot(APIRequest(url, HEADERS, REQUEST_DATA)))
+    assert info.value.status is None
+    assert_no_secret(
+        *exception_texts(info.value), captured, out.getvalue(), client.trace.to_jsonl()
+    )
+    assert client.state is State.DISCONNECTED
+
+
+async def test_start_url_port_out_of_range_is_start_bot_error() -> None:
+    client = PipecatClient(WebSocketTransport())
+    with pytest.raises(StartBotError) as info:
+        await within(client.start_bot(f"http://127.0.0.1:99999/start?token={SECRET}"))
+    assert info.value.status is None and client.state is State.DISCONNECTED
+    assert_no_secret(*exception_texts(info.value))
+
+
+async def test_start_url_of_another_scheme_never_logged() -> None:
+    client = PipecatClient(WebSocketTransport())
+    with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+        await within(client.start_bot(f"ftp://127.0.0.1/start?token={SECRET}"))
+    assert_no_secret(*exception_texts(info.value))  # passes: the message uses redact_url
+    assert_no_secret(captured, out.getvalue())  # fails: the debug line's endpoint field
+
+
+# ------------------------------------------------------------------------- WebSocket paths
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ws://127.0.0.1:{free_port()}/ws?token={SECRET}",  # refused
+        f"ws://user:{SECRET}@127.0.0.1:{free_port()}/ws",  # refused, userinfo
+        f"ws://127.0.0.1:99999/ws?token={SECRET}",  # invalid port
+        f"ws://127.0.0.1:abc/ws?token={SECRET}",
+        f"http://127.0.0.1/ws?token={SECRET}",  # not ws
+        f"ws://[::1/ws?token={SECRET}",  # unparsable
+    ],
+)
+async def test_ws_connect_failures(url: str) -> None:
+    client = PipecatClient(WebSocketTransport(headers=HEADERS))
+    with all_logs() as (captured, out), pytest.raises(TransportError) as info:
+        await within(client.connect({"wsUrl": url, "token": f"{SECRET}-tok"}))
+    assert_no_secret(
+        *exception_texts(info.value), captured, out.getvalue(), client.trace.to_jsonl()
+    )
+    assert client.state is State.DISCONNECTED
+
+
+@pytest.mark.parametrize("status", [401, 403, 500])
+async def test_ws_handshake_refused(status: int) -> None:
+    async with token_bot(handshake_status=status) as (server, seen):
+        client = PipecatClient(WebSocketTransport(headers=HEADERS))
+        with all_logs() as (captured, out), pytest.raises(TransportError) as info:
+            await within(client.connect({"wsUrl": ws_with_token(server.ws_url)}))
+        assert seen and str(status) in str(info.value)
+        assert_no_secret(
+            *exception_texts(info.value), captured, out.getvalue(), client.trace.to_jsonl()
+        )
+
+
+async def test_ws_handshake_timeout_and_ready_timeout() -> None:
+    # A server that accepts TCP and never answers the handshake.
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        transport = WebSocketTransport(headers=HEADERS, open_timeout=0.3)
+        client = PipecatClient(transport, connect_timeout=5.0)
+        with all_logs() as (captured, out), pytest.raises(TransportError) as info:
+            await within(client.connect({"wsUrl": f"ws://127.0.0.1:{port}/ws?token={SECRET}"}))
+        assert_no_secret(*exception_texts(info.value), captured, out.getvalue())
+    finally:
+        for w in held:
+            w.close()
+        srv.close()
+        await within(srv.wait_closed())
+    async with TestingBotServer(send_bot_ready=False) as server:
+        client = PipecatClient(WebSocketTransport(headers=HEADERS), connect_timeout=0.3)
+        with all_logs() as (captured, out), pytest.raises(ConnectionTimeoutError) as tinfo:
+            await within(client.connect({"wsUrl": ws_with_token(server.ws_url)}))
+        assert_no_secret(
+            *exception_texts(tinfo.value), captured, out.getvalue(), client.trace.to_jsonl()
+        )
+
+
+@pytest.mark.parametrize("how", ["fatal", "end", "lost"])
+async def test_ws_session_ends(how: str) -> None:
+    async with token_bot() as (server, _):
+        client = PipecatClient(WebSocketTransport(headers=HEADERS), connect_timeout=5.0)
+        rec = Recorder(client)
+        with all_logs() as (captured, out):
+            await within(client.connect({"wsUrl": ws_with_token(server.ws_url)}))
+            if how == "lost":
+                await server.stop()  # closes with 1001 (going away): lost, not clean
+            else:
+                client.send_client_message(how)
+            await rec.wait_for("on_disconnected")
+            await within(client.disconnect())
+        assert_no_secret(captured, out.getvalue(), client.trace.to_jsonl(), rec.events)
+
+
+# ---------------------------------------------------------- dependencies' stdlib loggers
+
+
+async def test_httpx_info_log_has_no_start_url_token(
+    http: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    http.json_reply({"ok": True})
+    caplog.set_level(logging.INFO)
+    client = PipecatClient(WebSocketTransport())
+    await within(client.start_bot(APIRequest(f"{http.url()}?token={SECRET}", HEADERS)))
+    await within(client.disconnect())
+    assert caplog.records  # something was logged
+    assert_no_secret(caplog.text)
+
+
+async def test_websockets_debug_log_has_no_handshake_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="websockets")
+    async with token_bot() as (server, _):
+        client = PipecatClient(WebSocketTransport(headers=HEADERS), connect_timeout=5.0)
+        await within(client.connect({"wsUrl": ws_with_token(server.ws_url)}))
+        await within(client.disconnect())
+    client_lines = "\n".join(
+        r.getMessage() for r in caplog.records if r.name.startswith("websockets.client")
+    )
+    assert client_lines
+    assert_no_secret(client_lines)
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+async def run_cli(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), 30)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await asyncio.wait_for(process.wait(), 5)
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_cli_connect_json_start_session(http: Any) -> None:
+    async with token_bot() as (server, seen):
+        http.json_reply({"wsUrl": ws_with_token(server.ws_url), "token": f"{SECRET}-tok"})
+        code, out, err = await run_cli(
+            "connect", "--start", f"{http.url()}?token={SECRET}", "--json", "-vv",
+            "--header", f"Authorization=Bearer {SECRET}", "--header", f"X-Api-Key={SECRET}",
+            "--data", json.dumps(REQUEST_DATA),
+            stdin=b'/msg echo {"a":1}\n/quit\n',
+        )  # fmt: skip
+    assert code == 0, out + err
+    assert http.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert seen  # the session did reach the bot
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["state"] for r in rows if r["event"] == "transition"][-1] == "disconnected"
+    assert "transition" in err  # -vv: log lines were written
+    assert_no_secret(out, err)
+
+
+async def test_cli_connect_json_direct_ws_and_failures(http: Any) -> None:
+    async with token_bot() as (server, seen):
+        code, out, err = await run_cli(
+            "connect", ws_with_token(server.ws_url), "--json", "-vv",
+            "--header", f"Authorization=Bearer {SECRET}",
+        )  # fmt: skip
+        assert code == 0, out + err
+        assert seen[0].headers["Authorization"] == f"Bearer {SECRET}"
+        assert_no_secret(out, err)
+    # Startup failures: refused WebSocket, unreachable start, 401 start.
+    http.json_reply({"detail": "no", "token": SECRET}, status=401)
+    for args in (
+        [f"ws://127.0.0.1:{free_port()}/ws?token={SECRET}"],
+        ["--start", f"http://127.0.0.1:{free_port()}/start?token={SECRET}"],
+        ["--start", f"{http.url()}?token={SECRET}"],
+    ):
+        code, out, err = await run_cli(
+            "connect", *args, "--json", "-vv", "--timeout", "5",
+            "--header", f"Authorization=Bearer {SECRET}",
+        )  # fmt: skip
+        assert code == 3, out + err
+        assert any(json.loads(line)["event"] == "startup-error" for line in out.splitlines())
+        assert_no_secret(out, err)
+
+
+# ----------------------------------------------------------------------------------- TLS
+
+
+def _self_signed(tmp: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (cert path, key path)."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pipecat-lifecycle test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "tls-cert.pem", tmp / "tls-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting exactly the self-signed cert)."""
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    return server_ctx, ssl.create_default_context(cafile=cert)
+
+
+@contextlib.asynccontextmanager
+async def https_start(server_ctx: ssl.SSLContext, payload: Any) -> AsyncIterator[str]:
+    """A TLS HTTP server on 127.0.0.1 answering every POST with JSON ``payload``."""
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await reader.read(65536)
+                    if not data:
+                        return
+                    conn.receive_data(data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                elif isinstance(event, h11.ConnectionClosed):
+                    return
+            body = json.dumps(payload).encode()
+            headers = [
+                ("content-type", "application/json"),
+                ("content-length", str(len(body))),
+                ("connection", "close"),
+            ]
+            writer.write(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
+            writer.write(conn.send(h11.Data(data=body)) or b"")
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            await writer.drain()
+        except (ConnectionError, ssl.SSLError, h11.ProtocolError):
+            pass  # e.g. the client refused our certificate
+        finally:
+            tasks.discard(task)
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    try:
+        yield f"https://127.0.0.1:{srv.sockets[0].getsockname()[1]}/start"
+    finally:
+        srv.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await within(srv.wait_closed())
+
+
+@contextlib.asynccontextmanager
+async def wss_bot(server_ctx: ssl.SSLContext) -> AsyncIterator[str]:
+    """The TestingBotServer's bot behind TLS: a wss:// URL whose sessions get bot-ready."""
+    async with (
+        TestingBotServer() as bot,
+        serve(bot._ws_session, "127.0.0.1", 0, ssl=server_ctx) as srv,
+    ):
+        yield f"wss://127.0.0.1:{next(iter(srv.sockets)).getsockname()[1]}/ws"
+        srv.close()
+        await within(srv.wait_closed())
+
+
+async def test_https_start_verifies_by_default(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server_ctx, client_ctx = tls
+    async with https_start(server_ctx, {"ok": True, "token": SECRET}) as url:
+        client = PipecatClient(WebSocketTransport())
+        with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+            await within(client.start_bot(APIRequest(f"{url}?token={SECRET}", HEADERS)))
+        assert info.value.status is None and client.state is State.DISCONNECTED
+        assert_no_secret(*exception_texts(info.value), captured, out.getvalue())
+        client = PipecatClient(WebSocketTransport())
+        # The caller's own context that trusts the certificate: accepted.
+        response = await within(client.start_bot(APIRequest(url, HEADERS, ssl=client_ctx)))
+        assert response == {"ok": True, "token": SECRET}
+        assert client.state is State.AUTHENTICATED
+        await within(client.disconnect())
+
+
+async def test_wss_through_the_client_verifies_by_default(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_ctx, client_ctx = tls
+    async with wss_bot(server_ctx) as url:
+        client = PipecatClient(WebSocketTransport(headers=HEADERS), connect_timeout=5.0)
+        with all_logs() as (captured, out), pytest.raises(TransportError) as info:
+            await within(client.connect({"wsUrl": f"{url}?token={SECRET}"}))
+        assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+        assert client.state is State.DISCONNECTED
+        assert_no_secret(*exception_texts(info.value), captured, out.getvalue())
+        trusted = PipecatClient(WebSocketTransport(headers=HEADERS, ssl=client_ctx))
+        await within(trusted.connect({"wsUrl": f"{url}?token={SECRET}"}))
+        assert await within(trusted.send_client_request("echo", 1)) == 1
+        await within(trusted.disconnect())
+
+
+async def test_https_start_then_wss_whole_session_with_own_context(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_ctx, client_ctx = tls
+    async with wss_bot(server_ctx) as ws_url:
+        payload = {"wsUrl": f"{ws_url}?token={SECRET}", "token": SECRET}
+        async with https_start(server_ctx, payload) as url:
+            # A context for https does not make wss trust anything: still verified by default.
+            client = PipecatClient(WebSocketTransport(headers=HEADERS), connect_timeout=5.0)
+            with pytest.raises(TransportError):
+                await within(client.start_bot_and_connect(APIRequest(url, ssl=client_ctx)))
+            client = PipecatClient(
+                WebSocketTransport(headers=HEADERS, ssl=client_ctx), connect_timeout=5.0
+            )
+            with all_logs() as (captured, out):
+                await within(client.start_bot_and_connect(APIRequest(url, ssl=client_ctx)))
+                assert client.state is State.READY
+                await within(client.disconnect())
+            assert_no_secret(captured, out.getvalue(), client.trace.to_jsonl())
