@@ -43,6 +43,8 @@ class TransitionEvent:
     """Why, when the caller said (an error message, a close code...)."""
 
 
+_BY_NAME: Final[dict[str, State]] = {state.name: state for state in State}
+
 TransitionHook = Callable[[TransitionEvent], object]
 """A callable run after every transition with its :class:`TransitionEvent`."""
 
@@ -128,17 +130,17 @@ class SessionLifecycle:
     def _fire_now(self, trigger: str, reason: str | None) -> bool:
         if (trigger, self._model.state) not in _ALLOWED:
             return False
-        return self._model.trigger(trigger, reason=reason)
+        return bool(self._machine.events[trigger].trigger(self._model, reason=reason))
 
     def _after_state_change(self, event_data: EventData) -> None:
         transition = event_data.transition
         assert transition is not None and event_data.event is not None
-        source = State[str(transition.source)]
+        source = _BY_NAME[transition.source]
         if source in SESSION_START_STATES:
             self._session_id += 1
         event = TransitionEvent(
             source=source,
-            dest=State[str(transition.dest)],
+            dest=_BY_NAME[str(transition.dest)],
             trigger=event_data.event.name,
             session_id=self._session_id,
             at=time.monotonic(),

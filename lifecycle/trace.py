@@ -102,6 +102,10 @@ class SessionRecord:
         return max(0.0, entry.at - self.started_at)
 
 
+_Note = tuple[int, str, float, float, str]
+"""A note as stored: (sequence number, kind, monotonic time, wall time, detail)."""
+
+
 class _Session:
     """Mutable storage of one session: transitions are never dropped, notes are bounded."""
 
@@ -111,14 +115,22 @@ class _Session:
         self.session_id = session_id
         self.started_at = at
         self.started_wall = wall
-        # (sequence number, entry); kept apart so the oldest note drops in O(1).
+        # Kept apart so the oldest note drops in O(1); notes stay plain tuples because a
+        # client records one per message (TraceEntry objects are built when read).
         self.transitions: list[tuple[int, TraceEntry]] = []
-        self.notes: deque[tuple[int, TraceEntry]] = deque()
+        self.notes: deque[_Note] = deque()
         self.dropped = 0
 
     def entries(self) -> list[TraceEntry]:
         """Every kept entry in recording order."""
-        return [entry for _, entry in sorted((*self.transitions, *self.notes), key=_seq_of)]
+        sid = self.session_id
+        merged: list[tuple[int, TraceEntry]] = [
+            (seq, TraceEntry(session_id=sid, kind=kind, at=at, wall=wall, detail=detail))
+            for seq, kind, at, wall, detail in self.notes
+        ]
+        merged.extend(self.transitions)
+        merged.sort(key=_seq_of)
+        return [entry for _, entry in merged]
 
 
 def _seq_of(item: tuple[int, TraceEntry]) -> int:
@@ -169,36 +181,37 @@ class SessionTrace:
         ``kind`` names it (``"message-in"``, ``"message-out"``, ``"error"``, ``"close"``...);
         ``detail`` must already be redacted by the caller.
         """
-        self._add(
-            TraceEntry(
-                session_id=session_id,
-                kind=kind,
-                at=time.monotonic(),
-                wall=time.time(),
-                detail=detail,
-            )
-        )
+        at = time.monotonic()
+        session = self._session_for(session_id, at)
+        if session is not None:
+            self._seq += 1
+            session.notes.append((self._seq, kind, at, time.time(), detail))
+            self._bound(session)
+
+    def _session_for(self, session_id: int, at: float) -> _Session | None:
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        if session_id <= self._evicted_upto:
+            return None  # a late entry of a session that already fell off
+        session = _Session(session_id, at, time.time())
+        self._sessions[session_id] = session
+        # Ids normally arrive in order; keep the dict ordered by id regardless.
+        if any(sid > session_id for sid in self._sessions):
+            self._sessions = OrderedDict(sorted(self._sessions.items()))
+        while len(self._sessions) > self.max_sessions:
+            evicted, _ = self._sessions.popitem(last=False)
+            self._evicted_upto = max(self._evicted_upto, evicted)
+        return self._sessions.get(session_id)
 
     def _add(self, entry: TraceEntry) -> None:
-        session = self._sessions.get(entry.session_id)
-        if session is None:
-            if entry.session_id <= self._evicted_upto:
-                return  # a late entry of a session that already fell off
-            session = _Session(entry.session_id, entry.at, entry.wall)
-            self._sessions[entry.session_id] = session
-            # Ids normally arrive in order; keep the dict ordered by id regardless.
-            if any(sid > entry.session_id for sid in self._sessions):
-                self._sessions = OrderedDict(sorted(self._sessions.items()))
-            while len(self._sessions) > self.max_sessions:
-                evicted, _ = self._sessions.popitem(last=False)
-                self._evicted_upto = max(self._evicted_upto, evicted)
-            if entry.session_id not in self._sessions:
-                return
-        self._seq += 1
-        if entry.is_transition:
+        session = self._session_for(entry.session_id, entry.at)
+        if session is not None:
+            self._seq += 1
             session.transitions.append((self._seq, entry))
-        else:
-            session.notes.append((self._seq, entry))
+            self._bound(session)
+
+    def _bound(self, session: _Session) -> None:
         # Only transitions left is fine: a session has a handful, bounded by the table.
         if len(session.transitions) + len(session.notes) > self.max_entries and session.notes:
             session.notes.popleft()

@@ -75,8 +75,10 @@ _WS_LOGGER: Final = RedactingStdlibLogger(logging.getLogger("websockets.client")
 
 HARD_CAP_FACTOR: Final = 16
 """Frames larger than this many times ``max_message_size`` close the connection."""
-_CLOSE_TIMEOUT: Final = 2.0
-_FLUSH_TIMEOUT: Final = 1.0
+# A live Pipecat bot answers a close in ~2 ms; a frozen one must not delay the session end
+# past the caller's timeout + 1 s.
+_CLOSE_TIMEOUT: Final = 0.5
+_FLUSH_TIMEOUT: Final = 0.25
 
 
 def encode_message(message: Mapping[str, Any]) -> bytes:
