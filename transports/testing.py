@@ -52,7 +52,6 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-import h11
 from google.protobuf.message import DecodeError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -61,6 +60,7 @@ from websockets.http11 import Request, Response
 
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL, PROTOCOL_VERSION
+from transports._http_server import JSONHTTPServer, Reply
 from transports._pb import frames_pb2 as pb
 from transports.websocket import encode_audio, encode_message
 
@@ -105,9 +105,8 @@ class TestingBotServer:
         self.sessions_started = 0
         """How many WebSocket sessions have been accepted."""
         self._sessions: dict[str, dict[str, Any]] = {}
-        self._http: asyncio.Server | None = None
+        self._http: JSONHTTPServer | None = None
         self._ws: Server | None = None
-        self._http_tasks: set[asyncio.Task[None]] = set()
         self._http_port = 0
         self._ws_port = 0
 
@@ -136,20 +135,17 @@ class TestingBotServer:
             self._ws_session, HOST, 0, process_request=self._ws_route, max_size=16 * 2**20
         )
         self._ws_port = next(iter(self._ws.sockets)).getsockname()[1]
-        self._http = await asyncio.start_server(self._http_connection, HOST, 0)
-        self._http_port = self._http.sockets[0].getsockname()[1]
+        http = JSONHTTPServer(self._http_route, max_body=_MAX_BODY, timeout=_HTTP_TIMEOUT)
+        await http.start(HOST)
+        self._http = http
+        self._http_port = http.port
 
     async def stop(self) -> None:
         """Close every connection and both listeners; leaves no task behind."""
         http, ws = self._http, self._ws
         self._http = self._ws = None
         if http is not None:
-            http.close()
-            for task in list(self._http_tasks):
-                task.cancel()
-            await asyncio.gather(*self._http_tasks, return_exceptions=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(http.wait_closed(), _STOP_TIMEOUT)
+            await http.stop(_STOP_TIMEOUT)
         if ws is not None:
             ws.close()
             with contextlib.suppress(TimeoutError):
@@ -169,51 +165,8 @@ class TestingBotServer:
 
     # --- HTTP ---------------------------------------------------------------------------
 
-    async def _http_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._http_tasks.add(task)
-        try:
-            await asyncio.wait_for(self._http_exchange(reader, writer), _HTTP_TIMEOUT)
-        except (TimeoutError, ConnectionError, h11.ProtocolError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
-            if task is not None:
-                self._http_tasks.discard(task)
-
-    async def _http_exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        conn = h11.Connection(h11.SERVER)
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(65536))
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > _MAX_BODY:
-                    await self._http_reply(conn, writer, 413, {"detail": "body too large"})
-                    return
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:  # ConnectionClosed, PAUSED
-                return
-        assert request is not None
-        status, payload, content_type = await self._http_route(request, bytes(body))
-        await self._http_reply(conn, writer, status, payload, content_type)
-
-    async def _http_route(self, request: h11.Request, body: bytes) -> tuple[int, Any, str]:
-        target = urlsplit(request.target.decode("ascii", "replace"))
-        method = request.method.decode("ascii", "replace")
+    async def _http_route(self, method: str, raw_target: str, body: bytes) -> Reply:
+        target = urlsplit(raw_target)
         if target.path == "/unauthorized":
             return 401, {"detail": "unauthorized"}, "application/json"
         if target.path == "/broken":
@@ -235,26 +188,6 @@ class TestingBotServer:
         self._sessions[sid] = options if isinstance(options, dict) else {}
         ws_url = f"ws://{HOST}:{self._ws_port}/ws/{sid}"
         return 200, {"wsUrl": ws_url, "sessionId": sid}, "application/json"
-
-    @staticmethod
-    async def _http_reply(
-        conn: h11.Connection,
-        writer: asyncio.StreamWriter,
-        status: int,
-        payload: Any,
-        content_type: str = "application/json",
-    ) -> None:
-        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
-        headers = [
-            ("content-type", content_type),
-            ("content-length", str(len(data))),
-            ("connection", "close"),
-        ]
-        out = conn.send(h11.Response(status_code=status, headers=headers))
-        out = (out or b"") + (conn.send(h11.Data(data=data)) or b"")
-        out += conn.send(h11.EndOfMessage()) or b""
-        writer.write(out)
-        await writer.drain()
 
     # --- WebSocket bot ------------------------------------------------------------------
 

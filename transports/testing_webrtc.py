@@ -29,20 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import math
 import struct
-import time
 import uuid
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-import h11
-
+from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL, PROTOCOL_VERSION
-from transports.small_webrtc import _require_aiortc
+from transports._http_server import JSONHTTPServer, Reply
+from transports.small_webrtc import _OutgoingAudio, _require_aiortc
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
@@ -51,57 +49,20 @@ __all__ = ["TestingWebRTCBotServer"]
 
 HOST: Final = "127.0.0.1"
 _RATE: Final = 48000
-_FRAME: Final = 960  # 20 ms
 _MAX_BODY: Final = 256 * 1024
 _MAX_DELAY: Final = 30.0
 _STOP_TIMEOUT: Final = 3.0
+_HTTP_TIMEOUT: Final = 30.0  # one whole exchange, offer/answer included
 
 
-class _BotAudio:
-    """The bot's outgoing audio: queued sine PCM, else silence (48 kHz mono, real time)."""
-
-    def __init__(self) -> None:
-        import av
-        from aiortc import MediaStreamTrack
-        from aiortc.mediastreams import MediaStreamError
-
-        self.buffer = bytearray()
-        source = self
-
-        class _Track(MediaStreamTrack):
-            kind = "audio"
-
-            def __init__(self) -> None:
-                super().__init__()
-                self._start: float | None = None
-                self._pts = 0
-
-            async def recv(self) -> av.AudioFrame:
-                if self.readyState != "live":
-                    raise MediaStreamError
-                if self._start is None:
-                    self._start = time.monotonic()
-                else:
-                    self._pts += _FRAME
-                    delay = self._start + self._pts / _RATE - time.monotonic()
-                    await asyncio.sleep(max(0.0, delay))
-                chunk = bytes(source.buffer[: _FRAME * 2])
-                del source.buffer[: _FRAME * 2]
-                frame = av.AudioFrame(format="s16", layout="mono", samples=_FRAME)
-                frame.planes[0].update(chunk + b"\x00" * (_FRAME * 2 - len(chunk)))
-                frame.sample_rate = _RATE
-                frame.pts = self._pts
-                frame.time_base = fractions.Fraction(1, _RATE)
-                return frame
-
-        self.track = _Track()
-
-    def play_sine(self, ms: int, hz: float = 440.0) -> None:
-        n = _RATE * ms // 1000
-        amp = 0.3 * 32767
-        self.buffer += b"".join(
-            struct.pack("<h", int(amp * math.sin(2 * math.pi * hz * i / _RATE))) for i in range(n)
-        )
+def _sine(ms: int, hz: float = 440.0) -> AudioFrame:
+    """``ms`` of a sine at 48 kHz mono, for the ``audio`` client message."""
+    n = _RATE * ms // 1000
+    amp = 0.3 * 32767
+    pcm = b"".join(
+        struct.pack("<h", int(amp * math.sin(2 * math.pi * hz * i / _RATE))) for i in range(n)
+    )
+    return AudioFrame(pcm=pcm, sample_rate=_RATE, num_channels=1)
 
 
 class _Peer:
@@ -115,7 +76,7 @@ class _Peer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc_id = f"testing-{uuid.uuid4().hex}"
         self.channel: RTCDataChannel | None = None
-        self.audio = _BotAudio()
+        self.audio = _OutgoingAudio()  # the client's own real-time PCM track: silence, else sine
         self.tasks: set[asyncio.Task[None]] = set()
         self.ended = False
 
@@ -222,7 +183,7 @@ class _Peer:
                 respond(d)
         elif t == "audio":
             ms = int(dd.get("ms", 200))
-            self.audio.play_sine(ms)
+            self.audio.push(_sine(ms))
             await asyncio.sleep(ms / 1000)
             respond({"sent": True})
         else:
@@ -262,8 +223,7 @@ class TestingWebRTCBotServer:
         """How many peer connections were created."""
         self._sessions: dict[str, dict[str, Any]] = {}
         self._peers: dict[str, _Peer] = {}
-        self._http: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: JSONHTTPServer | None = None
         self._port = 0
 
     @property
@@ -284,25 +244,23 @@ class TestingWebRTCBotServer:
     async def start(self) -> None:
         """Start listening."""
         if self._http is None:
-            self._http = await asyncio.start_server(self._connection, HOST, 0)
-            self._port = self._http.sockets[0].getsockname()[1]
+            http = JSONHTTPServer(self._http_route, max_body=_MAX_BODY, timeout=_HTTP_TIMEOUT)
+            await http.start(HOST)
+            self._http, self._port = http, http.port
 
     async def stop(self) -> None:
         """Close every peer connection and the HTTP listener."""
-        if self._http is None:
+        http, self._http = self._http, None
+        if http is None:
             return
-        self._http.close()
-        for task in list(self._tasks):
-            task.cancel()
+        await http.stop(_STOP_TIMEOUT)
         for peer in list(self._peers.values()):
             await peer.leave()
             for task in list(peer.tasks):
                 task.cancel()
-        pending = [t for p in self._peers.values() for t in p.tasks] + list(self._tasks)
+        pending = [t for p in self._peers.values() for t in p.tasks]
         if pending:
             await asyncio.wait(pending, timeout=_STOP_TIMEOUT)
-        await self._http.wait_closed()
-        self._http = None
 
     async def __aenter__(self) -> TestingWebRTCBotServer:
         """Start; returns the server."""
@@ -318,57 +276,10 @@ class TestingWebRTCBotServer:
         """Stop."""
         await self.stop()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        conn = h11.Connection(h11.SERVER)
-        try:
-            try:
-                status, payload = await self._exchange(conn, reader)
-            except (ValueError, h11.ProtocolError) as exc:  # malformed: a 400, never a crash
-                status, payload = 400, {"detail": type(exc).__name__}
-            body = json.dumps(payload).encode()
-            headers = [
-                ("content-type", "application/json"),
-                ("content-length", str(len(body))),
-                ("connection", "close"),
-            ]
-            out = conn.send(h11.Response(status_code=status, headers=headers)) or b""
-            out += conn.send(h11.Data(data=body)) or b""
-            out += conn.send(h11.EndOfMessage()) or b""
-            writer.write(out)
-            await writer.drain()
-        except (ConnectionError, h11.ProtocolError):
-            pass  # the client went away, or the request was too broken to answer
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            writer.close()
-
-    async def _exchange(
-        self, conn: h11.Connection, reader: asyncio.StreamReader
-    ) -> tuple[int, Any]:
-        request: h11.Request | None = None
-        body = b""
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(65536))
-                continue
-            if isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > _MAX_BODY:
-                    return 413, {"detail": "body too large"}
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                break
-        if request is None:
-            return 400, {"detail": "no request"}
-        payload = json.loads(body) if body.strip() else {}
-        target = request.target.decode().split("?", 1)[0]
-        return await self._route(request.method.decode(), target, payload)
+    async def _http_route(self, method: str, target: str, body: bytes) -> Reply:
+        payload = json.loads(body) if body.strip() else {}  # ValueError: a 400
+        status, answer = await self._route(method, target.split("?", 1)[0], payload)
+        return status, answer, "application/json"
 
     async def _route(self, method: str, target: str, payload: Any) -> tuple[int, Any]:
         if not isinstance(payload, dict):
