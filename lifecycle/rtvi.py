@@ -171,7 +171,9 @@ def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> d
     if isinstance(raw, Mapping):
         message: Any = dict(raw)
     else:
-        size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
+        size = len(raw)
+        if isinstance(raw, str) and size * 4 > max_size:  # a str of n chars is <= 4n bytes
+            size = len(raw.encode("utf-8", "surrogatepass"))
         if size > max_size:
             raise InvalidMessage(f"message of {size} bytes is over the {max_size} byte limit")
         try:
