@@ -454,16 +454,31 @@ async def test_audio_both_ways(server: TestingBotServer) -> None:
 
 
 async def test_cancelled_connect_leaves_nothing() -> None:
-    async with raw_server(None) as port:
+    handshake_sent = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        handshake_sent.set()  # the client now waits for an answer that never comes
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
         transport = WebSocketTransport(f"ws://127.0.0.1:{port}/ws")
         before = len(asyncio.all_tasks())
         task = asyncio.create_task(transport.connect(ConnectRequest(), Events()))
-        await asyncio.sleep(0.05)
+        await within(handshake_sent.wait())
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await within(task)
         assert len(asyncio.all_tasks()) <= before
         assert not transport.connected
+    finally:
+        for writer in writers:
+            writer.close()
+        srv.close()
+        await within(srv.wait_closed())
 
 
 # --- through PipecatClient ------------------------------------------------------------------
