@@ -262,6 +262,26 @@ async def test_headers_sent_and_token_never_logged() -> None:
         assert "s3cr3t" not in repr(logs)
 
 
+async def test_start_response_token_and_headers_go_on_the_handshake() -> None:
+    seen: list[Request] = []
+
+    def record(connection: ServerConnection, request: Request) -> None:
+        seen.append(request)
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with ws_server(handler, process_request=record) as url:
+        transport = WebSocketTransport(headers={"X-App": "mine"})
+        params = {"wsUrl": url, "token": "t0k", "headers": {"X-Session": "42", "x-app": "theirs"}}
+        await within(transport.connect(ConnectRequest(params=params), Events()))
+        await within(transport.disconnect())
+        headers = seen[0].headers
+        assert headers["Authorization"] == "Bearer t0k"
+        assert headers["X-Session"] == "42"
+        assert headers.get_all("X-App") == ["mine"]  # the constructor's own headers win
+
+
 async def test_messages_are_binary_frames_in_order() -> None:
     got: list[str | bytes] = []
     done = asyncio.Event()

@@ -28,10 +28,11 @@ Inbound:
   (code 1009), which is reported like any lost connection.
 
 Connect parameters: ``wsUrl`` or ``ws_url`` in ``ConnectRequest.params`` (a ``/start``
-response works as is), else the constructor's ``ws_url``. Any ``token`` in a start response is
-neither sent nor logged; the constructor's ``headers`` (e.g. ``Authorization``) go on the
-handshake. ``wss://`` verifies certificates with the default context unless ``ssl`` gives an
-:class:`ssl.SSLContext`; verification is never turned off implicitly.
+response works as is), else the constructor's ``ws_url``. The handshake carries the
+constructor's ``headers`` (e.g. ``Authorization``), plus a start response's ``headers`` object
+and its ``token`` as ``Authorization: Bearer <token>`` where the constructor set none; none of
+them is ever logged. ``wss://`` verifies certificates with the default context unless
+``ssl`` gives an :class:`ssl.SSLContext`; verification is never turned off implicitly.
 
 Ends: the bot closing with 1000 -> ``transport_closed(clean=True, reason="close 1000")``; any
 other close code, or a connection lost without a close frame -> ``clean=False`` (``reason``
@@ -192,6 +193,24 @@ class WebSocketTransport(Transport):
             raise TransportError(f"not a ws:// or wss:// URL: {redact_url(url)}")
         return url
 
+    def _handshake_headers(self, params: Mapping[str, Any] | None) -> dict[str, str]:
+        """The constructor's headers, plus what a start response brings for this session.
+
+        A response's ``headers`` object is added, and its ``token`` becomes
+        ``Authorization: Bearer <token>``; the constructor's own headers always win.
+        """
+        headers: dict[str, str] = {}
+        extra = first_param(params, "headers")
+        if isinstance(extra, Mapping):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        token = first_param(params, "token")
+        if isinstance(token, str) and token:
+            headers.setdefault("Authorization", f"Bearer {token}")
+        present = {name.lower() for name in self._headers}
+        headers = {k: v for k, v in headers.items() if k.lower() not in present}
+        headers.update(self._headers)
+        return headers
+
     async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
         """Open the WebSocket, start the reader and writer, then report ``transport_connected``.
 
@@ -213,7 +232,7 @@ class WebSocketTransport(Transport):
             ws = await ws_connect(
                 url,
                 logger=_WS_LOGGER,
-                additional_headers=self._headers or None,
+                additional_headers=self._handshake_headers(request.params) or None,
                 open_timeout=self._open_timeout,
                 close_timeout=_CLOSE_TIMEOUT,
                 max_size=HARD_CAP_FACTOR * self.max_message_size,
