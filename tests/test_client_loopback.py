@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import structlog
 
 from lifecycle import (
     AudioFrame,
@@ -622,3 +623,19 @@ async def test_other_major_version_accepted_with_warning(version: str, logs: Any
     assert data.version == version and client.state is State.READY
     assert any(e["event"].startswith("bot speaks another RTVI major") for e in logs)
     await within(client.disconnect())
+
+
+async def test_injected_logger_gets_every_line_with_session_id(bot: LoopbackBot) -> None:
+    capturing = structlog.testing.CapturingLogger()
+    logger = structlog.wrap_logger(capturing, processors=[])
+    client = PipecatClient(LoopbackTransport(bot), logger=logger)
+    await within(client.connect())
+    await within(client.disconnect())
+    events = [call.kwargs for call in capturing.calls]
+    transitions = [e for e in events if e.get("event") == "transition"]
+    assert [(e["source"], e["dest"], e["trigger"]) for e in transitions][:3] == [
+        ("idle", "connecting", "connect"),
+        ("connecting", "connected", "transport_connected"),
+        ("connected", "ready", "bot_ready"),
+    ]
+    assert all(e.get("session_id") == 1 for e in events)
