@@ -27,6 +27,7 @@ from lifecycle import (
 )
 from lifecycle.rtvi import make_message
 from tests.conftest import Recorder, within
+from tests.tls_support import tls_pair
 from transports._pb import frames_pb2 as pb
 from transports.base import ConnectRequest
 from transports.testing import TestingBotServer
@@ -635,52 +636,10 @@ async def test_client_disconnect_during_startup(server: TestingBotServer, phase:
 # --- TLS -----------------------------------------------------------------------------------
 
 
-def _self_signed(tmp: Any) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1; returns (cert path, key path)."""
-    import datetime
-    import ipaddress
-
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 async def test_wss_verifies_by_default_and_accepts_given_context(tmp_path: Any) -> None:
     import ssl
 
-    cert, key = _self_signed(tmp_path)
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert, key)
+    server_ctx, client_ctx = tls_pair(tmp_path)
 
     async def handler(ws: ServerConnection) -> None:
         await ws.wait_closed()
@@ -689,7 +648,6 @@ async def test_wss_verifies_by_default_and_accepts_given_context(tmp_path: Any) 
         url = f"wss://127.0.0.1:{next(iter(srv.sockets)).getsockname()[1]}/ws"
         with pytest.raises(ssl.SSLCertVerificationError):
             await within(WebSocketTransport(url).connect(ConnectRequest(), Events()))
-        client_ctx = ssl.create_default_context(cafile=cert)
         transport = WebSocketTransport(url, ssl=client_ctx)
         events = Events()
         await within(transport.connect(ConnectRequest(), events))
