@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import statistics
+import subprocess
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -279,3 +280,22 @@ def test_pipecat_frames_decode_in_ours(interop_python_path: Path) -> None:
         "type": "transport-text",
         "data": {"text": "hello"},
     }
+
+
+def _definitions(proto_text: str) -> list[str]:
+    """The proto's statements without comments or blank lines."""
+    lines = (line.split("//", 1)[0].strip() for line in proto_text.splitlines())
+    return [line for line in lines if line]
+
+
+def test_our_proto_matches_the_installed_pipecat(interop_python_path: Path) -> None:
+    # Pipecat's own copy, from the interop venv: our frames.proto must not drift from it.
+    where = subprocess.run(
+        [str(interop_python_path), "-c",
+         "import pathlib, pipecat.frames as f; "
+         "print(pathlib.Path(f.__file__).with_name('frames.proto'))"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    theirs = Path(where).read_text()
+    ours = (Path(__file__).parents[2] / "transports" / "_pb" / "frames.proto").read_text()
+    assert _definitions(ours) == _definitions(theirs)
