@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from lifecycle import rtvi
+from lifecycle import __version__, rtvi
 from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
@@ -65,7 +65,6 @@ _F = TypeVar("_F", bound=EventCallback)
 _T = TypeVar("_T")
 
 _TRANSPORT_CLOSE_TIMEOUT: Final = 10.0
-_LIBRARY_VERSION: Final = "0.1.0"
 
 
 @dataclass(eq=False)
@@ -429,7 +428,7 @@ class PipecatClient:
         if not self._lifecycle.transport_connected():
             return
         self._emit("on_connected")
-        self._send(rtvi.client_ready(_LIBRARY_VERSION), session)
+        self._send(rtvi.client_ready(__version__), session)
 
     def _on_transport_closed(
         self, session: _Session, clean: bool, error: BaseException | None, reason: str | None
