@@ -60,8 +60,8 @@ __all__ = [
     "__version__",
 ]
 
-# The client is loaded on first use: transports import the core (errors, media, rtvi),
-# and the client imports transports.base, so an eager import here would be circular.
+# Import cost only (PEP 562): the client pulls in httpx and asyncio machinery, which the
+# embeddable core (State, TRANSITIONS, SessionLifecycle) never needs. There is no cycle.
 _LAZY = {
     "PipecatClient": "lifecycle.client",
     "EVENT_NAMES": "lifecycle.client",

@@ -36,7 +36,7 @@ from lifecycle.start import APIRequest, post_start
 from lifecycle.states import State
 from lifecycle.table import SESSION_START_STATES
 from lifecycle.trace import SessionTrace
-from transports.base import ConnectRequest, Inbound, Transport
+from lifecycle.transport import ConnectRequest, Inbound, Transport
 
 __all__ = ["EVENT_NAMES", "EventCallback", "PipecatClient"]
 
@@ -85,7 +85,7 @@ class _Session:
 
 
 class _SessionEvents:
-    """The :class:`~transports.base.TransportEvents` sink of one session.
+    """The :class:`~lifecycle.transport.TransportEvents` sink of one session.
 
     Reports arriving after the session began to end, or from an older session,
     are dropped, so a late transport callback never touches the next session.

@@ -3,6 +3,6 @@
 them, so ``aiortc`` is only loaded by ``transports.small_webrtc``.
 """
 
-from transports.base import ConnectRequest, Transport, TransportEvents
+from lifecycle.transport import ConnectRequest, Transport, TransportEvents
 
 __all__ = ["ConnectRequest", "Transport", "TransportEvents"]

@@ -17,7 +17,7 @@ from typing import Any
 from lifecycle import rtvi
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
-from transports.base import ConnectRequest, Transport, TransportEvents
+from lifecycle.transport import ConnectRequest, Transport, TransportEvents
 
 __all__ = ["Handler", "LoopbackBot", "LoopbackTransport"]
 

@@ -55,7 +55,7 @@ from lifecycle.logs import describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import encode
-from transports.base import ConnectRequest, Transport, TransportEvents, first_param
+from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
 
 if TYPE_CHECKING:
     from aiortc import MediaStreamTrack, RTCDataChannel, RTCIceServer, RTCPeerConnection

@@ -61,7 +61,7 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
 from transports._pb import frames_pb2 as pb
-from transports.base import ConnectRequest, Transport, TransportEvents, first_param
+from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
 
 __all__ = [
     "HARD_CAP_FACTOR",
