@@ -30,6 +30,7 @@ from lifecycle.table import TRANSITIONS
 
 if TYPE_CHECKING:
     from lifecycle.client import EVENT_NAMES, PipecatClient
+    from lifecycle.dispatch import ClientEvent, EventStream
     from lifecycle.start import APIRequest
 
 __version__ = "0.1.0"
@@ -43,7 +44,9 @@ __all__ = [
     "AuthenticationError",
     "BotNotReadyError",
     "BotReadyData",
+    "ClientEvent",
     "ConnectionTimeoutError",
+    "EventStream",
     "InvalidStateError",
     "MessageError",
     "PipecatClient",
@@ -66,6 +69,8 @@ _LAZY = {
     "PipecatClient": "lifecycle.client",
     "EVENT_NAMES": "lifecycle.client",
     "APIRequest": "lifecycle.start",
+    "ClientEvent": "lifecycle.dispatch",
+    "EventStream": "lifecycle.dispatch",
 }
 
 

@@ -142,29 +142,29 @@ class _TieredQueue(Generic[_T]):
     take the queue past ``maxsize`` (they are few: a session's lifecycle events).
     """
 
-    __slots__ = ("_seq", "_tiers", "maxsize")
+    __slots__ = ("_seq", "_size", "_tiers", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._seq = 0
+        self._size = 0
         self._tiers: list[deque[tuple[int, _T]]] = [deque() for _ in Tier]
 
     def __len__(self) -> int:
-        return sum(len(queue) for queue in self._tiers)
-
-    def __bool__(self) -> bool:
-        return any(self._tiers)
+        return self._size
 
     def push(self, item: _T, tier: Tier) -> int:
         """Append ``item``; return how many items were dropped to stay within the bound."""
         self._seq += 1
         self._tiers[tier].append((self._seq, item))
-        if len(self) <= self.maxsize:
+        if self._size < self.maxsize:
+            self._size += 1
             return 0
         for droppable in (Tier.HIGH_RATE, Tier.NORMAL):
             if self._tiers[droppable]:
                 self._tiers[droppable].popleft()
                 return 1
+        self._size += 1  # only never-dropped items: they may exceed the bound
         return 0
 
     def pop(self) -> _T:
@@ -175,6 +175,7 @@ class _TieredQueue(Generic[_T]):
                 oldest = queue
         if oldest is None:
             raise IndexError("pop from an empty queue")
+        self._size -= 1
         return oldest.popleft()[1]
 
     def discard(self, matches: Callable[[_T], bool]) -> int:
@@ -185,12 +186,14 @@ class _TieredQueue(Generic[_T]):
             kept = [entry for entry in queue if not matches(entry[1])]
             dropped += len(queue) - len(kept)
             self._tiers[tier] = deque(kept)
+        self._size -= dropped
         return dropped
 
     def clear(self) -> None:
         """Drop everything."""
         for queue in self._tiers:
             queue.clear()
+        self._size = 0
 
 
 class _Subscriber(Protocol):
@@ -323,7 +326,9 @@ class EventBus:
         self._session_id = session_id
         self._log = log
         self._handlers: dict[str, list[EventCallback]] = {name: [] for name in self.names}
+        # Weak: a stream its owner dropped without closing is collected, not fed forever.
         self._subscribers: weakref.WeakSet[_Subscriber] = weakref.WeakSet()
+        self._feeders: tuple[weakref.ref[_Subscriber], ...] = ()
         self._dispatcher: asyncio.Task[None] | None = None
         self._warned_session = -1
         self.dropped = 0
@@ -346,10 +351,12 @@ class EventBus:
         """Fire ``name``: feed every stream now, queue the callbacks if any are registered."""
         tier = tier_of(name, args)
         session_id = self._session_id()
-        if self._subscribers:
+        if self._feeders:
             event = ClientEvent(name, args[0] if args else None, session_id, time.monotonic())
-            for subscriber in tuple(self._subscribers):
-                subscriber.feed(event, tier)
+            for ref in self._feeders:
+                subscriber = ref()
+                if subscriber is not None:
+                    subscriber.feed(event, tier)
         if not self._handlers[name]:
             return
         if self._queue.push((session_id, name, args), tier):
@@ -455,12 +462,17 @@ class EventBus:
             if name not in self.names:
                 raise self._unknown(name)
         stream = EventStream(self, wanted or None, check_size(maxsize, "maxsize"), self._log)
-        self._subscribers.add(stream)
+        self._subscribe(stream)
         return stream
+
+    def _subscribe(self, subscriber: _Subscriber) -> None:
+        self._subscribers.add(subscriber)
+        self._feeders = tuple(weakref.ref(s) for s in self._subscribers)
 
     def unsubscribe(self, subscriber: _Subscriber) -> None:
         """Stop feeding ``subscriber``."""
         self._subscribers.discard(subscriber)
+        self._feeders = tuple(weakref.ref(s) for s in self._subscribers)
 
     async def wait_for(
         self, name: str, predicate: Callable[[Any], object] | None, timeout: object
@@ -470,13 +482,13 @@ class EventBus:
         seconds = check_seconds(timeout, "timeout")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(name, predicate, future)
-        self._subscribers.add(waiter)
+        self._subscribe(waiter)
         try:
             async with asyncio.timeout(seconds):
                 return await future
         except TimeoutError:
-            if future.done():
-                raise
+            if not future.cancelled():
+                raise  # the predicate's own TimeoutError
             raise TimeoutError(f"{name} did not fire within {seconds} s") from None
         finally:
             self.unsubscribe(waiter)
