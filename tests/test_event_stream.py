@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -276,3 +281,23 @@ async def test_wait_for_validates_timeout_and_name(
         await client.wait_for("on_bot_ready", timeout=timeout)
     with pytest.raises(ValueError, match="unknown event"):
         await client.wait_for("bot-ready", timeout=1.0)
+
+
+# ----------------------------------------------------------------- README
+
+
+README_BLOCKS = re.findall(
+    r"```python\n(.*?)```", (Path(__file__).parent.parent / "README.md").read_text(), re.S
+)
+
+
+@pytest.mark.parametrize(
+    ("marker", "printed"),
+    [("client.events(", "1 on_server_message {'score': 3}"), ("wait_for(", "{'score': 3}")],
+)
+def test_readme_stream_examples_run(marker: str, printed: str) -> None:
+    (code,) = [textwrap.dedent(block) for block in README_BLOCKS if marker in block]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert printed in out.stdout
