@@ -153,23 +153,36 @@ def message(msg_type: str, data: Any = None) -> dict[str, Any]:
     return out
 
 
-async def ready_client(bot: LoopbackBot) -> tuple[PipecatClient, list[tuple[str, tuple[Any, ...]]]]:
+class Seen(list[tuple[str, tuple[Any, ...]]]):
+    """The events a client fired, in order; ``changed`` is set on each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def record(self, name: str, args: tuple[Any, ...]) -> None:
+        self.append((name, args))
+        self.changed.set()
+
+
+async def ready_client(bot: LoopbackBot) -> tuple[PipecatClient, Seen]:
     client = PipecatClient(LoopbackTransport(bot), connect_timeout=2.0)
-    seen: list[tuple[str, tuple[Any, ...]]] = []
+    seen = Seen()
     for name in sorted(EVENT_NAMES - {"on_transition", "on_transport_state_changed"}):
-        client.add_event_handler(name, lambda *args, _n=name: seen.append((_n, args)))
+        client.add_event_handler(name, lambda *args, _n=name: seen.record(_n, args))
     async with asyncio.timeout(WAIT):
         await client.connect()
     return client, seen
 
 
-async def until(seen: list[tuple[str, tuple[Any, ...]]], name: str) -> tuple[Any, ...]:
+async def until(seen: Seen, name: str) -> tuple[Any, ...]:
     async with asyncio.timeout(WAIT):
         while True:
             for event, args in seen:
                 if event == name:
                     return args
-            await asyncio.sleep(0)
+            seen.changed.clear()
+            await seen.changed.wait()
 
 
 def test_every_pipecat_type_has_a_row_and_a_name() -> None:
