@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from lifecycle import __version__, rtvi
+from lifecycle.dispatch import EventBus, EventStream, check_seconds
 from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
@@ -36,7 +35,6 @@ from lifecycle.redact import redact_text
 from lifecycle.rtvi import BotReadyData, RTVIError
 from lifecycle.start import APIRequest, post_start
 from lifecycle.states import State
-from lifecycle.timeouts import check_timeout
 from lifecycle.trace import SessionTrace
 from lifecycle.transport import ConnectRequest, Inbound, Transport
 
@@ -147,22 +145,33 @@ class PipecatClient:
         logger: Any = None,
         connect_timeout: float = 30.0,
         request_timeout: float = 10.0,
+        max_pending_events: int = 10_000,
+        drain_timeout: float = 5.0,
     ) -> None:
-        """Build a client on ``transport``; see the module docs for the arguments."""
+        """Build a client on ``transport``; see the module docs for the arguments.
+
+        ``max_pending_events`` bounds the callback queue (API.md §12: high-rate events are
+        dropped first, lifecycle events never); ``drain_timeout`` is how long
+        :meth:`disconnect` waits for queued callbacks before discarding them.
+        """
         self._transport = transport
         self._log = get_logger(logger)
-        self._connect_timeout = check_timeout("connect_timeout", connect_timeout)
-        self._request_timeout = check_timeout("request_timeout", request_timeout)
+        self._connect_timeout = check_seconds(connect_timeout, "connect_timeout")
+        self._request_timeout = check_seconds(request_timeout, "request_timeout")
         self._functions = FunctionCalls()
         self._abandoned_transport = False
-        self._handlers: dict[str, list[EventCallback]] = {name: [] for name in EVENT_NAMES}
+        self._lifecycle = SessionLifecycle(logger=logger)
+        self._bus = EventBus(
+            EVENT_NAMES,
+            session_id=lambda: self._lifecycle.session_id,
+            log=self._log,
+            max_pending=max_pending_events,
+            drain_timeout=drain_timeout,
+        )
         for name, callback in (callbacks or {}).items():
             self.add_event_handler(name, callback)
-        self._lifecycle = SessionLifecycle(logger=logger)
         self._lifecycle.add_transition_hook(self._on_transition)
         self._session: _Session | None = None
-        self._queue: deque[tuple[int, str, tuple[Any, ...]]] = deque()
-        self._dispatcher: asyncio.Task[None] | None = None
         self._trace = SessionTrace()
 
     # ----------------------------------------------------------------- state
@@ -210,43 +219,41 @@ class PipecatClient:
         return register
 
     def _handlers_for(self, name: str) -> list[EventCallback]:
-        try:
-            return self._handlers[name]
-        except KeyError:
-            known = ", ".join(sorted(EVENT_NAMES))
-            raise ValueError(f"unknown event {name!r}; known events: {known}") from None
+        return self._bus.handlers_for(name)
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped by the callback queue's bound or the drain limit (API.md §12)."""
+        return self._bus.dropped
+
+    def events(self, *names: str, maxsize: int = 10_000) -> EventStream:
+        """Every event from now on (only ``names`` if given) as an async iterator.
+
+        Use as ``async with client.events() as stream: async for event in stream: ...``;
+        each item is a :class:`~lifecycle.dispatch.ClientEvent`. The stream is fed when the
+        event happens, independently of callbacks, and lasts across sessions until closed.
+        Falling ``maxsize`` behind drops its oldest events (never lifecycle ones), counted
+        in ``stream.dropped``. Unknown names raise ``ValueError``.
+        """
+        return self._bus.stream(names, maxsize)
+
+    async def wait_for(
+        self, name: str, predicate: Callable[[Any], object] | None = None, *, timeout: float
+    ) -> Any:
+        """The data of the first ``name`` event after this call for which ``predicate`` holds.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds, and ``SessionClosedError`` if a
+        session ends first (unless ``name`` is ``on_disconnected``). Called between
+        sessions, it waits into the next one. ``predicate`` runs when the event happens.
+        """
+        return await self._bus.wait_for(name, predicate, timeout)
 
     def _emit(self, name: str, *args: Any) -> None:
-        if not self._handlers[name]:
-            return
-        self._queue.append((self._lifecycle.session_id, name, args))
-        if self._dispatcher is None or self._dispatcher.done():
-            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
-
-    async def _dispatch(self) -> None:
-        # One task runs every callback, serially and in event order.
-        while self._queue:
-            session_id, name, args = self._queue.popleft()
-            if session_id != self._lifecycle.session_id:
-                continue  # a newer session started: an ended session's events never reach it
-            for callback in tuple(self._handlers[name]):
-                try:
-                    result = callback(*args)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception as exc:
-                    self._log.error(
-                        "event callback failed",
-                        session_id=session_id,
-                        event_name=name,
-                        error=describe_exception(exc, with_traceback=True),
-                    )
+        self._bus.emit(name, *args)
 
     async def _drain(self) -> None:
-        """Wait until every queued callback has run (not from inside a callback)."""
-        current = asyncio.current_task()
-        while (task := self._dispatcher) is not None and not task.done() and task is not current:
-            await asyncio.shield(task)
+        """Wait (bounded by ``drain_timeout``) for queued callbacks; not from a callback."""
+        await self._bus.drain(self._lifecycle.session_id)
 
     # ------------------------------------------------ what follows a transition
 
@@ -339,10 +346,11 @@ class PipecatClient:
         previous = self._session
         if previous is not None:
             self._check_loop(previous, loop)
-        # Callbacks of the previous session all run before a new session starts.
-        await self._drain()
         if previous is not None and previous.end_task is not None and not previous.end_task.done():
             await asyncio.shield(previous.end_task)
+        # Callbacks of the previous session run before a new session starts (bounded, as
+        # in disconnect(): a flood left queued by a session that ended itself can't stall it).
+        await self._drain()
         if not self._lifecycle.fire(trigger):
             raise InvalidStateError(
                 f"cannot {trigger.replace('_', ' ')}: {self._lifecycle.refusal(trigger)}; "
@@ -477,7 +485,9 @@ class PipecatClient:
 
         Cancels a start/connect in flight (its awaiter gets SessionCancelledError) and
         fails pending requests with SessionClosedError. Every callback of the session
-        has run when it returns (except when called from inside a callback).
+        has run when it returns (except when called from inside a callback), waiting at
+        most ``drain_timeout`` s: then the queued rest is discarded (``dropped_events``)
+        except the lifecycle events, ``on_disconnected`` among them, which still run.
         """
         session = self._session
         if session is not None:
@@ -643,7 +653,7 @@ class PipecatClient:
         Raises MessageError on ``error-response``, RequestTimeoutError after ``timeout``
         (default ``request_timeout``), SessionClosedError if the session ends first.
         """
-        limit = self._request_timeout if timeout is None else check_timeout("timeout", timeout)
+        limit = self._request_timeout if timeout is None else check_seconds(timeout, "timeout")
         session = self._require_ready()
         message = rtvi.client_message(msg_type, data)
         msg_id: str = message["id"]

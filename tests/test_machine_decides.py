@@ -215,7 +215,6 @@ BAD_TIMEOUTS: list[tuple[Any, type[Exception]]] = [
     (math.nan, ValueError),
     (math.inf, ValueError),
     (-1.0, ValueError),
-    (0, ValueError),
     (None, TypeError),
     ("5", TypeError),
     (True, TypeError),
