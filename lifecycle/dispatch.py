@@ -30,7 +30,7 @@ from lifecycle.logs import SafeLogger, describe_exception
 
 __all__ = [
     "HIGH_RATE_EVENTS",
-    "LIFECYCLE_EVENTS",
+    "NEVER_DROPPED_EVENTS",
     "ClientEvent",
     "EventBus",
     "EventStream",
@@ -42,7 +42,7 @@ __all__ = [
 EventCallback = Callable[..., Any]
 _T = TypeVar("_T")
 
-LIFECYCLE_EVENTS: Final = frozenset(
+NEVER_DROPPED_EVENTS: Final = frozenset(
     {
         "on_transition",
         "on_transport_state_changed",
@@ -93,7 +93,7 @@ class Tier(enum.IntEnum):
 
 def tier_of(name: str, args: tuple[Any, ...]) -> Tier:
     """The tier of event ``name`` fired with ``args``."""
-    if name in LIFECYCLE_EVENTS:
+    if name in NEVER_DROPPED_EVENTS:
         return Tier.KEEP
     if name == "on_error":
         return Tier.KEEP if args and getattr(args[0], "fatal", False) else Tier.HIGH_RATE
