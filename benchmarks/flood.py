@@ -25,6 +25,12 @@ from tests.support.flood import FloodStats, FloodTransport, rtvi_text
 
 BATCH = 1000
 PAYLOAD = rtvi_text("server-message", {"seq": 1, "text": "x" * 200})
+INBOUND = {
+    "on_server_message": PAYLOAD,
+    "on_bot_llm_text": rtvi_text("bot-llm-text", {"text": "token "}),
+    "on_unhandled_message": rtvi_text("x-custom", {"text": "token "}),
+}
+"""Event -> an RTVI message that fires it: §2's, a typed §9 one, and the untyped fallback."""
 
 
 async def flood_case(
@@ -60,8 +66,9 @@ async def flood_case(
     }
 
 
-async def client_path_us(batches: int) -> float:
+async def client_path_us(batches: int, event: str) -> float:
     """Median µs per message: transport sink -> decode -> emit -> queue -> sync callback."""
+    payload = INBOUND[event]
     transport = FloodTransport()
     client = PipecatClient(transport, max_pending_events=BATCH * 2)
     done = asyncio.Event()
@@ -73,7 +80,7 @@ async def client_path_us(batches: int) -> float:
         if count == BATCH:
             done.set()
 
-    client.add_event_handler("on_server_message", callback)
+    client.add_event_handler(event, callback)
     await asyncio.wait_for(client.connect(), 10)
     samples = []
     for _ in range(batches):
@@ -81,7 +88,7 @@ async def client_path_us(batches: int) -> float:
         done.clear()
         start = time.perf_counter_ns()
         for _ in range(BATCH):
-            transport.deliver(PAYLOAD)
+            transport.deliver(payload)
         await done.wait()
         samples.append((time.perf_counter_ns() - start) / BATCH / 1000)
     await client.disconnect()
@@ -120,7 +127,9 @@ async def bus_us(batches: int, *, stream: bool) -> float:
 async def main(quick: bool) -> None:
     """Print every figure."""
     batches = 5 if quick else 50
-    print(f"client inbound path, per message: {await client_path_us(batches):.2f} µs")
+    for event in INBOUND:
+        cost = await client_path_us(batches, event)
+        print(f"client inbound path to {event}, per message: {cost:.2f} µs")
     print(f"bus emit + dispatch, per event:   {await bus_us(batches, stream=False):.2f} µs")
     print(f"  with one open stream:           {await bus_us(batches, stream=True):.2f} µs")
     seconds = 1.0 if quick else 3.0

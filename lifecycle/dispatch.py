@@ -331,6 +331,7 @@ class EventBus:
         self._feeders: tuple[weakref.ref[_Subscriber], ...] = ()
         self._dispatcher: asyncio.Task[None] | None = None
         self._warned_session = -1
+        self._warned_stale = -1
         self.dropped = 0
         """Events dropped by the queue's bound or a drain's time limit, over all sessions."""
 
@@ -377,6 +378,15 @@ class EventBus:
                 max_pending_events=self._queue.maxsize,
             )
 
+    def _skip_stale(self, session_id: int) -> None:
+        self.dropped += 1
+        if self._warned_stale != session_id:
+            self._warned_stale = session_id
+            self._log.warning(
+                "callbacks of an ended session skipped: the next session has started",
+                session_id=session_id,
+            )
+
     async def _dispatch(self) -> None:
         # One task runs every callback, serially and in event order.
         queue = self._queue
@@ -384,7 +394,7 @@ class EventBus:
             session_id, name, args = queue.pop()
             if session_id != self._session_id():
                 # A newer session started: an ended session's events never reach it.
-                self.dropped += 1
+                self._skip_stale(session_id)
                 continue
             for callback in tuple(self._handlers[name]):
                 try:

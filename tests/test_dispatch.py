@@ -403,3 +403,30 @@ def test_queue_keeps_exactly_what_the_tier_rules_say(kinds: list[str], bound: in
 class _Item:
     index: int
     fatal: bool | None
+
+
+async def test_an_ended_sessions_callbacks_never_run_in_the_next_one(
+    bot: LoopbackBot, logs: Any
+) -> None:
+    client = PipecatClient(LoopbackTransport(bot), drain_timeout=0.05)
+    gate = Gate()
+    ended: list[int] = []
+    client.add_event_handler("on_server_message", gate)
+    client.add_event_handler("on_disconnected", lambda: ended.append(client.session_id))
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+        async with client.events("on_disconnected") as stream:
+            await bot.send_server_message("hang")
+            await gate.entered.wait()
+            await bot.leave()
+            await read_until(stream, "on_disconnected")
+    # Session 1's on_disconnected waits behind the hanging callback; the start gives up
+    # waiting after drain_timeout + LIFECYCLE_GRACE and session 2 begins.
+    async with asyncio.timeout(0.05 + LIFECYCLE_GRACE + WAIT):
+        await client.connect()
+    gate.open()
+    async with asyncio.timeout(WAIT):
+        await client.disconnect()
+    assert ended == [2]  # session 1's was skipped, never run inside session 2
+    assert client.dropped_events == 1
+    assert len(warnings(logs, "callbacks of an ended session skipped")) == 1

@@ -27,6 +27,7 @@ RSS_BOUND_MIB = 50
 
 SERVER_MESSAGE = rtvi_text("server-message", {"seq": 1, "text": "x" * 200})
 UNKNOWN_TYPE = rtvi_text("x-telemetry", {"seq": 1, "text": "x" * 200})
+LLM_TOKEN = rtvi_text("bot-llm-text", {"text": "token "})
 
 
 @pytest.mark.parametrize(
@@ -35,8 +36,16 @@ UNKNOWN_TYPE = rtvi_text("x-telemetry", {"seq": 1, "text": "x" * 200})
         (20_000, 0.001, SERVER_MESSAGE, "on_server_message"),
         (100_000, 0.01, SERVER_MESSAGE, "on_server_message"),
         (100_000, 0.01, UNKNOWN_TYPE, "on_unhandled_message"),
+        (20_000, 0.001, LLM_TOKEN, "on_bot_llm_text"),
+        (100_000, 0.01, LLM_TOKEN, "on_bot_llm_text"),
     ],
-    ids=["20k-1ms-server-message", "100k-10ms-server-message", "100k-10ms-high-rate"],
+    ids=[
+        "20k-1ms-server-message",
+        "100k-10ms-server-message",
+        "100k-10ms-unhandled",
+        "20k-1ms-llm-text",
+        "100k-10ms-llm-text",
+    ],
 )
 async def test_flood_to_slow_callbacks_is_bounded(
     rate: int, callback_seconds: float, payload: str, event: str
