@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from lifecycle import (
     UserTranscript,
     rtvi,
 )
-from lifecycle.events import EVENT_GROUPS, LIFECYCLE_EVENTS, TYPED_EVENTS
+from lifecycle.events import EVENT_GROUPS, LIFECYCLE_EVENTS, TYPED_EVENTS, event_table_markdown
 from transports.loopback import LoopbackBot, LoopbackTransport
 
 WAIT = 5.0
@@ -372,3 +373,25 @@ def test_mypy_rejects_a_callback_of_the_wrong_type() -> None:
         ]
     )
     assert status == 0, out + err
+
+
+# ------------------------------------------------------------------------- the README
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_event_table_is_generated_from_the_code() -> None:
+    text = README.read_text()
+    begin = text.index("<!-- events:begin")
+    begin = text.index("\n", begin) + 1
+    end = text.index("<!-- events:end -->")
+    assert text[begin:end] == event_table_markdown()
+
+
+def test_readme_conversation_example_compiles_and_uses_real_names() -> None:
+    text = README.read_text()
+    section = text[text.index("## Reacting to the conversation") : text.index("<!-- events:begin")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    compile(code, "README.md", "exec")
+    for name in re.findall(r'"(on_[a-z_]+)"', code):
+        assert name in EVENT_NAMES, name
