@@ -293,7 +293,11 @@ README_BLOCKS = re.findall(
 
 @pytest.mark.parametrize(
     ("marker", "printed"),
-    [("client.events(", "1 on_server_message {'score': 3}"), ("wait_for(", "{'score': 3}")],
+    [
+        ('client.events("on_bot_ready", "on_server_message")', "1 on_server_message {'score': 3}"),
+        ('client.wait_for("on_server_message"', "{'score': 3}"),
+    ],
+    ids=["events", "wait_for"],
 )
 def test_readme_stream_examples_run(marker: str, printed: str) -> None:
     (code,) = [textwrap.dedent(block) for block in README_BLOCKS if marker in block]
