@@ -64,6 +64,7 @@ async def test_flood_to_slow_callbacks_is_bounded(
     client.add_event_handler("on_disconnected", lambda: ended.append(client.session_id))
     async with asyncio.timeout(10):
         await client.connect()
+    unread = client.events(event)  # a stream nobody reads: bounded by its own maxsize
     gc.collect()
     stats = FloodStats()
     reached = asyncio.Event()
@@ -80,15 +81,18 @@ async def test_flood_to_slow_callbacks_is_bounded(
     finally:
         flood.cancel()
         await asyncio.gather(flood, return_exceptions=True)
+        unread.close()
     print(
         f"\nflood {rate:,}/s asked, {stats.rate:,.0f}/s delivered ({stats.sent:,} msgs) "
         f"to a {callback_seconds * 1000:g} ms {event}: disconnect() {disconnect_seconds:.2f} s "
         f"(drain_timeout {DRAIN_TIMEOUT} s), RSS +{stats.rss_growth_mib:.1f} MiB peak, "
-        f"{ran:,} callbacks ran, {client.dropped_events:,} dropped"
+        f"{ran:,} callbacks ran, {client.dropped_events:,} dropped; "
+        f"an unread stream dropped {unread.dropped:,}"
     )
     assert client.state is State.DISCONNECTED
     assert ended == [1]  # on_disconnected ran before disconnect() returned
     assert client.dropped_events > 0 and ran + client.dropped_events <= stats.sent
+    assert unread.dropped > 0
     assert disconnect_seconds < DRAIN_TIMEOUT + 1.0
     assert stats.rss_growth_mib < RSS_BOUND_MIB
     assert (rss_bytes() - stats.rss_start) / 2**20 < RSS_BOUND_MIB
