@@ -16,7 +16,7 @@ import asyncio
 import gc
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
 
 from lifecycle import PipecatClient
 from lifecycle.dispatch import EventBus
@@ -80,7 +80,7 @@ async def client_path_us(batches: int, event: str) -> float:
         if count == BATCH:
             done.set()
 
-    client.add_event_handler(event, callback)
+    cast(Any, client.add_event_handler)(event, callback)  # the event is a parameter
     await asyncio.wait_for(client.connect(), 10)
     samples = []
     for _ in range(batches):

@@ -419,17 +419,21 @@ class EventBus:
 
     # ----------------------------------------------------------------- drain
 
-    async def drain(self, session_id: int) -> None:
-        """Wait for the queued callbacks, at most ``drain_timeout`` seconds.
+    async def drain(self, session_id: int, *, since: float | None = None) -> None:
+        """Wait for the queued callbacks, at most ``drain_timeout`` seconds from ``since``.
 
-        Then the droppable events of sessions up to ``session_id`` still queued are
-        discarded (counted, logged) and the never-dropped ones (``on_disconnected``...) get
-        :data:`LIFECYCLE_GRACE` seconds more. From inside a callback, returns at once (a
-        callback cannot wait for the callbacks queued behind itself).
+        ``since`` (loop time; default now) is when the wait began: disconnect() passes its
+        own start, since callbacks run while the session ends. Then the droppable events of
+        sessions up to ``session_id`` still queued are discarded (counted, logged) and the
+        never-dropped ones (``on_disconnected``...) get :data:`LIFECYCLE_GRACE` seconds
+        more. From inside a callback, returns at once (a callback cannot wait for the
+        callbacks queued behind itself).
         """
         if self._dispatcher is not None and asyncio.current_task() is self._dispatcher:
             return
-        if await self._wait_idle(self.drain_timeout):
+        loop = asyncio.get_running_loop()
+        budget = self.drain_timeout - (0.0 if since is None else loop.time() - since)
+        if await self._wait_idle(max(budget, 0.0)):
             return
         discarded = self._queue.discard(lambda item: item[0] <= session_id)
         if discarded:
