@@ -10,6 +10,20 @@ without bound. The callback queue has three tiers: lifecycle events and fatal er
 never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped first,
 oldest first; everything else only when no high-rate event is queued. A stream drops its
 oldest non-lifecycle event when it falls ``maxsize`` behind.
+
+Decisions:
+
+* A drain (``disconnect()``, and a new session's start) waits ``drain_timeout``, discards
+  the droppable rest, then gives the never-dropped callbacks :data:`LIFECYCLE_GRACE` more:
+  so ``on_disconnected`` still runs, and a hanging user callback cannot hold either call
+  for ever. A start is bounded too because a session that ended by itself (the bot left
+  mid-flood) was never drained by a ``disconnect()``: its queue could hold minutes of
+  callbacks. What is still queued for an ended session when the next one starts is skipped
+  (counted), never delivered into the new session.
+* A callback's ``BaseException`` is logged like an ``Exception`` (``GeneratorExit``, a
+  stray ``CancelledError``) and the dispatcher goes on, except ``KeyboardInterrupt`` and
+  ``SystemExit`` (the program is stopping) and a ``CancelledError`` while the dispatcher
+  task itself is being cancelled (the loop is shutting down).
 """
 
 from __future__ import annotations
