@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 
+from benchmarks import flood as bench
 from lifecycle import PipecatClient, State
 from tests.support.flood import (
     FloodStats,
@@ -162,3 +163,8 @@ async def test_websocket_flood_from_another_process_is_bounded(
     assert client.dropped_events > 0
     assert disconnect_seconds < DRAIN_TIMEOUT + 1.0
     assert rss.growth_mib < RSS_BOUND_MIB
+
+
+async def test_flood_benchmark_parts_run() -> None:
+    assert await bench.bus_us(1, stream=True) > 0
+    assert await bench.client_path_us(1, "on_bot_llm_text") > 0
