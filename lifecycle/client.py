@@ -135,7 +135,13 @@ class _SessionEvents:
 
     def message_received(self, message: Inbound) -> None:
         if self._live():
-            self._client._on_inbound(self._session, message)
+            # The events this message fires count its wire size against the byte bound.
+            bus = self._client._bus
+            bus.inbound_size = len(message) if isinstance(message, str | bytes) else 0
+            try:
+                self._client._on_inbound(self._session, message)
+            finally:
+                bus.inbound_size = 0
 
     def message_dropped(self, reason: str) -> None:
         if self._live():
