@@ -9,7 +9,8 @@ Both queues are bounded (API.md §11, §12), because nothing a bot sends may gro
 without bound. The callback queue has three tiers: lifecycle events and fatal errors are
 never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped first,
 oldest first; everything else only when no high-rate event is queued. A stream drops its
-oldest non-lifecycle event when it falls ``maxsize`` behind.
+oldest non-lifecycle event when it falls ``maxsize`` behind. Both also hold at most
+:data:`MAX_PENDING_BYTES` of bot data, since a count alone would allow 10,000 1 MiB messages.
 
 Decisions:
 
@@ -45,6 +46,8 @@ from lifecycle.media import AudioFrame
 
 __all__ = [
     "HIGH_RATE_EVENTS",
+    "LIFECYCLE_GRACE",
+    "MAX_PENDING_BYTES",
     "NEVER_DROPPED_EVENTS",
     "ClientEvent",
     "EventBus",
@@ -234,7 +237,8 @@ class EventStream:
 
     It collects from the moment it is made until it is closed (leaving its ``async with``
     block, or :meth:`close`), across sessions. It holds at most ``maxsize`` events that
-    were not read yet; past that it drops its oldest one (never a lifecycle event).
+    were not read yet (and :data:`MAX_PENDING_BYTES` of bot data); past that it drops its
+    oldest one (never a lifecycle event). One task reads it.
     """
 
     def __init__(
@@ -252,7 +256,7 @@ class EventStream:
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self.dropped = 0
-        """How many events this stream dropped because it fell ``maxsize`` behind."""
+        """How many events this stream dropped because it fell behind its bounds."""
 
     def feed(self, event: ClientEvent, tier: Tier, size: int) -> None:
         """Take one emitted event (the bus calls this)."""
