@@ -681,7 +681,7 @@ class PipecatClient:
         except the lifecycle events, ``on_disconnected`` among them, which still run.
         """
         session, loop = self._session, asyncio.get_running_loop()
-        began = loop.time()  # the drain's budget counts from here: callbacks run meanwhile
+        began = loop.time()  # callbacks run while the session ends
         if session is not None:
             self._check_loop(session, loop)
         if (
