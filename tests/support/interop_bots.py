@@ -64,11 +64,17 @@ class BotProcess:
         self.base_url = f"http://{host}:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.start_seconds = 0.0
+        self._started = 0.0
         self._log: IO[bytes] | None = None
 
     def start(self) -> None:
         """Start the process and wait until its HTTP port answers."""
-        started = time.monotonic()
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting (several bots start at once this way)."""
+        self._started = time.monotonic()
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [str(self.python), str(self.script), *self.args],
@@ -78,7 +84,11 @@ class BotProcess:
             cwd=str(INTEROP),
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        deadline = started + READY_TIMEOUT_S
+
+    def wait_ready(self) -> None:
+        """Wait until the launched process's HTTP port answers (RuntimeError if it dies)."""
+        assert self.process is not None, "launch() first"
+        deadline = self._started + READY_TIMEOUT_S
         with httpx.Client(timeout=1.0) as http:
             while True:
                 if self.process.poll() is not None:
@@ -95,7 +105,7 @@ class BotProcess:
                             f"{self.name} not ready in {READY_TIMEOUT_S}s; {self.tail()}"
                         ) from None
                     time.sleep(0.05)  # polling a port that has nothing to wait on
-        self.start_seconds = time.monotonic() - started
+        self.start_seconds = time.monotonic() - self._started
 
     def tail(self, lines: int = 30) -> str:
         """The last lines of the process's output."""
