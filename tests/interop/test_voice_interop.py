@@ -141,8 +141,12 @@ def joined(log: EventLog, name: str, start: int, end: int) -> str:
     return "".join(arg.text for n, arg in log.events[start:end] if n == name)
 
 
-def assert_typed(session: Session) -> None:
-    """Every §9 type received fired its typed event; none fell through to on_unhandled_message."""
+async def assert_typed(session: Session) -> None:
+    """Every §9 type received fired its typed event; none fell through to on_unhandled_message.
+
+    Ends the session first: every callback of a session has run once ``disconnect()`` returned.
+    """
+    await within(session.client.disconnect())
     unhandled = [m.get("type") for m in session.log.of("on_unhandled_message")]
     assert unhandled == [], f"typed RTVI messages reached on_unhandled_message: {unhandled}"
     fired = set(session.log.names())
@@ -217,7 +221,7 @@ async def test_text_turn_arrives_typed_in_order(session: Session) -> None:
     assert any(item.get("value") for m in metrics for item in m.characters)
     assert any(m.processing for m in metrics) and all(isinstance(m.raw, dict) for m in metrics)
     assert i_user_llm < i_llm_start
-    assert_typed(session)
+    await assert_typed(session)
 
 
 async def test_send_text_id_matches_user_input(session: Session) -> None:
@@ -228,7 +232,7 @@ async def test_send_text_id_matches_user_input(session: Session) -> None:
     _, one = await log.wait_for("on_user_input", lambda u: u.text == "one")
     _, two = await log.wait_for("on_user_input", lambda u: u.text == "two")
     assert (one.msg_id, two.msg_id) == (first, second)
-    assert_typed(session)
+    await assert_typed(session)
 
 
 # ---------------------------------------------------------------------------- function call
@@ -266,7 +270,7 @@ async def test_function_call_handler_result_comes_back(
     i_again, _ = await log.wait_for("on_bot_llm_started", after=i_stop)
     i_end, _ = await log.wait_for("on_bot_llm_stopped", after=i_again)
     assert "sunny" in joined(log, "on_bot_llm_text", i_again, i_end)
-    assert_typed(session)
+    await assert_typed(session)
 
 
 # ------------------------------------------------------------------------------ audio turn
@@ -307,7 +311,7 @@ async def test_audio_turn_transcribed_and_answered(
     assert joined(log, "on_bot_llm_text", i_answer, i_end).startswith(
         f"You said: {AUDIO_TRANSCRIPT}"
     )
-    assert_typed(session)
+    await assert_typed(session)
 
 
 # ------------------------------------------------------------------------- DTMF and UI
@@ -322,7 +326,7 @@ async def test_dtmf_reaches_the_bot_as_input_dtmf_frames(
     await log.wait_for("on_server_message", lambda d: d.get("keys") == "12#*")
     keys = [d["dtmf"] for d in log.of("on_server_message") if "dtmf" in d]
     assert keys == ["1", "2", "#", "*"]
-    assert_typed(session)
+    await assert_typed(session)
 
 
 async def test_ui_command(session: Session) -> None:
@@ -330,7 +334,7 @@ async def test_ui_command(session: Session) -> None:
     await within(client.send_text("show me a toast", audio_response=False))
     _, command = await log.wait_for("on_ui_command")
     assert command == {"command": "toast", "payload": {"text": "show me a toast"}}
-    assert_typed(session)
+    await assert_typed(session)
 
 
 def test_every_voice_event_is_a_client_event() -> None:
