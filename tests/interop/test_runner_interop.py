@@ -272,7 +272,7 @@ def readme_runner_example() -> str:
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     (block,) = [b for b in blocks if "http://localhost:7860/start" in b]
-    return block
+    return str(block)
 
 
 async def test_readme_runner_example_runs_as_written(runner: BotProcess) -> None:
