@@ -41,17 +41,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import socket
-import struct
 import sys
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
-# Loopback-only ICE (see bot_server.py): importing it patches aioice and aiortc's default STUN.
-import bot_server  # noqa: F401
+# Loopback-only ICE: importing bot_server patches aioice and aiortc's default STUN (see there).
+import bot_server
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket
@@ -119,15 +117,6 @@ END_SILENCE_S = 0.3
 INTERIM_EVERY_S = 0.2
 SENTENCE_AUDIO_MS = 120  # a multiple of the output transport's 40 ms chunks
 _BOT_TASKS: set[asyncio.Task[None]] = set()
-
-
-def tone(ms: int, sample_rate: int, hz: float = 440.0) -> bytes:
-    """Mono s16le PCM of a sine tone."""
-    n = sample_rate * ms // 1000
-    amp = 0.3 * 32767
-    return b"".join(
-        struct.pack("<h", int(amp * math.sin(2 * math.pi * hz * i / sample_rate))) for i in range(n)
-    )
 
 
 class DTMFReporter(FrameProcessor):
@@ -236,7 +225,9 @@ class StandInLLM(LLMService):
                 context=context,
             )
             await self.start_llm_usage_metrics(
-                LLMTokenUsage(prompt_tokens=len(messages), completion_tokens=1, total_tokens=1)
+                LLMTokenUsage(
+                    prompt_tokens=len(messages), completion_tokens=1, total_tokens=len(messages) + 1
+                )
             )
             await self.run_function_calls([call])
             return
@@ -284,7 +275,10 @@ class StandInTTS(TTSService):
         await self.start_tts_usage_metrics(text)
         await self.stop_ttfb_metrics()
         yield TTSAudioRawFrame(
-            tone(SENTENCE_AUDIO_MS, self.sample_rate), self.sample_rate, 1, context_id=context_id
+            bot_server.sine_pcm(SENTENCE_AUDIO_MS, self.sample_rate),
+            self.sample_rate,
+            1,
+            context_id=context_id,
         )
 
 
