@@ -15,22 +15,32 @@ import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self, get_args
 
 from lifecycle.media import AudioFrame
 
 __all__ = [
+    "EVENT_GROUPS",
     "EVENT_NAMES",
     "LIFECYCLE_EVENTS",
+    "SINGLE_EVENTS",
     "TYPED_EVENTS",
+    "AnyDataEvent",
+    "AudioEvent",
     "AudioLevel",
+    "AudioLevelEvent",
     "BotOutput",
     "BotText",
+    "BotTextEvent",
+    "DataMappingEvent",
     "FunctionCall",
+    "FunctionCallEvent",
     "FunctionCallStarted",
     "FunctionCallStopped",
     "LLMMarker",
+    "MessageEvent",
     "Metrics",
+    "NoArgumentEvent",
     "TypedEvent",
     "UserInput",
     "UserTranscript",
@@ -436,3 +446,83 @@ def event_table_markdown() -> str:
     for row in _ROWS:
         lines.append(f"| `{row.event}` | {row.argument} | RTVI `{row.rtvi_type}` |")
     return "\n".join(lines) + "\n"
+
+
+# Event names grouped by their callback's argument, for typed registration: the client's
+# event_handler/add_event_handler have one overload per group (a test keeps them complete).
+NoArgumentEvent = Literal[
+    "on_connected",
+    "on_disconnected",
+    "on_bot_disconnected",
+    "on_user_started_speaking",
+    "on_user_stopped_speaking",
+    "on_vad_user_started_speaking",
+    "on_vad_user_stopped_speaking",
+    "on_user_mute_started",
+    "on_user_mute_stopped",
+    "on_bot_started_speaking",
+    "on_bot_stopped_speaking",
+    "on_bot_interrupted",
+    "on_bot_llm_started",
+    "on_bot_llm_stopped",
+    "on_bot_tts_started",
+    "on_bot_tts_stopped",
+]
+"""Events whose callback takes no argument."""
+AnyDataEvent = Literal["on_bot_started", "on_server_message"]
+"""Events whose argument is whatever the bot sent (a start response, server-message data)."""
+MessageEvent = Literal["on_message_error", "on_unhandled_message"]
+"""Events whose argument is the whole RTVI message dict."""
+AudioEvent = Literal["on_bot_audio", "on_bot_tts_audio"]
+"""Events whose argument is an :class:`~lifecycle.media.AudioFrame`."""
+BotTextEvent = Literal[
+    "on_user_llm_text",
+    "on_bot_transcript",
+    "on_bot_llm_text",
+    "on_bot_tts_text",
+    "on_stt_raw_text",
+    "on_llm_raw_text",
+    "on_tts_raw_text",
+    "on_system_log",
+]
+"""Events whose argument is a :class:`BotText`."""
+FunctionCallEvent = Literal["on_llm_function_call_in_progress", "on_llm_function_call"]
+"""Events whose argument is a :class:`FunctionCall`."""
+AudioLevelEvent = Literal["on_user_audio_level", "on_bot_audio_level"]
+"""Events whose argument is an :class:`AudioLevel`."""
+DataMappingEvent = Literal["on_bot_llm_search_response", "on_ui_command", "on_ui_job_group"]
+"""Events whose argument is the message's data mapping."""
+
+SINGLE_EVENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "on_transition": "TransitionEvent",
+        "on_transport_state_changed": "State",
+        "on_bot_ready": "BotReadyData",
+        "on_error": "RTVIError",
+        "on_user_transcript": "UserTranscript",
+        "on_user_input": "UserInput",
+        "on_bot_output": "BotOutput",
+        "on_metrics": "Metrics",
+        "on_llm_function_call_started": "FunctionCallStarted",
+        "on_llm_function_call_stopped": "FunctionCallStopped",
+        "on_bot_llm_marker": "LLMMarker",
+    }
+)
+"""Events with an overload of their own: name -> argument type name."""
+
+EVENT_GROUPS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        alias: get_args(value)
+        for alias, value in (
+            ("NoArgumentEvent", NoArgumentEvent),
+            ("AnyDataEvent", AnyDataEvent),
+            ("MessageEvent", MessageEvent),
+            ("AudioEvent", AudioEvent),
+            ("BotTextEvent", BotTextEvent),
+            ("FunctionCallEvent", FunctionCallEvent),
+            ("AudioLevelEvent", AudioLevelEvent),
+            ("DataMappingEvent", DataMappingEvent),
+        )
+    }
+)
+"""Each group alias's event names (what the typed-registration test checks)."""

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +32,7 @@ from lifecycle import (
     UserTranscript,
     rtvi,
 )
-from lifecycle.events import LIFECYCLE_EVENTS, TYPED_EVENTS
+from lifecycle.events import EVENT_GROUPS, LIFECYCLE_EVENTS, TYPED_EVENTS, event_table_markdown
 from transports.loopback import LoopbackBot, LoopbackTransport
 
 WAIT = 5.0
@@ -313,3 +317,81 @@ async def test_conversation_content_is_never_logged_at_info_or_above() -> None:
     finally:
         async with asyncio.timeout(WAIT):
             await client.disconnect()
+
+
+# ------------------------------------------------------------------ typed registration
+
+
+def _overload_names() -> set[str]:
+    import typing
+
+    names: set[str] = set()
+    for method in (PipecatClient.add_event_handler, PipecatClient.event_handler):
+        found: set[str] = set()
+        for overload in typing.get_overloads(method):
+            hint = typing.get_type_hints(overload, vars(sys.modules["lifecycle.client"]))["name"]
+            found |= set(typing.get_args(hint))
+        assert names in (set(), found)
+        names = found
+    return names
+
+
+def test_every_event_has_a_typed_overload() -> None:
+    assert _overload_names() == EVENT_NAMES
+    assert set(EVENT_GROUPS["FunctionCallEvent"]) == {
+        name for name, build in TYPED_EVENTS.values() if build == FunctionCall.from_data
+    }
+    assert set(EVENT_GROUPS["BotTextEvent"]) == {
+        name for name, build in TYPED_EVENTS.values() if build == BotText.from_data
+    }
+    assert set(EVENT_GROUPS["NoArgumentEvent"]) - set(LIFECYCLE_EVENTS) == {
+        name for name, build in TYPED_EVENTS.values() if build is None
+    }
+
+
+def test_unknown_event_names_still_fail_at_runtime() -> None:
+    client = PipecatClient(LoopbackTransport(LoopbackBot()))
+    with pytest.raises(ValueError, match="unknown event"):
+        client.add_event_handler("on_nope", lambda: None)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="unknown event"):
+        client.event_handler("on_nope")  # type: ignore[call-overload]
+
+
+def test_mypy_rejects_a_callback_of_the_wrong_type() -> None:
+    """tests/typecheck/typed_registration.py marks each wrong registration with the error mypy
+    must raise; --strict's warn_unused_ignores fails the check if one is accepted."""
+    from mypy import api
+
+    root = Path(__file__).resolve().parents[1]
+    out, err, status = api.run(
+        [
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            os.devnull,
+            str(root / "tests" / "typecheck" / "typed_registration.py"),
+        ]
+    )
+    assert status == 0, out + err
+
+
+# ------------------------------------------------------------------------- the README
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_event_table_is_generated_from_the_code() -> None:
+    text = README.read_text()
+    begin = text.index("<!-- events:begin")
+    begin = text.index("\n", begin) + 1
+    end = text.index("<!-- events:end -->")
+    assert text[begin:end] == event_table_markdown()
+
+
+def test_readme_conversation_example_compiles_and_uses_real_names() -> None:
+    text = README.read_text()
+    section = text[text.index("## Reacting to the conversation") : text.index("<!-- events:begin")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    compile(code, "README.md", "exec")
+    for name in re.findall(r'"(on_[a-z_]+)"', code):
+        assert name in EVENT_NAMES, name
