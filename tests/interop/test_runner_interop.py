@@ -268,9 +268,10 @@ async def test_webrtc_bot_initiated_end(
 
 
 def readme_runner_example() -> str:
-    """The README's real-bot example (the Python block that POSTs the runner's /start)."""
+    """The README's real-bot example (the "Example" section's block that POSTs /start)."""
     readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    section = readme[readme.index("## Example") : readme.index("## The session lifecycle")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     (block,) = [b for b in blocks if "http://localhost:7860/start" in b]
     return str(block)
 
