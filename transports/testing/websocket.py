@@ -19,21 +19,15 @@ Two listening sockets on 127.0.0.1 (ports picked by the OS):
 * WebSocket (``websockets``): ``/ws`` (server defaults) and ``/ws/<sid>`` (a session started
   with ``/start``).
 
-The bot answers ``client-ready`` with ``bot-ready`` (version "2.2.0", about
-``{"library": "pipecat-lifecycle-testing"}``) unless held back, ``disconnect-bot`` by closing
-with 1000, a text WebSocket frame by closing with 1000 (as Pipecat does), and a
-``client-message`` by its type ``t``:
-
-* ``echo``: server-response with ``d`` as sent;
-* ``error``: error-response ``d.get("message", "requested error")``;
-* ``delay``: waits ``d["seconds"]`` (at most 30), then echoes;
-* ``push``: server-message with data ``d``, then server-response ``{"pushed": true}``;
-* ``end``: the bot ends the session (close 1000), no response;
-* ``fatal`` / ``nonfatal``: RTVI ``error`` ``{"error": "requested fatal|nonfatal", "fatal": ..}``
-  (``nonfatal`` then echoes);
-* ``audio``: ``d.get("ms", 200)`` ms of a 440 Hz sine, 16 kHz mono s16le, in 40 ms audio
-  frames, then server-response ``{"sent": true}``;
-* anything else: error-response ``unknown message type <t>``.
+What the bot says is :class:`transports.testing.script.BotScript`'s (the same script as the
+WebRTC testing bot's and ``LoopbackBot``'s): ``client-ready`` -> ``bot-ready`` (version
+"2.2.0", about ``{"library": "pipecat-lifecycle-testing"}``) unless held back, the testing
+client-messages of :data:`transports.testing.script.BUILTIN_MESSAGES` (``echo``, ``error``,
+``delay``, ``push``, ``end``, ``fatal``, ``nonfatal``, ``audio``), and a scripted voice-bot
+conversation on ``send-text`` and on microphone audio (``dialogue=``, see
+:class:`~transports.testing.script.Dialogue`). This module is only the wire: protobuf frames,
+bot audio as 40 ms audio frames, an interruption frame with ``bot-interrupted``, ``disconnect-bot``
+and ``end`` close with 1000, and a text WebSocket frame closes with 1000 (as Pipecat does).
 
 Every RTVI message the bot got is appended to :attr:`TestingBotServer.received`, every audio
 frame to :attr:`TestingBotServer.received_audio`.
@@ -44,45 +38,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
-import struct
 import uuid
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from google.protobuf.message import DecodeError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from lifecycle.media import AudioFrame
-from lifecycle.rtvi import LABEL, PROTOCOL_VERSION
-from transports._http_server import JSONHTTPServer, Reply
+from lifecycle.rtvi import LABEL
 from transports._pb import frames_pb2 as pb
-from transports._tasks import TaskSet
-from transports.websocket import encode_audio, encode_message
+from transports.testing._http import JSONHTTPServer, Reply
+from transports.testing.runner import ScriptRunner
+from transports.testing.script import DEFAULT_DIALOGUE, MAX_DELAY, BotScript, Dialogue
+from transports.websocket import decode_frame, encode_audio, encode_message
 
 __all__ = ["TestingBotServer"]
 
 HOST: Final = "127.0.0.1"
-AUDIO_SAMPLE_RATE: Final = 16000
-CHUNK_MS: Final = 40
-_MAX_DELAY: Final = 30.0
+LIBRARY: Final = "pipecat-lifecycle-testing"
 _HTTP_TIMEOUT: Final = 10.0
 _MAX_BODY: Final = 64 * 1024
 _STOP_TIMEOUT: Final = 3.0
-
-
-def sine_pcm(ms: int, sample_rate: int = AUDIO_SAMPLE_RATE, hz: float = 440.0) -> bytes:
-    """Mono s16le PCM of a sine wave, ``ms`` milliseconds long."""
-    n = sample_rate * ms // 1000
-    amp = 0.3 * 32767
-    return b"".join(
-        struct.pack("<h", int(amp * math.sin(2 * math.pi * hz * i / sample_rate))) for i in range(n)
-    )
+_INTERRUPTION: Final = pb.Frame(interruption=pb.InterruptionFrame()).SerializeToString()
 
 
 class TestingBotServer:
@@ -90,15 +72,23 @@ class TestingBotServer:
 
     ``ready_delay`` delays every ``bot-ready`` by that many seconds; ``send_bot_ready=False``
     never sends it (a bot that stays silent). A session started through ``/start`` may
-    override both with ``ready_delay`` / ``never_ready`` in the request body.
+    override both with ``ready_delay`` / ``never_ready`` in the request body. ``dialogue``:
+    how the bot talks (``None``: it never does).
     """
 
     __test__ = False  # not a pytest test class despite its name
 
-    def __init__(self, *, ready_delay: float = 0.0, send_bot_ready: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        ready_delay: float = 0.0,
+        send_bot_ready: bool = True,
+        dialogue: Dialogue | None = DEFAULT_DIALOGUE,
+    ) -> None:
         """Configure; nothing listens until :meth:`start`."""
         self.ready_delay = ready_delay
         self.send_bot_ready = send_bot_ready
+        self.dialogue = dialogue
         self.received: list[dict[str, Any]] = []
         """Every RTVI message the bot received, in order (all sessions)."""
         self.received_audio: list[AudioFrame] = []
@@ -184,7 +174,7 @@ class TestingBotServer:
         delay = parse_qs(target.query).get("delay", ["0"])[0]
         with contextlib.suppress(ValueError):
             if float(delay) > 0:
-                await asyncio.sleep(min(float(delay), _MAX_DELAY))
+                await asyncio.sleep(min(float(delay), MAX_DELAY))
         sid = uuid.uuid4().hex
         self._sessions[sid] = options if isinstance(options, dict) else {}
         ws_url = f"ws://{HOST}:{self._ws_port}/ws/{sid}"
@@ -210,49 +200,39 @@ class TestingBotServer:
     async def _ws_session(self, ws: ServerConnection) -> None:
         self.sessions_started += 1
         options = self._options(ws)
-        tasks = TaskSet()
-        spawn = tasks.spawn
-
+        script = BotScript(
+            library=LIBRARY,
+            send_bot_ready=not options["never_ready"],
+            ready_delay=options["ready_delay"],
+            builtins=True,
+            dialogue=self.dialogue,
+        )
+        runner = ScriptRunner(script, _WebSocketWire(ws))
         try:
             async for data in ws:
                 if isinstance(data, str):  # Pipecat ends the session on a text frame
                     await ws.close(1000)
                     break
-                message = self._decode(data)
-                if message is None:
-                    continue
-                msg_type = message["type"]
-                if msg_type == "client-ready":
-                    spawn(self._ready(ws, message, options))
-                elif msg_type == "client-message":
-                    spawn(self._client_message(ws, message))
-                elif msg_type == "disconnect-bot":
-                    await ws.close(1000)
-                    break
-                elif msg_type == "send-text":
-                    pass
-                else:
-                    error = f"unsupported message type {msg_type}"
-                    await _send(ws, _message("error-response", {"error": error}, message.get("id")))
+                inbound = self._decode(data)
+                if isinstance(inbound, AudioFrame):
+                    runner.receive_audio(inbound)
+                elif inbound is not None:
+                    runner.receive(inbound)
         except ConnectionClosed:
             pass
         finally:
-            await tasks.cancel_all()
+            await runner.close()
 
-    def _decode(self, data: bytes) -> dict[str, Any] | None:
+    def _decode(self, data: bytes) -> dict[str, Any] | AudioFrame | None:
         try:
-            frame = pb.Frame.FromString(data)
-        except DecodeError:
+            inbound = decode_frame(data)
+        except ValueError:
             return None
-        kind = frame.WhichOneof("frame")
-        if kind == "audio":
-            a = frame.audio
-            self.received_audio.append(AudioFrame(bytes(a.audio), a.sample_rate, a.num_channels))
-            return None
-        if kind != "message":
-            return None
+        if isinstance(inbound, AudioFrame):
+            self.received_audio.append(inbound)
+            return inbound
         try:
-            message = json.loads(frame.message.data)
+            message = json.loads(inbound) if isinstance(inbound, str) else None
         except ValueError:
             return None
         if (
@@ -264,82 +244,25 @@ class TestingBotServer:
         self.received.append(message)
         return message
 
-    async def _ready(
-        self, ws: ServerConnection, message: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> None:
-        data = message.get("data")
-        version = data.get("version") if isinstance(data, Mapping) else None
-        if not isinstance(version, str) or version.split(".", 1)[0] != "2":
-            error = f"unsupported RTVI protocol version {version!r}"
-            await _send(ws, _message("error-response", {"error": error}, message.get("id")))
-        if options["never_ready"]:
-            return
-        if options["ready_delay"] > 0:
-            await asyncio.sleep(options["ready_delay"])
-        ready = {
-            "version": PROTOCOL_VERSION,
-            "about": {"library": "pipecat-lifecycle-testing", "library_version": "0"},
-            "capabilities": {"audio_in": True, "audio_out": True},
-        }
-        await _send(ws, _message("bot-ready", ready, message.get("id")))
 
-    async def _client_message(self, ws: ServerConnection, message: Mapping[str, Any]) -> None:
-        data = message.get("data")
-        data = data if isinstance(data, Mapping) else {}
-        t, d = data.get("t"), data.get("d")
-        dd: Mapping[str, Any] = d if isinstance(d, Mapping) else {}
-        msg_id = message.get("id")
+class _WebSocketWire:
+    """The bot's side of one WebSocket: protobuf frames; a closed socket swallows sends."""
 
-        async def respond(value: Any) -> None:
-            await _send(ws, _message("server-response", {"t": t, "d": value}, msg_id))
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
 
-        async def fail(text: str) -> None:
-            await _send(ws, _message("error-response", {"error": text}, msg_id))
+    async def send(self, message: Mapping[str, Any]) -> None:
+        await self._send(encode_message(message))
 
-        try:
-            if t == "echo":
-                await respond(d)
-            elif t == "error":
-                await fail(str(dd.get("message", "requested error")))
-            elif t == "delay":
-                await asyncio.sleep(min(max(float(dd.get("seconds", 0)), 0.0), _MAX_DELAY))
-                await respond(d)
-            elif t == "push":
-                await _send(ws, _message("server-message", d))
-                await respond({"pushed": True})
-            elif t == "end":
-                await ws.close(1000)
-            elif t in ("fatal", "nonfatal"):
-                fatal = t == "fatal"
-                await _send(ws, _message("error", {"error": f"requested {t}", "fatal": fatal}))
-                if not fatal:
-                    await respond(d)
-            elif t == "audio":
-                ms = int(dd.get("ms", 200))
-                pcm = sine_pcm(max(0, min(ms, 60_000)))
-                chunk = AUDIO_SAMPLE_RATE * CHUNK_MS // 1000 * 2
-                for i in range(0, len(pcm), chunk):
-                    frame = AudioFrame(pcm[i : i + chunk], AUDIO_SAMPLE_RATE, 1)
-                    await _send_bytes(ws, encode_audio(frame))
-                await respond({"sent": True})
-            else:
-                await fail(f"unknown message type {t}")
-        except (ValueError, TypeError) as exc:
-            await fail(str(exc))
+    async def send_audio(self, frame: AudioFrame) -> None:
+        await self._send(encode_audio(frame))
 
+    async def interrupt(self) -> None:
+        await self._send(_INTERRUPTION)  # Pipecat sends it alongside bot-interrupted
 
-def _message(msg_type: str, data: Any, msg_id: Any = None) -> dict[str, Any]:
-    message: dict[str, Any] = {"label": LABEL, "type": msg_type}
-    if msg_id is not None:
-        message["id"] = msg_id
-    message["data"] = data
-    return message
+    async def leave(self) -> None:
+        await self._ws.close(1000)
 
-
-async def _send(ws: ServerConnection, message: Mapping[str, Any]) -> None:
-    await _send_bytes(ws, encode_message(message))
-
-
-async def _send_bytes(ws: ServerConnection, data: bytes) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        await ws.send(data)
+    async def _send(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send(data)
