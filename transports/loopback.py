@@ -58,6 +58,10 @@ class _LoopbackWire:
         self._bot._deliver_on(self._link, rtvi.encode(message))
 
     async def send_audio(self, frame: AudioFrame) -> None:
+        if self._link.open:  # in order with the messages sent before it
+            asyncio.get_running_loop().call_soon(self._play, frame)
+
+    def _play(self, frame: AudioFrame) -> None:
         if self._link.open:
             self._link.events.audio_received(frame)
 

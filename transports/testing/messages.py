@@ -94,6 +94,11 @@ def envelope(msg_type: str, data: Any = None, msg_id: Any = None) -> dict[str, A
     return message
 
 
+def _present(**fields: Any) -> dict[str, Any]:
+    """The fields that are not ``None`` (Pipecat serialises with ``exclude_none``)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def timestamp(now: datetime | None = None) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, as Pipecat's ``time_now_iso8601()``."""
     moment = now or datetime.now(UTC)
@@ -102,16 +107,8 @@ def timestamp(now: datetime | None = None) -> str:
 
 def user_input(text: str, input_type: str, msg_id: Any, when: str) -> dict[str, Any]:
     """``user-input`` (2.2): ``msg_id`` is the send-text id for ``input_type`` "chat"."""
-    data: dict[str, Any] = {
-        "text": text,
-        "input_type": input_type,
-        "final": True,
-        "timestamp": when,
-        "user_id": USER_ID,
-    }
-    if msg_id is not None:
-        data["msg_id"] = msg_id
-    return envelope("user-input", data)
+    data = {"text": text, "input_type": input_type, "final": True, "timestamp": when}
+    return envelope("user-input", _present(**data, user_id=USER_ID, msg_id=msg_id))
 
 
 def user_transcription(text: str, when: str) -> dict[str, Any]:
@@ -137,13 +134,9 @@ def function_call_stopped(
     tool_call_id: str, name: str, *, cancelled: bool, result: Any = None
 ) -> dict[str, Any]:
     """``llm-function-call-stopped``; ``result`` left out when ``None``."""
-    data: dict[str, Any] = {
-        "tool_call_id": tool_call_id,
-        "cancelled": cancelled,
-        "function_name": name,
-    }
-    if result is not None:
-        data["result"] = result
+    data = _present(
+        tool_call_id=tool_call_id, cancelled=cancelled, function_name=name, result=result
+    )
     return envelope("llm-function-call-stopped", data)
 
 

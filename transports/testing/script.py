@@ -92,13 +92,6 @@ class SendAudio:
 
 
 @dataclass(frozen=True)
-class Sleep:
-    """Wait before the actions that follow in the same list."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
 class Leave:
     """End the session from the bot's side, cleanly (WS close 1000, WebRTC ``peerLeft``)."""
 
@@ -116,6 +109,13 @@ class Speak:
 @dataclass(frozen=True)
 class StopSpeaking:
     """Stop the speech lane now (and drop queued bot audio; WS sends an interruption frame)."""
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait before the actions that follow in the same list."""
+
+    seconds: float
 
 
 @dataclass(frozen=True)

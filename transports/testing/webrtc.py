@@ -33,15 +33,15 @@ import contextlib
 import json
 import uuid
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL
 from transports._tasks import TaskSet
-from transports.testing._http import JSONHTTPServer, Reply
+from transports.testing._http import Reply
 from transports.testing.runner import ScriptRunner
-from transports.testing.script import DEFAULT_DIALOGUE, BotScript, Dialogue
+from transports.testing.script import BotScript
+from transports.testing.server import STOP_TIMEOUT, BotServer
 from transports.webrtc_media import OutgoingAudio, require_aiortc, to_audio_frame
 
 if TYPE_CHECKING:
@@ -49,17 +49,14 @@ if TYPE_CHECKING:
 
 __all__ = ["TestingWebRTCBotServer"]
 
-HOST: Final = "127.0.0.1"
-LIBRARY: Final = "pipecat-lifecycle-testing-webrtc"
 _MAX_BODY: Final = 256 * 1024
-_STOP_TIMEOUT: Final = 3.0
 _HTTP_TIMEOUT: Final = 30.0  # one whole exchange, offer/answer included
 
 
 class _Peer:
     """One peer connection of the bot, and the wire its script speaks through."""
 
-    def __init__(self, server: TestingWebRTCBotServer, options: Mapping[str, Any]) -> None:
+    def __init__(self, server: TestingWebRTCBotServer, script: BotScript) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
         self.server = server
@@ -68,13 +65,6 @@ class _Peer:
         self.channel: RTCDataChannel | None = None
         self.audio = OutgoingAudio()  # the client's own real-time PCM track: silence, else sine
         self.ended = False
-        script = BotScript(
-            library=LIBRARY,
-            send_bot_ready=server.send_bot_ready and not options.get("never_ready"),
-            ready_delay=float(options.get("ready_delay", server.ready_delay) or 0),
-            builtins=True,
-            dialogue=server.dialogue,
-        )
         self.runner = ScriptRunner(script, self)
 
         @self.pc.on("datachannel")
@@ -154,50 +144,26 @@ class _Peer:
         self.server._peers.pop(self.pc_id, None)
         self.audio.track.stop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.pc.close(), _STOP_TIMEOUT)
+            await asyncio.wait_for(self.pc.close(), STOP_TIMEOUT)
         await self.runner.close()
 
 
-class TestingWebRTCBotServer:
+class TestingWebRTCBotServer(BotServer):
     """A local SmallWebRTC bot with its HTTP offer endpoint (see the module docstring).
 
-    ``ready_delay`` delays every ``bot-ready``; ``send_bot_ready=False`` never sends it.
-    ``dialogue``: how the bot talks (``None``: it never does).
+    Settings as :class:`~transports.testing.server.BotServer`'s: ``ready_delay``,
+    ``send_bot_ready`` (both overridable per ``/api/start`` body or offer ``requestData``:
+    ``ready_delay``, ``never_ready``) and ``dialogue``.
     """
 
-    __test__ = False  # not a pytest test class despite its name
+    library = "pipecat-lifecycle-testing-webrtc"
 
-    def __init__(
-        self,
-        *,
-        ready_delay: float = 0.0,
-        send_bot_ready: bool = True,
-        dialogue: Dialogue | None = DEFAULT_DIALOGUE,
-    ) -> None:
-        """Configure; nothing listens until :meth:`start`. Raises if aiortc is missing."""
-        require_aiortc()
-        self.ready_delay = ready_delay
-        self.send_bot_ready = send_bot_ready
-        self.dialogue = dialogue
+    http_path = "/api"
+
+    def _init_wire(self) -> None:
+        require_aiortc()  # raises in the constructor, before anything listens
         self._tasks = TaskSet()
-        self.received: list[dict[str, Any]] = []
-        """Every RTVI message the bot received, in order (all sessions)."""
-        self.sessions_started = 0
-        """How many peer connections were created."""
-        self._sessions: dict[str, dict[str, Any]] = {}
         self._peers: dict[str, _Peer] = {}
-        self._http: JSONHTTPServer | None = None
-        self._port = 0
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>/api``."""
-        return f"http://{HOST}:{self._port}/api"
-
-    @property
-    def start_url(self) -> str:
-        """The URL to POST to (``start_bot``); the offer then goes to the session URL."""
-        return f"{self.base_url}/start"
 
     @property
     def offer_url(self) -> str:
@@ -207,33 +173,15 @@ class TestingWebRTCBotServer:
     async def start(self) -> None:
         """Start listening."""
         if self._http is None:
-            http = JSONHTTPServer(self._http_route, max_body=_MAX_BODY, timeout=_HTTP_TIMEOUT)
-            await http.start(HOST)
-            self._http, self._port = http, http.port
+            await self._listen_http(self._http_route, max_body=_MAX_BODY, timeout=_HTTP_TIMEOUT)
 
     async def stop(self) -> None:
         """Close every peer connection and the HTTP listener."""
-        http, self._http = self._http, None
-        if http is None:
+        if not await self._close_http():
             return
-        await http.stop(_STOP_TIMEOUT)
         for peer in list(self._peers.values()):
             await peer.leave()
-        await self._tasks.cancel_all(_STOP_TIMEOUT)
-
-    async def __aenter__(self) -> TestingWebRTCBotServer:
-        """Start; returns the server."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop."""
-        await self.stop()
+        await self._tasks.cancel_all(STOP_TIMEOUT)
 
     async def _http_route(self, method: str, target: str, body: bytes) -> Reply:
         payload = json.loads(body) if body.strip() else {}  # ValueError: a 400
@@ -244,8 +192,7 @@ class TestingWebRTCBotServer:
         if not isinstance(payload, dict):
             return 400, {"detail": "JSON object expected"}
         if method == "POST" and target == "/api/start":
-            sid = uuid.uuid4().hex
-            self._sessions[sid] = payload
+            sid = self._announce(payload)
             return 200, {"sessionId": sid, "iceConfig": {"iceServers": []}}
         options: Mapping[str, Any]
         if target == "/api/offer":
@@ -267,8 +214,7 @@ class TestingWebRTCBotServer:
         if method != "POST" or not isinstance(payload.get("sdp"), str):
             return 400, {"detail": "an SDP offer is required"}
         existing = self._peers.get(pc_id) if isinstance(pc_id, str) else None
-        peer = existing or _Peer(self, options)
+        peer = existing or _Peer(self, self._script(options))
         if existing is None:
             self._peers[peer.pc_id] = peer
-            self.sessions_started += 1
         return 200, await peer.answer(payload["sdp"])

@@ -38,9 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -52,66 +50,32 @@ from websockets.http11 import Request, Response
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL
 from transports._pb import frames_pb2 as pb
-from transports.testing._http import JSONHTTPServer, Reply
+from transports.testing._http import Reply
 from transports.testing.runner import ScriptRunner
-from transports.testing.script import DEFAULT_DIALOGUE, MAX_DELAY, BotScript, Dialogue
+from transports.testing.script import MAX_DELAY
+from transports.testing.server import HOST, STOP_TIMEOUT, BotServer
 from transports.websocket import decode_frame, encode_audio, encode_message
 
 __all__ = ["TestingBotServer"]
 
-HOST: Final = "127.0.0.1"
-LIBRARY: Final = "pipecat-lifecycle-testing"
 _HTTP_TIMEOUT: Final = 10.0
 _MAX_BODY: Final = 64 * 1024
-_STOP_TIMEOUT: Final = 3.0
 _INTERRUPTION: Final = pb.Frame(interruption=pb.InterruptionFrame()).SerializeToString()
 
 
-class TestingBotServer:
+class TestingBotServer(BotServer):
     """A local HTTP ``/start`` endpoint plus a WebSocket RTVI bot (see the module docstring).
 
-    ``ready_delay`` delays every ``bot-ready`` by that many seconds; ``send_bot_ready=False``
-    never sends it (a bot that stays silent). A session started through ``/start`` may
-    override both with ``ready_delay`` / ``never_ready`` in the request body. ``dialogue``:
-    how the bot talks (``None``: it never does).
+    Settings as :class:`~transports.testing.server.BotServer`'s: ``ready_delay``,
+    ``send_bot_ready`` (both overridable per ``/start`` body: ``ready_delay``,
+    ``never_ready``) and ``dialogue``.
     """
 
-    __test__ = False  # not a pytest test class despite its name
-
-    def __init__(
-        self,
-        *,
-        ready_delay: float = 0.0,
-        send_bot_ready: bool = True,
-        dialogue: Dialogue | None = DEFAULT_DIALOGUE,
-    ) -> None:
-        """Configure; nothing listens until :meth:`start`."""
-        self.ready_delay = ready_delay
-        self.send_bot_ready = send_bot_ready
-        self.dialogue = dialogue
-        self.received: list[dict[str, Any]] = []
-        """Every RTVI message the bot received, in order (all sessions)."""
+    def _init_wire(self) -> None:
         self.received_audio: list[AudioFrame] = []
         """Every audio frame the bot received, in order (all sessions)."""
-        self.sessions_started = 0
-        """How many WebSocket sessions have been accepted."""
-        self._sessions: dict[str, dict[str, Any]] = {}
-        self._http: JSONHTTPServer | None = None
         self._ws: Server | None = None
-        self._http_port = 0
         self._ws_port = 0
-
-    # --- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def start_url(self) -> str:
-        """The URL to POST to (``start_bot``)."""
-        return f"http://{HOST}:{self._http_port}/start"
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<http port>`` (``/unauthorized`` and ``/broken`` live there)."""
-        return f"http://{HOST}:{self._http_port}"
 
     @property
     def ws_url(self) -> str:
@@ -126,33 +90,16 @@ class TestingBotServer:
             self._ws_session, HOST, 0, process_request=self._ws_route, max_size=16 * 2**20
         )
         self._ws_port = next(iter(self._ws.sockets)).getsockname()[1]
-        http = JSONHTTPServer(self._http_route, max_body=_MAX_BODY, timeout=_HTTP_TIMEOUT)
-        await http.start(HOST)
-        self._http = http
-        self._http_port = http.port
+        await self._listen_http(self._http_route, max_body=_MAX_BODY, timeout=_HTTP_TIMEOUT)
 
     async def stop(self) -> None:
         """Close every connection and both listeners; leaves no task behind."""
-        http, ws = self._http, self._ws
-        self._http = self._ws = None
-        if http is not None:
-            await http.stop(_STOP_TIMEOUT)
+        ws, self._ws = self._ws, None
+        await self._close_http()
         if ws is not None:
             ws.close()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ws.wait_closed(), _STOP_TIMEOUT)
-
-    async def __aenter__(self) -> TestingBotServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+                await asyncio.wait_for(ws.wait_closed(), STOP_TIMEOUT)
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -175,8 +122,7 @@ class TestingBotServer:
         with contextlib.suppress(ValueError):
             if float(delay) > 0:
                 await asyncio.sleep(min(float(delay), MAX_DELAY))
-        sid = uuid.uuid4().hex
-        self._sessions[sid] = options if isinstance(options, dict) else {}
+        sid = self._announce(options)
         ws_url = f"ws://{HOST}:{self._ws_port}/ws/{sid}"
         return 200, {"wsUrl": ws_url, "sessionId": sid}, "application/json"
 
@@ -191,23 +137,10 @@ class TestingBotServer:
     def _options(self, connection: ServerConnection) -> dict[str, Any]:
         path = urlsplit(connection.request.path if connection.request else "/ws").path
         sid = path[len("/ws/") :] if path.startswith("/ws/") else ""
-        options = self._sessions.pop(sid, {}) if sid else {}
-        return {
-            "ready_delay": float(options.get("ready_delay", self.ready_delay) or 0),
-            "never_ready": bool(options.get("never_ready", not self.send_bot_ready)),
-        }
+        return self._sessions.pop(sid, {}) if sid else {}
 
     async def _ws_session(self, ws: ServerConnection) -> None:
-        self.sessions_started += 1
-        options = self._options(ws)
-        script = BotScript(
-            library=LIBRARY,
-            send_bot_ready=not options["never_ready"],
-            ready_delay=options["ready_delay"],
-            builtins=True,
-            dialogue=self.dialogue,
-        )
-        runner = ScriptRunner(script, _WebSocketWire(ws))
+        runner = ScriptRunner(self._script(self._options(ws)), _WebSocketWire(ws))
         try:
             async for data in ws:
                 if isinstance(data, str):  # Pipecat ends the session on a text frame
