@@ -23,6 +23,7 @@ from transports.loopback import LoopbackBot, LoopbackTransport
 from transports.testing import DEFAULT_DIALOGUE, Dialogue, FunctionTrigger, TestingBotServer
 from transports.testing.messages import sine_frames
 from transports.testing.script import (
+    MAX_PENDING_CALLS,
     USER_TURN_TIMER,
     Action,
     BotScript,
@@ -238,6 +239,27 @@ def test_a_function_call_without_result_gives_up_after_the_timeout() -> None:
     ]
     late = {"tool_call_id": call["tool_call_id"], "result": "late"}
     assert script.receive(make_message("llm-function-call-result", late)) == []
+
+
+def test_calls_waiting_for_results_are_bounded() -> None:
+    script = talking_script()
+    for n in range(MAX_PENDING_CALLS):
+        script.receive(send_text("weather?", f"t{n}", run_immediately=False))
+    actions = script.receive(send_text("weather again?", "t-last", run_immediately=False))
+    assert "llm-function-call-in-progress" not in types(actions)
+    assert "You said: weather again?" in [
+        m["data"]["text"] for m in sent(actions) if m["type"] == "bot-transcription"
+    ]
+
+
+def test_the_old_import_paths_still_work() -> None:
+    import transports.testing.webrtc
+    import transports.testing_webrtc
+
+    assert transports.testing_webrtc.TestingWebRTCBotServer is (
+        transports.testing.webrtc.TestingWebRTCBotServer
+    )
+    assert TestingBotServer.__module__ == "transports.testing.websocket"
 
 
 def test_run_immediately_during_a_reply_interrupts_it() -> None:

@@ -66,6 +66,8 @@ MAX_DELAY: Final = 30.0
 """The longest wait any message can ask the script for (seconds)."""
 SAMPLE_RATE: Final = 16000
 """The rate of the ``audio`` testing message's sine (Pipecat's WS bot default input rate)."""
+MAX_PENDING_CALLS: Final = 16
+"""Function calls waiting for a result beyond this are not made: the bot just replies."""
 USER_TURN_TIMER: Final = "user-speech"
 _CALL_TIMER: Final = "call:"
 _QUIET_TYPES: Final = frozenset(
@@ -393,7 +395,7 @@ class BotScript:
         assert self.dialogue is not None  # only a talking script gets here
         lowered = text.lower()
         for trigger in self.dialogue.functions:
-            if trigger.word.lower() in lowered:
+            if trigger.word.lower() in lowered and len(self._pending) < MAX_PENDING_CALLS:
                 return self._call_function(trigger, audio=audio)
         return [self._speak(self._reply_actions(self.dialogue.reply(text), audio=audio))]
 
