@@ -485,7 +485,7 @@ async def test_a_function_call_times_out_over_the_websocket() -> None:
 
 @pytest.mark.parametrize("kind", ["loopback", "websocket"])
 async def test_run_immediately_interrupts_a_slow_reply(kind: str) -> None:
-    async with session(kind, token_delay=0.05) as (transport, wire):
+    async with session(kind, token_delay=0.2) as (transport, wire):
         transport.send_message(send_text("one two three four five six seven eight nine ten"))
         await wire.wait_for("bot-llm-text")
         transport.send_message(send_text("stop", "t-2", run_immediately=True))

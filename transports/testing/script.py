@@ -31,6 +31,7 @@ listed in :data:`BUILTIN_MESSAGES`), and, when it has a :class:`Dialogue`, it ta
 from __future__ import annotations
 
 import json
+import sys
 from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ MAX_PENDING_CALLS: Final = 16
 """Function calls waiting for a result beyond this are not made: the bot just replies."""
 USER_TURN_TIMER: Final = "user-speech"
 _CALL_TIMER: Final = "call:"
+_SHOWN: Final = 120  # the most of a client-chosen name an error text repeats
 _QUIET_TYPES: Final = frozenset(
     {"dtmf", "ui-event", "ui-snapshot", "ui-cancel-job-group", "send-file", "raw-audio"}
     | {"raw-audio-batch"}
@@ -283,7 +285,7 @@ class BotScript:
             return self._function_result(data)
         if msg_type in _QUIET_TYPES:
             return []
-        return [_error_response(f"Unsupported type {msg_type}", msg_id)]
+        return [_error_response(f"Unsupported type {str(msg_type)[:_SHOWN]}", msg_id)]
 
     def receive_audio(self, frame: AudioFrame) -> list[Action]:
         """The actions for one frame of the user's microphone (a user turn, eventually)."""
@@ -291,6 +293,8 @@ class BotScript:
         if dialogue is None or frame.sample_rate <= 0 or frame.num_channels <= 0:
             return []
         samples = array("h", frame.pcm[: len(frame.pcm) // 2 * 2])
+        if sys.byteorder == "big":  # the wire's PCM is little-endian
+            samples.byteswap()
         if not samples or max(max(samples), -min(samples)) < dialogue.voice_threshold:
             return []
         self._voiced_ms += 1000 * len(samples) / frame.num_channels / frame.sample_rate
@@ -356,7 +360,7 @@ class BotScript:
                 return BUILTIN_MESSAGES[t](t, d, msg_id)
             except (ValueError, TypeError) as exc:
                 return [_error_response(str(exc), msg_id)]
-        return [_error_response(f"no handler for {t!r}", msg_id)]
+        return [_error_response(f"no handler for {t!r}"[:_SHOWN], msg_id)]
 
     # --- the conversation --------------------------------------------------------------
 
