@@ -21,12 +21,8 @@ from lifecycle.rtvi import make_message
 from lifecycle.transport import ConnectRequest, Transport
 from transports.loopback import LoopbackBot, LoopbackTransport
 from transports.testing import DEFAULT_DIALOGUE, Dialogue, FunctionTrigger, TestingBotServer
-from transports.testing.messages import sine_frames
-from transports.testing.script import (
-    MAX_PENDING_CALLS,
-    USER_TURN_TIMER,
+from transports.testing.actions import (
     Action,
-    BotScript,
     CallHandler,
     Leave,
     Send,
@@ -36,6 +32,8 @@ from transports.testing.script import (
     StartTimer,
     StopSpeaking,
 )
+from transports.testing.messages import sine_frames
+from transports.testing.script import MAX_PENDING_CALLS, USER_TURN_TIMER, BotScript
 
 T = 10.0  # the bound of every await
 

@@ -22,8 +22,10 @@ from lifecycle.media import AudioFrame
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents
 from transports._tasks import TaskSet
 from transports.testing import messages
+from transports.testing.actions import Handler
+from transports.testing.dialogue import DEFAULT_DIALOGUE, Dialogue
 from transports.testing.runner import ScriptRunner
-from transports.testing.script import DEFAULT_DIALOGUE, BotScript, Dialogue, Handler
+from transports.testing.script import BotScript
 
 __all__ = ["Handler", "LoopbackBot", "LoopbackTransport"]
 
@@ -82,7 +84,7 @@ class LoopbackBot:
     exception the transport's connect raises (the client surfaces it as TransportError).
     ``connect_delay``: seconds the transport's connect takes. ``dialogue``: how the bot
     talks on ``send-text`` and microphone audio, as the testing servers do
-    (:class:`transports.testing.script.Dialogue`; ``None``: it never talks). The four
+    (:class:`transports.testing.dialogue.Dialogue`; ``None``: it never talks). The four
     settings may be changed between messages; they are read as each message arrives.
     """
 

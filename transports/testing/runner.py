@@ -3,8 +3,8 @@
 The script decides what to say; a :class:`Wire` says how it travels (protobuf frames, a
 WebRTC data channel and audio track, or the loopback's in-process calls). The
 :class:`ScriptRunner` between them runs each answer's actions in order in a task of its own
-(so a slow answer never holds up the next message), plays :class:`Speak` actions one after
-the other in the speech lane, keeps the timers, and awaits the handlers.
+(so a slow answer never holds up the next message), plays ``Speak`` actions one after the
+other in the speech lane, keeps the timers, and awaits the handlers.
 """
 
 from __future__ import annotations
@@ -16,19 +16,8 @@ from typing import Any, Final, Protocol
 
 from lifecycle.media import AudioFrame
 from transports._tasks import TaskSet
-from transports.testing.script import (
-    Action,
-    BotScript,
-    CallHandler,
-    CancelTimer,
-    Leave,
-    Send,
-    SendAudio,
-    Sleep,
-    Speak,
-    StartTimer,
-    StopSpeaking,
-)
+from transports.testing import actions as a
+from transports.testing.script import BotScript
 
 __all__ = ["ScriptRunner", "Wire"]
 
@@ -77,40 +66,40 @@ class ScriptRunner:
         self._timers.clear()
         await self._tasks.cancel_all()
 
-    def _start(self, actions: list[Action]) -> None:
+    def _start(self, actions: list[a.Action]) -> None:
         if actions:
             self._tasks.spawn(self._play(actions))
 
-    async def _play(self, actions: Iterable[Action]) -> None:
+    async def _play(self, actions: Iterable[a.Action]) -> None:
         for action in actions:
             await self._do(action)
 
-    async def _do(self, action: Action) -> None:
+    async def _do(self, action: a.Action) -> None:
         match action:
-            case Send(message=message):
+            case a.Send(message=message):
                 await self.wire.send(message)
-            case SendAudio(frame=frame):
+            case a.SendAudio(frame=frame):
                 await self.wire.send_audio(frame)
-            case Sleep(seconds=seconds):
+            case a.Sleep(seconds=seconds):
                 await asyncio.sleep(seconds)
-            case Leave():
+            case a.Leave():
                 await self.wire.leave()
-            case Speak():
+            case a.Speak():
                 self._queue_speech(action)
-            case StopSpeaking():
+            case a.StopSpeaking():
                 speech, self._speech = self._speech, []
                 for task in speech:
                     task.cancel()
                 await self.wire.interrupt()
-            case StartTimer(key=key, seconds=seconds):
+            case a.StartTimer(key=key, seconds=seconds):
                 self._cancel_timer(key)
                 self._timers[key] = self._tasks.spawn(self._timer(key, seconds))
-            case CancelTimer(key=key):
+            case a.CancelTimer(key=key):
                 self._cancel_timer(key)
-            case CallHandler():
+            case a.CallHandler():
                 await self._play(await self._call(action))
 
-    def _queue_speech(self, speak: Speak) -> None:
+    def _queue_speech(self, speak: a.Speak) -> None:
         self._speech = [t for t in self._speech if not t.done()]
         if len(self._speech) >= MAX_QUEUED_SPEECH:
             self.script.speech_finished()  # dropped: never played
@@ -118,7 +107,7 @@ class ScriptRunner:
         after = self._speech[-1] if self._speech else None
         self._speech.append(self._tasks.spawn(self._speak(speak, after)))
 
-    async def _speak(self, speak: Speak, after: asyncio.Task[Any] | None) -> None:
+    async def _speak(self, speak: a.Speak, after: asyncio.Task[Any] | None) -> None:
         if after is not None:
             await asyncio.wait([after])  # never raises, also when ``after`` was cancelled
         await self._play(speak.actions)
@@ -135,7 +124,7 @@ class ScriptRunner:
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
 
-    async def _call(self, call: CallHandler) -> list[Action]:
+    async def _call(self, call: a.CallHandler) -> list[a.Action]:
         try:
             result = call.handler(call.data)
             if inspect.isawaitable(result):

@@ -2,7 +2,8 @@
 
 One :class:`BotScript` per session plays what a Pipecat 1.14 voice bot does, with no network
 and no clock of its own: :meth:`BotScript.receive` takes an RTVI message the client sent
-(:meth:`~BotScript.receive_audio` a microphone frame) and returns the :data:`Action` s to
+(:meth:`~BotScript.receive_audio` a microphone frame) and returns the actions
+(:mod:`transports.testing.actions`) to
 take, in order. A wire adapter (:mod:`transports.testing.runner`, used by the WebSocket and
 WebRTC testing servers and by ``LoopbackBot``) carries them out and reports back timers that
 fired, handler results, and speech that finished. Only the wire differs between the bots.
@@ -10,7 +11,8 @@ fired, handler results, and speech that finished. Only the wire differs between 
 The script answers ``client-ready`` with ``bot-ready`` (protocol 2.2.0; a version of another
 major gets an ``error-response`` first, as Pipecat does), ``disconnect-bot`` by leaving,
 ``client-message`` through ``handlers`` (and, with ``builtins=True``, the testing messages
-listed in :data:`BUILTIN_MESSAGES`), and, when it has a :class:`Dialogue`, it talks:
+listed in :mod:`transports.testing.client_messages`), and, when it has a
+:class:`~transports.testing.dialogue.Dialogue`, it talks:
 
 * ``send-text`` (and a user turn heard on the microphone: ``Dialogue.min_voice_ms`` of sound
   then ``Dialogue.end_of_speech_ms`` without) -> user-started-speaking, user-input,
@@ -19,7 +21,7 @@ listed in :data:`BUILTIN_MESSAGES`), and, when it has a :class:`Dialogue`, it ta
   bot-tts-stopped, bot-started-speaking, bot-output (``new``), the reply's audio,
   bot-output (``completed``), bot-stopped-speaking, metrics. ``audio_response: false``
   replies with LLM text and a not-to-be-spoken bot-output only.
-* A user text containing a :class:`FunctionTrigger` word -> llm-function-call-started and
+* A user text containing a ``FunctionTrigger`` word -> llm-function-call-started and
   -in-progress; the reply waits for the client's ``llm-function-call-result`` (then
   llm-function-call-stopped with that result and a reply that quotes it) for at most
   ``Dialogue.function_timeout`` seconds (then a ``system-log`` saying so, a cancelled
@@ -30,43 +32,36 @@ listed in :data:`BUILTIN_MESSAGES`), and, when it has a :class:`Dialogue`, it ta
 
 from __future__ import annotations
 
-import json
 import sys
 from array import array
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import PROTOCOL_VERSION, protocol_major
 from transports.testing import messages as m
+from transports.testing.actions import (
+    MAX_DELAY,
+    Action,
+    CallHandler,
+    CancelTimer,
+    Handler,
+    Leave,
+    Send,
+    SendAudio,
+    Sleep,
+    Speak,
+    StartTimer,
+    StopSpeaking,
+    error_response,
+    server_response,
+)
+from transports.testing.client_messages import BUILTIN_MESSAGES
+from transports.testing.dialogue import Dialogue, FunctionTrigger
 
-__all__ = [
-    "BUILTIN_MESSAGES",
-    "DEFAULT_DIALOGUE",
-    "Action",
-    "BotScript",
-    "CallHandler",
-    "CancelTimer",
-    "Dialogue",
-    "FunctionTrigger",
-    "Handler",
-    "Leave",
-    "Send",
-    "SendAudio",
-    "Sleep",
-    "Speak",
-    "StartTimer",
-    "StopSpeaking",
-]
+__all__ = ["MAX_PENDING_CALLS", "USER_TURN_TIMER", "BotScript"]
 
-Handler = Callable[[Any], Any]
-"""``handler(data) -> response data``, sync or async; raising makes an ``error-response``."""
-
-MAX_DELAY: Final = 30.0
-"""The longest wait any message can ask the script for (seconds)."""
-SAMPLE_RATE: Final = 16000
-"""The rate of the ``audio`` testing message's sine (Pipecat's WS bot default input rate)."""
 MAX_PENDING_CALLS: Final = 16
 """Function calls waiting for a result beyond this are not made: the bot just replies."""
 USER_TURN_TIMER: Final = "user-speech"
@@ -76,143 +71,6 @@ _QUIET_TYPES: Final = frozenset(
     {"dtmf", "ui-event", "ui-snapshot", "ui-cancel-job-group", "send-file", "raw-audio"}
     | {"raw-audio-batch"}
 )  # accepted by Pipecat 1.14 without an answer
-
-
-# --- actions -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send this RTVI message to the client."""
-
-    message: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class SendAudio:
-    """Play this bot audio where the wire carries audio (WebRTC paces it in real time)."""
-
-    frame: AudioFrame
-
-
-@dataclass(frozen=True)
-class Leave:
-    """End the session from the bot's side, cleanly (WS close 1000, WebRTC ``peerLeft``)."""
-
-
-@dataclass(frozen=True)
-class Speak:
-    """Play these actions in the speech lane: after earlier speech, stoppable as a whole.
-
-    The adapter calls :meth:`BotScript.speech_finished` when they have all run.
-    """
-
-    actions: tuple[Action, ...]
-
-
-@dataclass(frozen=True)
-class StopSpeaking:
-    """Stop the speech lane now (and drop queued bot audio; WS sends an interruption frame)."""
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """Wait before the actions that follow in the same list."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class StartTimer:
-    """Call :meth:`BotScript.timer_expired` with ``key`` after ``seconds`` (replaces one)."""
-
-    key: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class CancelTimer:
-    """Forget the timer ``key`` if it has not fired."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class CallHandler:
-    """Run ``handler(data)`` (awaiting it when async), then report to the script.
-
-    Report with :meth:`BotScript.handler_returned` or :meth:`BotScript.handler_raised`.
-    """
-
-    handler: Handler
-    data: Any
-    msg_type: Any
-    msg_id: Any
-
-
-Action = (
-    Send | SendAudio | Sleep | Leave | Speak | StopSpeaking | StartTimer | CancelTimer | CallHandler
-)
-"""What the script asks its wire adapter to do."""
-
-
-# --- the dialogue ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FunctionTrigger:
-    """A user text containing ``word`` (any case) makes the bot call ``name(arguments)``."""
-
-    word: str
-    name: str
-    arguments: Mapping[str, Any] = field(default_factory=dict)
-
-
-def echo_reply(text: str) -> str:
-    """The default reply: ``You said: <text>``."""
-    return f"You said: {text}"
-
-
-def result_reply(name: str, result: Any) -> str:
-    """The default reply after a function call: quotes the result (JSON unless a string)."""
-    if result is None:
-        return f"I got no result from {name}."
-    shown = result if isinstance(result, str) else json.dumps(result, sort_keys=True)
-    return f"{name} says: {shown}"
-
-
-WEATHER: Final = FunctionTrigger("weather", "get_weather", {"location": "Lisbon"})
-"""The default function call: "weather" in the user's text calls ``get_weather``."""
-
-
-@dataclass(frozen=True)
-class Dialogue:
-    """How a testing bot talks; every reply is deterministic.
-
-    ``reply(user_text)``: the bot's answer. ``function_reply(name, result)``: its answer
-    after a function call (``result`` is ``None`` when none came). ``token_delay``: seconds
-    between LLM tokens. ``speech_ms`` of a 440 Hz sine at ``speech_rate`` play as the reply's
-    audio. ``functions``: the words that make it call a function; ``function_timeout``: how
-    long it waits for the client's result. A microphone turn is ``min_voice_ms`` of sound
-    (peak at least ``voice_threshold``) then ``end_of_speech_ms`` of silence or no audio;
-    it is heard as ``audio_transcript``.
-    """
-
-    reply: Callable[[str], str] = echo_reply
-    function_reply: Callable[[str, Any], str] = result_reply
-    token_delay: float = 0.0
-    speech_ms: int = 200
-    speech_rate: int = 24000
-    functions: tuple[FunctionTrigger, ...] = (WEATHER,)
-    function_timeout: float = 10.0
-    audio_transcript: str = "Hello from the microphone."
-    min_voice_ms: float = 100.0
-    end_of_speech_ms: float = 300.0
-    voice_threshold: int = 1000
-
-
-DEFAULT_DIALOGUE: Final = Dialogue()
-"""The testing bots' default: echoes the user (``You said: ...``), ``weather`` calls a function."""
 
 
 @dataclass
@@ -285,7 +143,7 @@ class BotScript:
             return self._function_result(data)
         if msg_type in _QUIET_TYPES:
             return []
-        return [_error_response(f"Unsupported type {str(msg_type)[:_SHOWN]}", msg_id)]
+        return [error_response(f"Unsupported type {str(msg_type)[:_SHOWN]}", msg_id)]
 
     def receive_audio(self, frame: AudioFrame) -> list[Action]:
         """The actions for one frame of the user's microphone (a user turn, eventually)."""
@@ -317,11 +175,11 @@ class BotScript:
 
     def handler_returned(self, call: CallHandler, value: Any) -> list[Action]:
         """The actions after a :class:`CallHandler`'s handler returned ``value``."""
-        return [_server_response(call.msg_type, value, call.msg_id)]
+        return [server_response(call.msg_type, value, call.msg_id)]
 
     def handler_raised(self, call: CallHandler, exc: Exception) -> list[Action]:
         """The actions after a :class:`CallHandler`'s handler raised ``exc``."""
-        return [_error_response(str(exc), call.msg_id)]
+        return [error_response(str(exc), call.msg_id)]
 
     def speech_finished(self) -> list[Action]:
         """The actions after a :class:`Speak` ran to its end (none today)."""
@@ -334,9 +192,7 @@ class BotScript:
         actions: list[Action] = []
         version = data.get("version") if isinstance(data, Mapping) else None
         if not isinstance(version, str) or protocol_major(version) != 2:
-            actions.append(
-                _error_response(f"unsupported RTVI protocol version {version!r}", msg_id)
-            )
+            actions.append(error_response(f"unsupported RTVI protocol version {version!r}", msg_id))
         if not self.send_bot_ready:
             return actions
         if self.ready_delay > 0:
@@ -359,8 +215,8 @@ class BotScript:
             try:
                 return BUILTIN_MESSAGES[t](t, d, msg_id)
             except (ValueError, TypeError) as exc:
-                return [_error_response(str(exc), msg_id)]
-        return [_error_response(f"no handler for {t!r}"[:_SHOWN], msg_id)]
+                return [error_response(str(exc), msg_id)]
+        return [error_response(f"no handler for {t!r}"[:_SHOWN], msg_id)]
 
     # --- the conversation --------------------------------------------------------------
 
@@ -505,68 +361,3 @@ class BotScript:
             ]
         actions.append(Send(m.metrics(reply, ttfb=0.001, processing=0.002)))
         return tuple(actions)
-
-
-# --- the testing client-messages of the servers ------------------------------------------
-
-
-def _server_response(t: Any, value: Any, msg_id: Any) -> Send:
-    return Send(m.envelope("server-response", {"t": t, "d": value}, msg_id))
-
-
-def _error_response(text: str, msg_id: Any) -> Send:
-    return Send(m.envelope("error-response", {"error": text}, msg_id))
-
-
-def _options(d: Any) -> Mapping[str, Any]:
-    return d if isinstance(d, Mapping) else {}
-
-
-def _echo(t: str, d: Any, msg_id: Any) -> list[Action]:
-    return [_server_response(t, d, msg_id)]
-
-
-def _error(t: str, d: Any, msg_id: Any) -> list[Action]:
-    return [_error_response(str(_options(d).get("message", "requested error")), msg_id)]
-
-
-def _delay(t: str, d: Any, msg_id: Any) -> list[Action]:
-    seconds = min(max(float(_options(d).get("seconds", 0)), 0.0), MAX_DELAY)
-    return [Sleep(seconds), _server_response(t, d, msg_id)]
-
-
-def _push(t: str, d: Any, msg_id: Any) -> list[Action]:
-    return [Send(m.envelope("server-message", d)), _server_response(t, {"pushed": True}, msg_id)]
-
-
-def _end(t: str, d: Any, msg_id: Any) -> list[Action]:
-    return [Leave()]
-
-
-def _rtvi_error(t: str, d: Any, msg_id: Any) -> list[Action]:
-    fatal = t == "fatal"
-    actions: list[Action] = [Send(m.envelope("error", {"error": f"requested {t}", "fatal": fatal}))]
-    return actions if fatal else [*actions, _server_response(t, d, msg_id)]
-
-
-def _audio(t: str, d: Any, msg_id: Any) -> list[Action]:
-    ms = max(0, min(int(_options(d).get("ms", 200)), 60_000))
-    frames: list[Action] = [SendAudio(f) for f in m.sine_frames(ms, SAMPLE_RATE)]
-    return [*frames, _server_response(t, {"sent": True}, msg_id)]
-
-
-BUILTIN_MESSAGES: Final[Mapping[str, Callable[[str, Any, Any], list[Action]]]] = {
-    "echo": _echo,
-    "error": _error,
-    "delay": _delay,
-    "push": _push,
-    "end": _end,
-    "fatal": _rtvi_error,
-    "nonfatal": _rtvi_error,
-    "audio": _audio,
-}
-"""The testing servers' client-messages: ``echo`` (server-response with ``d``), ``error``
-(error-response ``d["message"]``), ``delay`` (``d["seconds"]``, at most 30, then echo),
-``push`` (server-message ``d``, then ``{"pushed": true}``), ``end`` (the bot leaves),
-``fatal``/``nonfatal`` (an RTVI ``error``; nonfatal then echoes), ``audio`` (``d["ms"]``,
-default 200, of a 440 Hz sine at 16 kHz mono in 40 ms frames, then ``{"sent": true}``)."""

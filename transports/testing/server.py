@@ -13,7 +13,8 @@ from types import TracebackType
 from typing import Any, ClassVar, Final, Self
 
 from transports.testing._http import JSONHTTPServer, Route
-from transports.testing.script import DEFAULT_DIALOGUE, BotScript, Dialogue
+from transports.testing.dialogue import DEFAULT_DIALOGUE, Dialogue
+from transports.testing.script import BotScript
 
 __all__ = ["HOST", "BotServer"]
 

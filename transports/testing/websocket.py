@@ -22,10 +22,10 @@ Two listening sockets on 127.0.0.1 (ports picked by the OS):
 What the bot says is :class:`transports.testing.script.BotScript`'s (the same script as the
 WebRTC testing bot's and ``LoopbackBot``'s): ``client-ready`` -> ``bot-ready`` (version
 "2.2.0", about ``{"library": "pipecat-lifecycle-testing"}``) unless held back, the testing
-client-messages of :data:`transports.testing.script.BUILTIN_MESSAGES` (``echo``, ``error``,
+client-messages of :mod:`transports.testing.client_messages` (``echo``, ``error``,
 ``delay``, ``push``, ``end``, ``fatal``, ``nonfatal``, ``audio``), and a scripted voice-bot
 conversation on ``send-text`` and on microphone audio (``dialogue=``, see
-:class:`~transports.testing.script.Dialogue`). This module is only the wire: protobuf frames,
+`~transports.testing.dialogue.Dialogue`). This module is only the wire: protobuf frames,
 bot audio as 40 ms audio frames, an interruption frame with ``bot-interrupted``, ``disconnect-bot``
 and ``end`` close with 1000, and a text WebSocket frame closes with 1000 (as Pipecat does).
 
@@ -51,8 +51,8 @@ from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL
 from transports._pb import frames_pb2 as pb
 from transports.testing._http import Reply
+from transports.testing.actions import MAX_DELAY
 from transports.testing.runner import ScriptRunner
-from transports.testing.script import MAX_DELAY
 from transports.testing.server import HOST, STOP_TIMEOUT, BotServer
 from transports.websocket import decode_frame, encode_audio, encode_message
 
