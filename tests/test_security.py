@@ -42,6 +42,13 @@ from lifecycle import (
     State,
     TransportError,
 )
+from lifecycle.redact import (
+    check_header_values,
+    redact_body,
+    redact_query,
+    redact_text,
+    redact_url,
+)
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -599,3 +606,66 @@ async def test_https_start_then_wss_whole_session_with_own_context(
                 assert client.state is State.READY
                 await within(client.disconnect())
             assert_no_secret(captured, out.getvalue(), client.trace.to_jsonl())
+
+
+# ------------------------------------------------------------------ redaction of free text
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f"wss://h/ws?{SECRET}", "wss://h/ws?***"),  # a bare query value is the token itself
+        (f"GET /ws?{SECRET} HTTP/1.1", "GET /ws?*** HTTP/1.1"),
+        (f"http://h/start;token={SECRET}?room=1", "http://h/start;token=***?room=***"),
+        (f"/start;jsessionid={SECRET}/x", "/start;jsessionid=***/x"),
+        (f"failed for localhost:7860/ws?token={SECRET} now", "localhost:7860/ws?token=*** now"),
+        (f"ws/connect?a=1&{SECRET}", "ws/connect?a=***&***"),
+        (f"/cb#access_token={SECRET}&x=1", "/cb#access_token=***&x=***"),
+        (f"ws://u:{SECRET}@h/ws#frag{SECRET}", "ws://***@h/ws"),
+        (f"Illegal header value b'Bearer a\\r\\n{SECRET}'", "Illegal header value ***"),
+        (f"illegal header line: bytearray(b'X-Token: {SECRET}\\r')", "illegal header line: ***"),
+        (
+            f"invalid Authorization header: Bearer a\r\n{SECRET}",
+            "invalid Authorization header: ***",
+        ),
+        (f"invalid X-Api-Key header: k\n{SECRET}\nmore", "invalid X-Api-Key header: ***"),
+        (f"Authorization: Bearer a\\r\\n{SECRET}", "Authorization: Bearer ***"),
+    ],
+)
+def test_redact_text_covers_every_place_a_token_hides(text: str, kept: str) -> None:
+    redacted = redact_text(text)
+    assert SECRET not in redacted
+    assert kept in redacted
+
+
+@pytest.mark.parametrize(
+    "text", ["why? because", "KeyError: 'token'", "invalid Host header: example.org", "a=1 b=2"]
+)
+def test_redact_text_leaves_ordinary_text(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_redact_query_and_url_handle_bare_items_and_path_parameters() -> None:
+    assert redact_query(f"/ws?{SECRET}") == "/ws?***"
+    assert redact_query(f"/ws;token={SECRET}?a=1") == "/ws;token=***?a=***"
+    assert (
+        redact_url(f"http://h/a;k={SECRET}/b?{SECRET}&t={SECRET}") == "http://h/a;k=***/b?***&t=***"
+    )
+
+
+def test_redact_body_removes_credential_pairs_from_text() -> None:
+    body = (
+        f"X-Auth-Token: {SECRET}\nSet-Cookie: sid={SECRET}\n"
+        f'{{"token": "{SECRET}", "ok": 1}} password={SECRET}&room=r1 echoed Bearer {SECRET}'
+    )
+    redacted = redact_body(body)
+    assert SECRET not in redacted
+    assert '"ok": 1' in redacted and "room=r1" in redacted
+
+
+def test_check_header_values_refuses_cr_lf_nul_without_showing_the_value() -> None:
+    for bad in (f"Bearer a\r\n{SECRET}", f"{SECRET}\n", f"a\0{SECRET}"):
+        with pytest.raises(ValueError, match="Authorization") as info:
+            check_header_values({"Authorization": bad})
+        assert_no_secret(*exception_texts(info.value))
+    check_header_values(HEADERS)  # ordinary values pass
