@@ -32,7 +32,7 @@ from lifecycle.machine import SessionLifecycle, TransitionEvent
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_text
 from lifecycle.rtvi import BotReadyData, RTVIError
-from lifecycle.start import APIRequest, post_start
+from lifecycle.start import APIRequest, as_api_request, post_start
 from lifecycle.states import State
 from lifecycle.table import SESSION_START_STATES
 from lifecycle.trace import SessionTrace
@@ -598,4 +598,4 @@ def _expire(future: asyncio.Future[Any], message: str) -> None:
 
 
 def _as_request(request: APIRequest | str) -> APIRequest:
-    return APIRequest(request) if isinstance(request, str) else request
+    return as_api_request(request)

@@ -3,20 +3,60 @@
 Requests go through an ``httpx.AsyncHTTPTransport`` directly: ``httpx.AsyncClient`` logs every
 request's full URL at INFO on the stdlib ``httpx`` logger, which would put tokens in query
 strings into applications' logs.
+
+httpcore's DEBUG lines print the response headers (``Set-Cookie``, an echoed
+``Authorization``, a ``Location`` with ``?token=``) and h11's errors quote illegal header
+values. The library never configures logging, so it neither raises levels nor adds handlers:
+it adds one filter to httpcore's own loggers that rewrites only the records emitted while
+one of *our* requests runs (a context variable marks them). The application's own httpx
+traffic and every other logger are left exactly as they were.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import logging
 import ssl
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
+from lifecycle.redact import redact_header_reprs, redact_text
+
 __all__ = ["BodyTooLarge", "HTTPResult", "send_json", "tls_context"]
+
+_HTTPCORE_LOGGERS: Final = (
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_IN_OUR_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lifecycle_http_request", default=False
+)
+
+
+class _RedactOurRequests(logging.Filter):
+    """Redacts httpcore's records emitted during the library's requests; passes all others."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _IN_OUR_REQUEST.get():
+            record.msg = redact_text(redact_header_reprs(record.getMessage()))
+            record.args = ()
+        return True
+
+
+@functools.cache
+def _guard_httpcore_logs() -> None:
+    """Put the filter on httpcore's loggers, once (records exist only at DEBUG: no cost else)."""
+    guard = _RedactOurRequests()
+    for name in _HTTPCORE_LOGGERS:
+        logging.getLogger(name).addFilter(guard)
 
 
 class HTTPResult(NamedTuple):
@@ -61,6 +101,7 @@ async def send_json(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http:// or https:// URL")
     _ = parts.port  # raises ValueError for a port out of range
+    _guard_httpcore_logs()
     request = httpx.Request(
         method,
         url,
@@ -68,19 +109,27 @@ async def send_json(
         headers=dict(headers),
         extensions={"timeout": httpx.Timeout(timeout).as_dict()},
     )
-    async with (
-        asyncio.timeout(timeout),
-        httpx.AsyncHTTPTransport(verify=ssl_context or tls_context()) as transport,
-    ):
-        response = await transport.handle_async_request(request)
-        try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise BodyTooLarge(response.status_code, b"".join(chunks))
-                chunks.append(chunk)
-            return HTTPResult(response.status_code, b"".join(chunks))
-        finally:
-            await response.aclose()
+    marked = _IN_OUR_REQUEST.set(True)
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncHTTPTransport(verify=ssl_context or tls_context()) as transport,
+        ):
+            response = await transport.handle_async_request(request)
+            try:
+                return await _read_bounded(response, max_bytes)
+            finally:
+                await response.aclose()
+    finally:
+        _IN_OUR_REQUEST.reset(marked)
+
+
+async def _read_bounded(response: httpx.Response, max_bytes: int) -> HTTPResult:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(response.status_code, b"".join(chunks))
+        chunks.append(chunk)
+    return HTTPResult(response.status_code, b"".join(chunks))

@@ -21,6 +21,7 @@ __all__ = [
     "is_secret_key",
     "redact",
     "redact_body",
+    "redact_header_reprs",
     "redact_query",
     "redact_text",
     "redact_url",
@@ -54,6 +55,9 @@ _SECRET_PAIR = re.compile(
     r"[^\s\"'&,;}<]+"
 )
 _HEADER_BREAKS = re.compile(r"[\r\n\0]")
+_BYTES_REPR: Final = r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\""
+_HEADER_PAIR = re.compile(rf"\((b'[^'\\]*'|b\"[^\"\\]*\"), ({_BYTES_REPR})\)")
+_ANY_BYTES = re.compile(_BYTES_REPR)
 
 
 def is_secret_key(key: object) -> bool:
@@ -141,6 +145,26 @@ def redact_body(text: str) -> str:
     ``X-Auth-Token: abc``, ``"token": "abc"``, ``password=abc`` lose their values.
     """
     return _SECRET_PAIR.sub(lambda m: m.group(1) + REDACTED, redact_text(text))
+
+
+def _header_pair(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    value = "b'***'" if _is_secret_name(name[2:-1]) else redact_text(value)
+    return f"({name}, {value})"
+
+
+def redact_header_reprs(text: str) -> str:
+    """Header lists and wire bytes as httpcore's debug lines print them (Python reprs).
+
+    ``(b'Set-Cookie', b'sid=x')`` -> ``(b'Set-Cookie', b'***')`` for every credential-named
+    header, URL secrets in the others (``Location``); in a failure line (``exception=``)
+    every bytes literal is wire data quoted by h11 and becomes ``b'***'``.
+    """
+    if "(b" in text:
+        text = _HEADER_PAIR.sub(_header_pair, text)
+    if "exception=" in text:
+        text = _ANY_BYTES.sub("b'***'", text)
+    return text
 
 
 def check_header_values(headers: Mapping[str, str]) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import h11
+import httpx
 import pytest
 import structlog
 from websockets.asyncio.server import ServerConnection, serve
@@ -49,6 +50,7 @@ from lifecycle.redact import (
     redact_text,
     redact_url,
 )
+from tests.support.raw_http import raw_http, response
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -669,3 +671,118 @@ def test_check_header_values_refuses_cr_lf_nul_without_showing_the_value() -> No
             check_header_values({"Authorization": bad})
         assert_no_secret(*exception_texts(info.value))
     check_header_values(HEADERS)  # ordinary values pass
+
+
+# ------------------------------------------- start responses that echo credentials (12.10)
+
+ECHOING_HEADERS = [
+    ("Set-Cookie", f"sid={SECRET}-cookie; HttpOnly"),
+    ("X-Auth-Token", f"{SECRET}-xauth"),
+    ("Authorization", f"Bearer {SECRET}-echo"),
+    ("WWW-Authenticate", f'Bearer realm="{SECRET}"'),
+    ("Location", f"/next?token={SECRET}-loc"),
+    ("Content-Type", "application/json"),
+]
+
+
+def debug_text(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record of every stdlib logger, formatted (message and arguments)."""
+    return "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+
+
+@pytest.mark.parametrize("status", [200, 302, 401, 500])
+async def test_httpcore_debug_lines_never_show_response_credentials(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger: httpcore, httpx, asyncio, everything
+    body = json.dumps({"wsUrl": "ws://127.0.0.1:1/ws", "token": f"{SECRET}-body"}).encode()
+    client = PipecatClient(WebSocketTransport())
+    async with raw_http(response(status, body, ECHOING_HEADERS)) as url:
+        with all_logs() as (captured, out):
+            try:
+                await within(client.start_bot(APIRequest(f"{url}?{SECRET}", HEADERS)))
+            except StartBotError as exc:
+                assert exc.status == status
+                assert_no_secret(*exception_texts(exc), exc.body)
+            await within(client.disconnect())
+    lines = debug_text(caplog)
+    assert "receive_response_headers.complete" in lines  # httpcore did log the headers
+    assert "(b'Set-Cookie', b'***')" in lines and "/next?token=***" in lines
+    assert_no_secret(lines, captured, out.getvalue(), client.trace.to_jsonl())
+
+
+async def test_httpcore_filter_leaves_other_requests_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with raw_http(response(200, b"{}", ECHOING_HEADERS)) as url:
+        await within(PipecatClient(WebSocketTransport()).start_bot(url))  # installs the filter
+        async with httpx.AsyncHTTPTransport() as transport:  # the application's own request
+            reply = await within(transport.handle_async_request(httpx.Request("GET", url)))
+            await within(reply.aread())
+    assert f"(b'X-Auth-Token', b'{SECRET}-xauth')" in debug_text(caplog)  # not ours: untouched
+
+
+async def test_illegal_response_header_lines_are_not_quoted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for line in (f"X-Auth-Token: {SECRET}\0", f"X-Auth-Token: a\r{SECRET}", f"bad {SECRET}"):
+        answer = f"HTTP/1.1 200 OK\r\n{line}\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+        client = PipecatClient(WebSocketTransport())
+        async with raw_http(answer) as url:
+            with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+                await within(client.start_bot(url))
+        assert info.value.status is None
+        assert_no_secret(*exception_texts(info.value), captured, out.getvalue())
+    assert "illegal header line" in debug_text(caplog)
+    assert_no_secret(debug_text(caplog))
+
+
+async def test_header_value_with_cr_lf_never_reaches_a_message_or_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bad = {"Authorization": f"Bearer a\r\n{SECRET}", "X-Api-Key": f"k\n{SECRET}"}
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=name) as refused:
+            APIRequest("http://127.0.0.1:1/start", {name: value})
+        assert_no_secret(*exception_texts(refused.value))
+    # A request that got past the check (built before, or by hand): h11 refuses it, and
+    # neither its error (as message, __cause__ or __context__) nor httpcore's line leaks.
+    async with raw_http(response(200, b"{}")) as url:
+        request = APIRequest(url)
+        object.__setattr__(request, "headers", bad)
+        client = PipecatClient(WebSocketTransport())
+        with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+            await within(client.start_bot(request))
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert "send_request_headers.failed" in debug_text(caplog)
+    assert_no_secret(
+        *exception_texts(info.value), captured, out.getvalue(), client.trace.to_jsonl()
+    )
+    assert_no_secret(debug_text(caplog))
+
+
+@pytest.mark.parametrize("status", [200, 401, 403, 500])
+async def test_start_error_text_body_is_redacted(status: int) -> None:
+    body = (
+        f"Unauthorized. You sent: Authorization: Bearer {SECRET}-a\n"
+        f"X-Api-Key: {SECRET}-k\nurl was /start?token={SECRET}-q\npassword={SECRET}-p"
+    ).encode()
+    client = PipecatClient(WebSocketTransport())
+    async with raw_http(response(status, body, [("Content-Type", "text/plain")])) as url:
+        with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+            await within(client.start_bot(url))
+    assert isinstance(info.value.body, str) and "You sent" in info.value.body
+    assert_no_secret(info.value.body, *exception_texts(info.value), captured, out.getvalue())
+
+
+async def test_oversize_start_body_is_redacted_too() -> None:
+    body = f"Bearer {SECRET} ".encode() * 200_000  # 4 MB of echoed credentials
+    client = PipecatClient(WebSocketTransport())
+    async with raw_http(response(200, body, [("Content-Type", "text/plain")])) as url:
+        with pytest.raises(StartBotError, match="over") as info:
+            await within(client.start_bot(url))
+    assert isinstance(info.value.body, str) and len(info.value.body) <= 4096
+    assert_no_secret(info.value.body)
