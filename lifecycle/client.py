@@ -110,7 +110,7 @@ class _SessionEvents:
 
     def message_dropped(self, reason: str) -> None:
         if self._live():
-            self._session.log.warning("inbound frame dropped", reason=reason)
+            self._session.log.warning_limited("inbound frame dropped", reason=reason)
 
     def audio_received(self, frame: AudioFrame) -> None:
         if self._live():
@@ -454,7 +454,7 @@ class PipecatClient:
         try:
             message = rtvi.decode(raw, self._transport.max_message_size)
         except rtvi.InvalidMessage as exc:
-            session.log.warning("inbound message dropped", reason=exc.reason)
+            session.log.warning_limited("inbound message dropped", reason=exc.reason)
             return
         msg_type: str = message["type"]
         data = message.get("data")
