@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import logging
 import ssl
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ import httpx
 
 from lifecycle.redact import redact_header_reprs, redact_text
 
-__all__ = ["BodyTooLarge", "HTTPResult", "send_json", "tls_context"]
+__all__ = ["BodyTooLarge", "HTTPResult", "UnusableJSON", "parse_json", "send_json", "tls_context"]
 
 _HTTPCORE_LOGGERS: Final = (
     "httpcore.connection",
@@ -73,6 +74,38 @@ class BodyTooLarge(ValueError):
         super().__init__(f"response body over the limit (HTTP {status})")
         self.status = status
         self.partial = partial
+
+
+class UnusableJSON(ValueError):
+    """A body that cannot be used as JSON; the message says why (``is not JSON``...)."""
+
+
+def _int_or_refuse(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # over sys.get_int_max_str_digits(), which the application controls
+        digits = len(text.lstrip("-"))
+        raise UnusableJSON(
+            f"holds a {digits}-digit integer, over this interpreter's limit for integer"
+            " conversion (sys.set_int_max_str_digits)"
+        ) from None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """The JSON value of ``raw``, or :class:`UnusableJSON` saying what is wrong with it.
+
+    Never anything else: a body nested deeper than the interpreter's recursion limit
+    (``json.loads`` raises ``RecursionError``) and an integer over ``int_max_str_digits``
+    are ``UnusableJSON`` with their own message, not "not JSON" and not a crash.
+    """
+    try:
+        return json.loads(raw, parse_int=_int_or_refuse)
+    except UnusableJSON:
+        raise
+    except RecursionError:
+        raise UnusableJSON("is nested too deeply to parse") from None
+    except ValueError:
+        raise UnusableJSON("is not JSON") from None
 
 
 @functools.cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import ssl
 from collections.abc import Mapping
@@ -12,7 +11,7 @@ from typing import Any, Final
 import httpx
 
 from lifecycle.errors import AuthenticationError, StartBotError
-from lifecycle.http import BodyTooLarge, send_json
+from lifecycle.http import BodyTooLarge, UnusableJSON, parse_json, send_json
 from lifecycle.redact import check_header_values, redact, redact_body, redact_url
 
 __all__ = ["MAX_START_RESPONSE", "APIRequest", "as_api_request", "check_timeout", "post_start"]
@@ -81,41 +80,14 @@ def as_api_request(request: object) -> APIRequest:
     raise TypeError(f"expected a start URL (str) or an APIRequest, not {type(request).__name__}")
 
 
-class _Unparsable(ValueError):
-    """The body could not be used as JSON; the message says why in the user's terms."""
-
-
-def _int_or_refuse(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:  # over sys.get_int_max_str_digits(), which the application controls
-        digits = len(text.lstrip("-"))
-        raise _Unparsable(
-            f"holds a {digits}-digit integer, over this interpreter's limit for integer"
-            " conversion (sys.set_int_max_str_digits)"
-        ) from None
-
-
-def _parse(raw: bytes) -> Any:
-    """The JSON value of ``raw``, or :class:`_Unparsable` saying what is wrong with it."""
-    try:
-        return json.loads(raw, parse_int=_int_or_refuse)
-    except _Unparsable:
-        raise
-    except RecursionError:
-        raise _Unparsable("is nested too deeply to parse") from None
-    except ValueError:
-        raise _Unparsable("is not JSON") from None
-
-
 def _body_for_error(raw: bytes) -> Any:
     """The response body for StartBotError.body: JSON if it parses, else bounded text.
 
     Redacted either way: a server may echo the request's credentials back.
     """
     try:
-        return redact(_parse(raw))
-    except _Unparsable:
+        return redact(parse_json(raw))
+    except UnusableJSON:
         return redact_body(raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"))
 
 
@@ -174,8 +146,8 @@ def _answer(where: str, status: int, raw: bytes) -> Any:
             body=_body_for_error(raw),
         )
     try:
-        return _parse(raw)
-    except _Unparsable as exc:
+        return parse_json(raw)
+    except UnusableJSON as exc:
         reason = str(exc)
     raise StartBotError(
         f"start_bot got a response that {reason} from {where} (HTTP {status})",

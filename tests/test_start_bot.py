@@ -17,6 +17,7 @@ from lifecycle import (
     StartBotError,
     State,
 )
+from lifecycle.http import UnusableJSON, parse_json
 from tests.support.raw_http import raw_http, response
 from transports.loopback import LoopbackBot, LoopbackTransport
 
@@ -268,3 +269,20 @@ def test_api_request_refuses_a_non_string_endpoint_and_non_mapping_headers() -> 
         APIRequest(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="headers"):
         APIRequest("http://127.0.0.1:1/start", headers=[("a", "b")])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (DEEP, "nested too deeply"),
+        ("[" * 100_000, "nested too deeply"),
+        (b'{"n": ' + b"1" * 10_000 + b"}", "10000-digit integer"),
+        ("-" + "9" * 5000, "5000-digit integer"),
+        (b"<html>", "is not JSON"),
+        (b"\xff\xfe\x00", "is not JSON"),
+    ],
+)
+def test_parse_json_says_why_a_body_is_unusable(raw: bytes | str, reason: str) -> None:
+    with pytest.raises(UnusableJSON, match=reason):
+        parse_json(raw)
+    assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
