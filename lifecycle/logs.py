@@ -314,13 +314,22 @@ class SafeLogger:
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
-    """``fields`` redacted, each string cut to :data:`FIELD_LIMIT` first (cutting hides only)."""
+    """``fields`` redacted; strings cut to :data:`FIELD_LIMIT` first (cutting only hides).
+
+    Integers too big to print (``str()`` raises past ``int_max_str_digits``) are described.
+    """
     return {
-        key: REDACTED
-        if is_secret_key(key)
-        else redact(bounded(value, FIELD_LIMIT) if isinstance(value, str) else value)
+        key: REDACTED if is_secret_key(key) else _clean_value(value)
         for key, value in fields.items()
     }
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(bounded(value, FIELD_LIMIT))
+    if isinstance(value, int):
+        return bounded(value)
+    return redact(value)
 
 
 class RedactingStdlibLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

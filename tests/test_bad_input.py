@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -608,3 +609,15 @@ def test_a_huge_string_field_is_cut_before_it_is_logged() -> None:
         get_logger().warning("response for no pending request dropped", msg_id="i" * 1_000_000)
     (line,) = logs
     assert len(line["msg_id"]) < FIELD_LIMIT + 30 and line["msg_id"].endswith("(1000000 chars)")
+
+
+def test_an_unprintable_integer_field_is_described_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        get_logger().warning("response for no pending request dropped", msg_id=10**5000)
+    assert logs[0]["msg_id"] == "<int of 16610 bits>"
+    structlog.reset_defaults()  # unconfigured: the stdlib key=value line renders it too
+    caplog.set_level(logging.WARNING, logger="lifecycle")
+    get_logger().warning("response for no pending request dropped", msg_id=10**5000)
+    assert "msg_id='<int of 16610 bits>'" in caplog.text
