@@ -33,6 +33,7 @@ __all__ = [
     "bounded",
     "describe_exception",
     "get_logger",
+    "structlog_configured",
 ]
 
 BOT_TEXT_LIMIT: Final = 200
@@ -91,6 +92,15 @@ class _StructlogDefaults:
 
 
 _DEFAULTS: Final = _StructlogDefaults()
+
+
+def structlog_configured() -> bool:
+    """Whether the application configured structlog (``capture_logs`` counts while active).
+
+    Unlike ``structlog.is_configured()``, false again once ``capture_logs`` has exited or
+    ``reset_defaults()`` ran: the configuration in use is compared with structlog's own.
+    """
+    return not _DEFAULTS.in_use()
 
 
 class _DefaultLogger:

@@ -23,7 +23,7 @@ import pytest
 import structlog
 
 from lifecycle import PipecatClient
-from lifecycle.logs import get_logger
+from lifecycle.logs import get_logger, structlog_configured
 from transports.loopback import LoopbackBot, LoopbackTransport
 
 REPO = Path(__file__).resolve().parent.parent
@@ -240,3 +240,14 @@ async def test_an_injected_logger_gets_every_line_whatever_the_global_state(
     assert any(e["event"] == "transition" and e["session_id"] == 1 for e in events)
     assert any(e["event"] == "inbound message dropped" for e in events)
     assert stdlib_lines(caplog) == [] and global_out.getvalue() == ""
+
+
+def test_structlog_configured_tells_the_application_s_configuration_from_the_defaults() -> None:
+    assert not structlog_configured()
+    with structlog.testing.capture_logs():
+        assert structlog_configured()
+    assert structlog.is_configured() and not structlog_configured()
+    json_configuration()
+    assert structlog_configured()
+    structlog.reset_defaults()
+    assert not structlog_configured()
