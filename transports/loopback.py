@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from lifecycle import rtvi
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents
+from transports._tasks import TaskSet
 
 __all__ = ["Handler", "LoopbackBot", "LoopbackTransport"]
 
@@ -33,22 +34,15 @@ class _Link:
     def __init__(self, events: TransportEvents) -> None:
         self.events = events
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet()
         self.open = True
 
-    def spawn(self, coro: Awaitable[Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.tasks.spawn(coro)
 
     async def close(self) -> None:
         self.open = False
-        current = asyncio.current_task()
-        tasks = [t for t in self.tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.tasks.cancel_all()
 
 
 class LoopbackBot:

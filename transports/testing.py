@@ -62,6 +62,7 @@ from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL, PROTOCOL_VERSION
 from transports._http_server import JSONHTTPServer, Reply
 from transports._pb import frames_pb2 as pb
+from transports._tasks import TaskSet
 from transports.websocket import encode_audio, encode_message
 
 __all__ = ["TestingBotServer"]
@@ -209,12 +210,8 @@ class TestingBotServer:
     async def _ws_session(self, ws: ServerConnection) -> None:
         self.sessions_started += 1
         options = self._options(ws)
-        tasks: set[asyncio.Task[None]] = set()
-
-        def spawn(coro: Any) -> None:
-            task = asyncio.create_task(coro)
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        tasks = TaskSet()
+        spawn = tasks.spawn
 
         try:
             async for data in ws:
@@ -240,9 +237,7 @@ class TestingBotServer:
         except ConnectionClosed:
             pass
         finally:
-            for task in list(tasks):
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await tasks.cancel_all()
 
     def _decode(self, data: bytes) -> dict[str, Any] | None:
         try:

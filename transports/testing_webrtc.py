@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, Final
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL, PROTOCOL_VERSION
 from transports._http_server import JSONHTTPServer, Reply
-from transports.small_webrtc import _OutgoingAudio, _require_aiortc
+from transports._tasks import TaskSet
+from transports.webrtc_media import OutgoingAudio, require_aiortc
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
@@ -76,8 +77,8 @@ class _Peer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc_id = f"testing-{uuid.uuid4().hex}"
         self.channel: RTCDataChannel | None = None
-        self.audio = _OutgoingAudio()  # the client's own real-time PCM track: silence, else sine
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.audio = OutgoingAudio()  # the client's own real-time PCM track: silence, else sine
+        self.tasks = TaskSet()
         self.ended = False
 
         @self.pc.on("datachannel")
@@ -101,9 +102,7 @@ class _Peer:
                 self.spawn(self._drain(track))
 
     def spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.spawn(coro)
 
     async def answer(self, sdp: str) -> dict[str, Any]:
         from aiortc import RTCSessionDescription
@@ -214,7 +213,7 @@ class TestingWebRTCBotServer:
 
     def __init__(self, *, ready_delay: float = 0.0, send_bot_ready: bool = True) -> None:
         """Configure; nothing listens until :meth:`start`. Raises if aiortc is missing."""
-        _require_aiortc()
+        require_aiortc()
         self.ready_delay = ready_delay
         self.send_bot_ready = send_bot_ready
         self.received: list[dict[str, Any]] = []
