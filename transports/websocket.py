@@ -72,7 +72,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import ssl as ssl_module
 from collections.abc import Mapping
@@ -93,6 +92,7 @@ from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
 from transports._errors import transport_error
 from transports._pb import frames_pb2 as pb
+from transports._timeouts import check_seconds
 
 __all__ = [
     "CLEAN_CLOSE_CODES",
@@ -263,18 +263,6 @@ def _check_headers(headers: Mapping[str, str]) -> None:
             )
 
 
-def _check_timeout(name: str, value: float | None, *, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive finite number of seconds, not {value!r}")
-
-
 class WebSocketTransport(Transport):
     """A transport to a Pipecat bot over a WebSocket with protobuf frames.
 
@@ -306,8 +294,8 @@ class WebSocketTransport(Transport):
         """
         if max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
-        _check_timeout("open_timeout", open_timeout, optional=False)
-        _check_timeout("dead_peer_timeout", dead_peer_timeout, optional=True)
+        check_seconds("open_timeout", open_timeout)
+        check_seconds("dead_peer_timeout", dead_peer_timeout, optional=True)
         self._ws_url = ws_url
         self._headers: dict[str, str] = dict(headers or {})
         try:
