@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -515,13 +516,16 @@ class SmallWebRTCTransport(Transport):
 
     async def _watch_peer(self, session: _Session, liveness: PeerLiveness) -> None:
         """End the session as lost once the peer has been silent for ``dead_peer_timeout``."""
-        marks: tuple[Any, ...] = ()
+        marks: set[tuple[Any, datetime.datetime]] = set()
         while not session.ending and not session.closed_reported:
             await asyncio.sleep(liveness.tick)
             now_marks = await _media_marks(session.pc)
-            if now_marks != marks:
-                marks = now_marks
-                liveness.heard(time.monotonic())
+            new = now_marks - marks
+            marks = now_marks
+            if new:
+                # When the newest packet arrived (aiortc stamps them in UTC), not now.
+                age = (datetime.datetime.now(datetime.UTC) - max(t for _, t in new)).total_seconds()
+                liveness.heard(time.monotonic() - max(0.0, age))
             silence = liveness.check(time.monotonic())
             if silence is not None:
                 session.log.warning("webrtc peer silent", seconds=round(silence, 1))
@@ -599,23 +603,23 @@ class SmallWebRTCTransport(Transport):
                 await asyncio.wait([*tasks, *late], timeout=_CLOSE_TIMEOUT)
 
 
-async def _media_marks(pc: RTCPeerConnection) -> tuple[Any, ...]:
-    """When each inbound RTP source and each RTCP receiver report was last seen.
+async def _media_marks(pc: RTCPeerConnection) -> set[tuple[Any, datetime.datetime]]:
+    """When each inbound RTP source and each RTCP receiver report was last seen (UTC).
 
-    A change between two calls means the peer sent something. aiortc's public API: RTP via
+    A new mark between two calls means the peer sent something. aiortc's public API: RTP via
     ``getSynchronizationSources()``, receiver reports as ``remote-inbound-rtp`` stats.
     """
-    marks: list[Any] = []
+    marks: set[tuple[Any, datetime.datetime]] = set()
     for transceiver in pc.getTransceivers():
         try:
             sources = transceiver.receiver.getSynchronizationSources()
-            marks.extend((s.source, s.timestamp) for s in sources)
+            marks.update((s.source, s.timestamp) for s in sources)
             stats = await transceiver.sender.getStats()
         except Exception:  # a transceiver not (or no longer) negotiated has nothing to say
             continue
-        marks.extend(
+        marks.update(
             (stat.id, stat.timestamp)
             for stat in stats.values()
             if getattr(stat, "type", None) == "remote-inbound-rtp"
         )
-    return tuple(marks)
+    return marks
