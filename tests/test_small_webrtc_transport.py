@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import structlog
 
 pytest.importorskip("aiortc")
 
@@ -719,3 +720,43 @@ async def test_testing_webrtc_bot_with_client(loopback_ice: None) -> None:
         assert bot.sessions_started == 2
         await asyncio.wait_for(client.disconnect(), T)
     assert not transport_tasks()
+
+
+# ---------------------------------------------------------------------------- event loops
+
+
+def test_transport_survives_the_event_loop_ending_while_connected(loopback_ice: None) -> None:
+    """asyncio.run() may end with a session up; the next connect() on a new loop works."""
+    import threading
+
+    from transports.testing_webrtc import TestingWebRTCBotServer
+
+    bot_loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=bot_loop.run_forever, daemon=True)
+    thread.start()
+    bot = TestingWebRTCBotServer()
+    asyncio.run_coroutine_threadsafe(bot.__aenter__(), bot_loop).result(T)
+    try:
+        transport = SmallWebRTCTransport(bot.offer_url)
+
+        async def session(end: bool) -> None:
+            events = Recorder()
+            await asyncio.wait_for(transport.connect(ConnectRequest(), events), T)
+            transport.send_message(rtvi("client-ready", {"version": "2.2.0"}, "cr"))
+            await events.wait_message(lambda m: m["type"] == "bot-ready")
+            if end:
+                await asyncio.wait_for(transport.disconnect(), T)
+
+        with structlog.testing.capture_logs() as logs:
+            asyncio.run(session(end=False))  # the loop ends with the session up
+            asyncio.run(session(end=False))  # a new loop: the old session is dropped, not awaited
+            asyncio.run(session(end=True))
+        assert transport.pc_id is None
+        # Nothing of a dead loop was awaited (aiortc's close() of it would fail or time out).
+        assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
+    finally:
+        stop = bot.__aexit__(None, None, None)
+        asyncio.run_coroutine_threadsafe(stop, bot_loop).result(T)
+        bot_loop.call_soon_threadsafe(bot_loop.stop)
+        thread.join(T)
+        bot_loop.close()
