@@ -36,11 +36,14 @@ Speaks the same protocol as the JS client's ``SmallWebRTCTransport``:
 * Dead peers: a live Pipecat 1.14 bot never answers the data channel ``ping``, but it sends
   audio from connect on (~50 RTP packets/s, silence included) and RTCP receiver reports for
   the audio this client sends; ICE consent alone notices a killed bot only after ~30 s. Every
-  inbound RTP packet (any track), RTCP receiver report, data channel message and decoded
-  audio frame counts as a sign of life; a peer silent for ``dead_peer_timeout`` seconds
-  (default 5; None: off) ends the session as lost: ``transport_closed(clean=False,
-  reason="peer silent for N s")``. The check runs 10 times per timeout and does not count a
-  stall of this process's own event loop as the peer's silence.
+  inbound RTP packet (any track, at its arrival time, not when it is decoded: the jitter
+  buffer and a busy reader delay that), RTCP receiver report and data channel message counts
+  as a sign of life; a peer from which nothing arrives is reported lost within
+  ``dead_peer_timeout`` seconds (default 5; None: off): ``transport_closed(clean=False,
+  reason="peer silent for N s")``, after which the session ends as any lost link does.
+  The check runs 10 times per timeout and fires after 0.8-0.9 of it (a tick is left for a
+  loaded machine); a stall of this process's own event loop is not counted as the peer's
+  silence.
 * Event loops: a session left up by an event loop that ended (``asyncio.run()`` returned) is
   dropped, not awaited, by the next :meth:`SmallWebRTCTransport.connect` on a new loop.
 
@@ -501,7 +504,6 @@ class SmallWebRTCTransport(Transport):
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            session.heard()
             audio = to_audio_frame(frame)
             if audio is not None and not session.ending:
                 session.events.audio_received(audio)
