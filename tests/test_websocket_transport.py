@@ -777,3 +777,18 @@ def test_client_and_transport_on_two_event_loops_in_a_row() -> None:
 
         asyncio.run(end())
         assert client.state is State.DISCONNECTED
+
+
+async def test_ws_to_a_tls_server_suggests_wss(tmp_path: Any) -> None:
+    server_ctx, _ = tls_pair(tmp_path)
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, ssl=server_ctx) as srv:
+        url = f"ws://127.0.0.1:{next(iter(srv.sockets)).getsockname()[1]}/ws"
+        with pytest.raises(TransportError) as info:
+            await within(WebSocketTransport(url).connect(ConnectRequest(), Events()))
+        srv.close()
+        await within(srv.wait_closed())
+    assert "use wss://" in str(info.value) and url in str(info.value)

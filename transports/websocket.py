@@ -72,7 +72,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import ssl as ssl_module
 from collections.abc import Mapping
 from typing import Any, Final
@@ -81,8 +80,8 @@ from urllib.parse import urlsplit
 from google.protobuf.message import DecodeError
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.frames import Close, Frame, Opcode
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from lifecycle.errors import TransportError
 from lifecycle.logs import RedactingStdlibLogger, describe_exception, get_logger
@@ -93,6 +92,13 @@ from lifecycle.transport import ConnectRequest, Transport, TransportEvents, firs
 from transports._errors import transport_error
 from transports._pb import frames_pb2 as pb
 from transports._timeouts import check_seconds
+from transports._ws_diagnosis import (
+    CLEAN_CLOSE_CODES,
+    check_headers,
+    connect_hint,
+    describe_close,
+    describe_keys,
+)
 
 __all__ = [
     "CLEAN_CLOSE_CODES",
@@ -105,8 +111,6 @@ __all__ = [
     "encode_message",
 ]
 
-CLEAN_CLOSE_CODES: Final = frozenset({1000, 1005})
-"""Close codes from the bot that end a session cleanly; any other code is a lost link."""
 DEFAULT_DEAD_PEER_TIMEOUT: Final = 5.0
 """Seconds within which a peer that stopped answering pings is reported lost."""
 HARD_CAP_FACTOR: Final = 16
@@ -116,11 +120,6 @@ HARD_CAP_FACTOR: Final = 16
 _CLOSE_TIMEOUT: Final = 0.5
 _FLUSH_TIMEOUT: Final = 0.25
 _DATA_OPCODES: Final = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
-# RFC 7230 token (header names) and field-value characters: what websockets accepts.
-_HEADER_NAME: Final = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_HEADER_VALUE: Final = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_MAX_KEYS_SHOWN: Final = 12
-_MAX_KEY_CHARS: Final = 40
 
 
 class _WebSocketsLogger(RedactingStdlibLogger):
@@ -195,74 +194,6 @@ def decode_frame(data: bytes) -> str | dict[str, Any] | AudioFrame:
     raise ValueError("protobuf frame with no known content")
 
 
-def describe_close(
-    received: Close | None,
-    sent: Close | None,
-    received_first: bool | None,
-    ping_timeout: float | None = None,
-) -> tuple[bool, str]:
-    """Whether a connection's end was a clean bot-side end, and a reason text for it.
-
-    ``received``/``sent`` are the close frames (websockets' ``protocol.close_rcvd`` /
-    ``close_sent``), ``received_first`` its ``close_rcvd_then_sent``; ``ping_timeout`` the
-    keepalive's pong deadline, for the text. Clean means the server closed first with a code
-    of :data:`CLEAN_CLOSE_CODES`.
-    """
-    if received is not None and (sent is None or received_first):
-        text = f"server closed the connection: code {Close(received.code, '')}"
-        if received.reason:
-            text += f", reason {received.reason!r}"
-        return received.code in CLEAN_CLOSE_CODES, text
-    if sent is not None:
-        if "keepalive" in sent.reason:  # websockets' own: "keepalive ping timeout"
-            within = f" within {ping_timeout:g} s" if ping_timeout else ""
-            return False, f"peer silent: no answer to a keepalive ping{within}"
-        return False, f"closed by this client: code {sent}"
-    return False, "connection lost without a close frame (code 1006)"
-
-
-def _describe_keys(params: Mapping[str, Any]) -> str:
-    keys = [str(k)[:_MAX_KEY_CHARS] for k in list(params)[:_MAX_KEYS_SHOWN]]
-    more = ", ..." if len(params) > _MAX_KEYS_SHOWN else ""
-    return "{" + ", ".join(repr(k) for k in keys) + more + "}" if keys else "nothing"
-
-
-def _connect_hint(exc: BaseException, scheme: str) -> str:
-    """What a failure to open the WebSocket most likely means, for the error message."""
-    if isinstance(exc, ssl_module.SSLCertVerificationError):
-        return " (the certificate did not verify: pass ssl= a context that trusts it)"
-    if isinstance(exc, ssl_module.SSLError) and scheme == "wss":
-        return (
-            " (the server did not answer in TLS: it may serve plain HTTP, then use ws://; "
-            "Pipecat's development runner answers wss:// URLs unless started with "
-            "--host localhost)"
-        )
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        if status in (401, 403):
-            return f" (HTTP {status}: credentials refused; a runner token is single-use)"
-        if status == 404:
-            return " (HTTP 404: no WebSocket route at this path)"
-        return f" (HTTP {status} to the WebSocket handshake)"
-    if isinstance(exc, TimeoutError):
-        return " (no answer to the opening handshake in time)"
-    if isinstance(exc, ConnectionRefusedError):
-        return " (connection refused: is the bot server running on that port?)"
-    return ""
-
-
-def _check_headers(headers: Mapping[str, str]) -> None:
-    """Refuse header names or values that HTTP forbids, never quoting a value (secrets)."""
-    for name, value in headers.items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise TransportError(f"invalid handshake header name {name[:_MAX_KEY_CHARS]!r}")
-        if not _HEADER_VALUE.fullmatch(value):
-            raise TransportError(
-                f"the value of handshake header {name!r} holds characters HTTP forbids "
-                "(CR, LF or other control characters); the value is not shown"
-            )
-
-
 class WebSocketTransport(Transport):
     """A transport to a Pipecat bot over a WebSocket with protobuf frames.
 
@@ -299,7 +230,7 @@ class WebSocketTransport(Transport):
         self._ws_url = ws_url
         self._headers: dict[str, str] = dict(headers or {})
         try:
-            _check_headers(self._headers)
+            check_headers(self._headers)
         except TransportError as exc:
             raise ValueError(str(exc)) from None
         self._ssl = ssl
@@ -332,7 +263,7 @@ class WebSocketTransport(Transport):
             if params:
                 raise TransportError(
                     "no WebSocket URL: the connect params (a start response?) hold no "
-                    f"wsUrl/ws_url, only the keys {_describe_keys(params)}; a {{'sessionId'}} "
+                    f"wsUrl/ws_url, only the keys {describe_keys(params)}; a {{'sessionId'}} "
                     "alone is a WebRTC start answer. Pipecat's development runner picks its "
                     "transport from the start request body: pass "
                     'APIRequest(request_data={"transport": "websocket"}), or give ws_url='
@@ -364,7 +295,7 @@ class WebSocketTransport(Transport):
         present = {name.lower() for name in self._headers}
         headers = {k: v for k, v in headers.items() if k.lower() not in present}
         headers.update(self._headers)
-        _check_headers(headers)
+        check_headers(headers)
         return headers
 
     def _bind_loop(self) -> None:
@@ -427,7 +358,7 @@ class WebSocketTransport(Transport):
             except Exception as exc:
                 failure = transport_error(
                     f"could not open the WebSocket: {describe_exception(exc)}"
-                    f"{_connect_hint(exc, scheme)}; URL dialled: {safe_url}",
+                    f"{connect_hint(exc, scheme)}; URL dialled: {safe_url}",
                     exc,
                 )
             if failure is not None:
