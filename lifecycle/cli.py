@@ -460,7 +460,7 @@ class _Watch:
             "on_disconnected": self._disconnected,
         }
         for name, callback in handlers.items():
-            client.add_event_handler(name, callback)
+            client.add_event_handler(name, callback)  # type: ignore[call-overload]
 
     def _bot_ready(self, data: BotReadyData) -> None:
         about = data.about
