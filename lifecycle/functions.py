@@ -9,6 +9,7 @@ content: they are logged at debug level at most.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from typing import Any, Final
 
 from lifecycle import rtvi
 from lifecycle.events import FunctionCall
-from lifecycle.logs import SafeLogger
+from lifecycle.logs import SafeLogger, bounded
 
 __all__ = ["ANY_FUNCTION", "FunctionCallHandler", "FunctionCalls", "SessionCalls"]
 
@@ -35,7 +36,7 @@ _NAME_PREFIX: Final = 80  # a function name is bot-controlled: log a bounded pre
 
 
 def _bounded(text: str) -> str:
-    return text if len(text) <= _NAME_PREFIX else text[:_NAME_PREFIX] + "..."
+    return bounded(text, _NAME_PREFIX)
 
 
 class FunctionCalls:
@@ -129,7 +130,8 @@ class SessionCalls:
         """The session ended: cancel every running handler; nothing more is sent."""
         self._ended = True
         for task in tuple(self._running.values()):
-            task.cancel()
+            with contextlib.suppress(RuntimeError):  # its loop may have closed already
+                task.cancel()
 
     async def _run(self, handler: FunctionCallHandler, call: FunctionCall, call_id: str) -> None:
         name = call.function_name or ""
