@@ -36,6 +36,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
+from tests.support.threaded import in_thread
 from transports.base import ConnectRequest
 from transports.small_webrtc import (
     INSTALL_HINT,
@@ -727,16 +728,9 @@ async def test_testing_webrtc_bot_with_client(loopback_ice: None) -> None:
 
 def test_transport_survives_the_event_loop_ending_while_connected(loopback_ice: None) -> None:
     """asyncio.run() may end with a session up; the next connect() on a new loop works."""
-    import threading
-
     from transports.testing_webrtc import TestingWebRTCBotServer
 
-    bot_loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=bot_loop.run_forever, daemon=True)
-    thread.start()
-    bot = TestingWebRTCBotServer()
-    asyncio.run_coroutine_threadsafe(bot.__aenter__(), bot_loop).result(T)
-    try:
+    with in_thread(TestingWebRTCBotServer()) as bot:
         transport = SmallWebRTCTransport(bot.offer_url)
 
         async def session(end: bool) -> None:
@@ -754,9 +748,27 @@ def test_transport_survives_the_event_loop_ending_while_connected(loopback_ice: 
         assert transport.pc_id is None
         # Nothing of a dead loop was awaited (aiortc's close() of it would fail or time out).
         assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
-    finally:
-        stop = bot.__aexit__(None, None, None)
-        asyncio.run_coroutine_threadsafe(stop, bot_loop).result(T)
-        bot_loop.call_soon_threadsafe(bot_loop.stop)
-        thread.join(T)
-        bot_loop.close()
+
+
+def test_client_and_transport_on_two_event_loops_in_a_row(loopback_ice: None) -> None:
+    from lifecycle import PipecatClient, State
+    from transports.testing_webrtc import TestingWebRTCBotServer
+
+    with in_thread(TestingWebRTCBotServer()) as bot:
+        client = PipecatClient(SmallWebRTCTransport(), connect_timeout=T, request_timeout=T)
+
+        async def session() -> None:
+            # The last loop ended with the session READY, without disconnect().
+            await asyncio.wait_for(client.start_bot_and_connect(bot.start_url), T)
+            assert await asyncio.wait_for(client.send_client_request("echo", {"n": 1}), T) == {
+                "n": 1
+            }
+
+        asyncio.run(session())
+        asyncio.run(session())
+
+        async def end() -> None:
+            await asyncio.wait_for(client.disconnect(), T)
+
+        asyncio.run(end())
+        assert client.state is State.DISCONNECTED
