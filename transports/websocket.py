@@ -119,6 +119,7 @@ HARD_CAP_FACTOR: Final = 16
 # past the caller's timeout + 1 s.
 _CLOSE_TIMEOUT: Final = 0.5
 _FLUSH_TIMEOUT: Final = 0.25
+_FRAMES_PER_YIELD: Final = 64  # inbound frames handled per event-loop turn under a flood
 _DATA_OPCODES: Final = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
 
 
@@ -431,8 +432,11 @@ class WebSocketTransport(Transport):
         error: BaseException | None = None
         try:
             while True:
-                data = await ws.recv()
-                self._dispatch(data, events)
+                # recv() returns without suspending while frames are buffered: yield now and
+                # then, so a flooding bot cannot starve timers, pings and the callbacks.
+                for _ in range(_FRAMES_PER_YIELD):
+                    self._dispatch(await ws.recv(), events)
+                await asyncio.sleep(0)
         except ConnectionClosed as exc:
             error = exc
         except asyncio.CancelledError:
