@@ -10,6 +10,8 @@ Commands, one module each (a module registers its subparser with ``add_command``
     send what is typed on stdin.
 ``demo`` (:mod:`lifecycle.cli.demo`)
     Run a whole session against a local testing bot and show what happened.
+``load`` (:mod:`lifecycle.cli.load`)
+    Run many sessions against a deployment and measure each phase.
 
 This package is an application entry point: when structlog is not configured yet it
 sends log lines to stderr (warnings and up; ``-v`` for info, ``-vv`` for debug), so
@@ -24,7 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lifecycle.cli import connect, demo, diagram
+from lifecycle.cli import connect, demo, diagram, load
 from lifecycle.cli.exits import (
     EXIT_CODES_HELP,
     EXIT_FAILURE,
@@ -46,7 +48,7 @@ __all__ = [
     "main",
 ]
 
-_COMMANDS = (diagram, connect, demo)
+_COMMANDS = (diagram, connect, demo, load)
 """The command modules, in the order ``--help`` lists them."""
 
 
