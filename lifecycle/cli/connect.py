@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.cli.exits import EXIT_CODES_HELP, EXIT_FATAL, EXIT_OK
 from lifecycle.cli.logging_setup import configure_logging
@@ -21,6 +21,9 @@ from lifecycle.errors import (
     StartBotError,
     TransportError,
 )
+
+if TYPE_CHECKING:
+    from lifecycle.client import PipecatClient
 
 CONNECT_EPILOG: Final = (
     """\
@@ -139,11 +142,11 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
                 key = "webrtcUrl" if args.transport == "webrtc" else "wsUrl"
                 await client.connect({key: args.url})
         except SessionCancelledError:
-            await client.disconnect()
+            await _ended(client, watch)
             out.emit("exit", "interrupted before the bot was ready", code=EXIT_OK)
             return EXIT_OK
         except (StartBotError, TransportError, ConnectionTimeoutError, PipecatClientError) as exc:
-            await client.disconnect()
+            await _ended(client, watch)
             code = startup_failed(out, exc)
             if out.json_mode:
                 out.emit("exit", f"exit {code}", code=code)
@@ -153,7 +156,7 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
                 await progress.stop()
         if not interrupt.hit:
             await interact(client, watch, out)
-        await client.disconnect()
+        await _ended(client, watch)
         code = watch.exit_code()
         how = (
             "fatal error"
@@ -167,3 +170,10 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
     finally:
         interrupt.remove()
         await client.disconnect()
+        await watch.close()
+
+
+async def _ended(client: PipecatClient, watch: Watch) -> None:
+    """Disconnect, then let the session's last events print before the command's own."""
+    await client.disconnect()
+    await watch.caught_up()

@@ -17,6 +17,7 @@ from lifecycle.cli.output import Output, compact, elapsed_ms, startup_failed
 from lifecycle.cli.session import Interrupt
 from lifecycle.cli.watch import Watch
 from lifecycle.errors import PipecatClientError, SessionCancelledError
+from lifecycle.events import FunctionCall
 from lifecycle.rtvi import BotReadyData
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ transports:
 """
     + EXIT_CODES_HELP
 )
+DEMO_TEXT: Final = "Hello! What's the weather like in Paris today?"
+"""The text turn the demo sends (the testing bots answer it, calling a function)."""
+_ANSWER_WAIT: Final = 3.0
 _REPO_DIAGRAM: Final = Path(__file__).resolve().parents[2] / "diagrams" / "lifecycle.mmd"
 
 
@@ -44,7 +48,8 @@ def add_command(commands: Any) -> None:
         help="run a session against a local testing bot",
         description=(
             "Run a whole session against a local bot: start, connect, bot-ready, one echo "
-            "request, disconnect; then show where the diagram is and the session trace."
+            "request, one text turn (the conversation is printed), disconnect; then show "
+            "where the diagram is and the session trace."
         ),
         epilog=DEMO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -128,35 +133,64 @@ async def _demo_webrtc(args: argparse.Namespace, out: Output) -> int:
         )
 
 
+async def _echo(client: PipecatClient, out: Output) -> None:
+    started = time.monotonic()
+    try:
+        answer = await client.send_client_request("echo", {"hello": "pipecat"})
+    except PipecatClientError as exc:
+        out.emit("request-failed", f"echo failed: {type(exc).__name__}: {exc}")
+    else:
+        out.emit("response", f"echo round trip: {compact(answer)} in {elapsed_ms(started)} ms")
+
+
+async def _text_turn(client: PipecatClient, out: Output) -> None:
+    """Say something and wait (bounded) until the bot has finished answering."""
+    try:
+        await client.send_text(DEMO_TEXT)
+    except PipecatClientError as exc:
+        out.emit("send-failed", f"not sent: {exc}")
+        return
+    out.emit("sent-text", f"sent text: {DEMO_TEXT}")
+    try:
+        await client.wait_for("on_bot_stopped_speaking", timeout=_ANSWER_WAIT)
+    except TimeoutError:
+        out.say(f"(no answer from the bot within {_ANSWER_WAIT:g} s)")
+    except PipecatClientError:
+        pass  # the session ended first: its events say why
+
+
+def _demo_function(call: FunctionCall) -> dict[str, Any]:
+    """Answers any function the bot's LLM calls, so the demo shows a complete call."""
+    return {"answered_by": "pipecat-lifecycle demo", "arguments": dict(call.arguments)}
+
+
 async def _demo_session(
     client: PipecatClient, out: Output, start: Callable[[], Awaitable[BotReadyData]]
 ) -> int:
-    """Start, show bot-ready, one echo round trip, disconnect, then diagram and trace."""
+    """Start, bot-ready, an echo round trip, a text turn, disconnect; then diagram and trace."""
     watch = Watch(client, out)
     interrupt = Interrupt(client, out)
+    client.register_function_call_handler("*", _demo_function)
     try:
         try:
             await start()
         except SessionCancelledError:
+            await watch.caught_up()
             return EXIT_OK
         except PipecatClientError as exc:
             await client.disconnect()
+            await watch.caught_up()
             return startup_failed(out, exc)
         if not watch.ended.is_set():
-            started = time.monotonic()
-            try:
-                answer = await client.send_client_request("echo", {"hello": "pipecat"})
-            except PipecatClientError as exc:
-                out.emit("request-failed", f"echo failed: {type(exc).__name__}: {exc}")
-            else:
-                out.emit(
-                    "response",
-                    f"echo round trip: {compact(answer)} in {elapsed_ms(started)} ms",
-                )
+            await _echo(client, out)
+        if not watch.ended.is_set():
+            await _text_turn(client, out)
         await client.disconnect()
+        await watch.caught_up()
     finally:
         interrupt.remove()
         await client.disconnect()
+        await watch.close()
     code = watch.exit_code()
     where = (
         f"{_REPO_DIAGRAM} (Mermaid; .dot and .svg beside it)"

@@ -37,7 +37,7 @@ class Output:
         """Milliseconds from the command's start to ``at`` (default: now)."""
         return ((time.monotonic() if at is None else at) - self.t0) * 1000.0
 
-    def emit(self, event: str, text: str, *, at: float | None = None, **fields: Any) -> None:
+    def emit(self, event: str, text: str, /, *, at: float | None = None, **fields: Any) -> None:
         """Print one event: ``text`` in text mode, ``{"event", "ms", **fields}`` in JSON mode."""
         if self.progress is not None:
             self.progress.clear()
