@@ -218,22 +218,16 @@ async def _default_body(
             async with asyncio.timeout(plan.request_timeout):
                 await output.seen.wait()
     if plan.hold > 0:
-        async with context.phase("hold"):
-            stopped = await _first_set(plan.hold, context.stopping, ended)
-            if stopped is ended and not context.stopping.is_set():
-                raise SessionLostError("the session ended while it was held")
-
-
-async def _first_set(timeout: float, *events: asyncio.Event) -> asyncio.Event | None:
-    """Wait until one of ``events`` is set (returned) or ``timeout`` passes (``None``)."""
-    waiters = {asyncio.ensure_future(event.wait()): event for event in events}
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-    return next((waiters[w] for w in done), None)
+        # Stopping the run disconnects the session, which ends the hold early too.
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(ended.wait(), plan.hold)
+        except TimeoutError:
+            return
+        if not context.stopping.is_set():
+            error = SessionLostError("the session ended while it was held")
+            context.record("hold", _ms(started), error)
+            raise PhaseError("hold", error)
 
 
 async def _disconnect_when_set(stopping: asyncio.Event, client: PipecatClient) -> None:
@@ -266,6 +260,7 @@ class LoadRun:
         self._scenario = scenario
         self._on_phase = on_phase
         self._stopping = asyncio.Event()
+        self._starter: asyncio.Future[None] | None = None
 
     @property
     def stopped(self) -> bool:
@@ -275,26 +270,42 @@ class LoadRun:
     def stop(self) -> None:
         """Start no more sessions and end the running ones (they count as interrupted)."""
         self._stopping.set()
+        if self._starter is not None:
+            self._starter.cancel()
 
     async def run(self) -> LoadStats:
         """Run every session of the plan (or until ``stop()``); returns the statistics."""
+        tasks: set[asyncio.Task[None]] = set()
+        starter = asyncio.ensure_future(self._start_sessions(tasks))
+        self._starter = starter
+        if self.stopped:
+            starter.cancel()
+        try:
+            await asyncio.wait({starter})  # stop() cancels the starter, not this task
+        finally:
+            starter.cancel()
+        if not starter.cancelled():
+            starter.result()  # a bug in the starter surfaces here
+        await asyncio.gather(*tasks)
+        return self.stats
+
+    async def _start_sessions(self, tasks: set[asyncio.Task[None]]) -> None:
         plan = self.plan
         slots = asyncio.Semaphore(plan.concurrency)
-        tasks: set[asyncio.Task[None]] = set()
         began = time.monotonic()
         for index in range(plan.sessions):
-            if not await self._unless_stopped(slots.acquire()):
-                break
+            await slots.acquire()
             delay = began + index / plan.rate - time.monotonic() if plan.rate else 0.0
-            if self.stopped or (delay > 0 and not await self._unless_stopped(asyncio.sleep(delay))):
-                slots.release()
-                break
+            if delay > 0:
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    slots.release()
+                    raise
             self.stats.started += 1
             task = asyncio.ensure_future(self._session(slots))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks)
-        return self.stats
 
     async def _session(self, slots: asyncio.Semaphore) -> None:
         try:
@@ -325,26 +336,3 @@ class LoadRun:
         self.stats.record(phase, ms, error)
         if self._on_phase is not None:
             self._on_phase(phase, ms, error)
-
-    async def _unless_stopped(self, awaitable: Awaitable[Any]) -> bool:
-        """Await ``awaitable`` unless ``stop()`` comes first (then it is cancelled)."""
-        task = asyncio.ensure_future(awaitable)
-        stopped = await _first_set_or(task, self._stopping)
-        return not stopped
-
-
-async def _first_set_or(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
-    """Wait for ``task`` or ``event``; True when the event won (the task is then cancelled)."""
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
-    if task.done():
-        return False
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return True

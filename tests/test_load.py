@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import pty
 import signal
 import sys
 import time
@@ -191,6 +192,7 @@ async def test_ctrl_c_stops_starting_ends_running_and_prints_the_summary(
     assert summary["stopped"] is True
     assert summary["sessions"] == 5 and summary["interrupted"] == 5
     assert summary["failed"] == 0 and summary["errors"] == {}
+    assert "hold" not in summary["latency_ms"] and summary["latency_ms"]["connect"]["count"] == 5
     assert "Ctrl-C" in err.decode()
 
 
@@ -233,3 +235,38 @@ async def test_first_bot_output_is_timed() -> None:
     summary = stats.summary()
     assert summary["ok"] == 3
     assert summary["latency_ms"]["first_output"]["count"] == 3
+
+
+async def test_live_progress_only_on_a_terminal(server: TestingBotServer) -> None:
+    leader, follower = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", "load", "--start", server.start_url,
+        "--sessions", "2", "--concurrency", "1", "--hold", "0.6",
+        stdout=follower, stderr=follower, cwd=REPO,
+    )  # fmt: skip
+    os.close(follower)
+    chunks: list[bytes] = []
+
+    def read_all() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = asyncio.get_running_loop().run_in_executor(None, read_all)
+    try:
+        await asyncio.wait_for(process.wait(), TIMEOUT)
+        await asyncio.wait_for(reader, TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+        os.close(leader)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert "started 1/2 ready 1" in text  # the live line, while a session holds
+    assert "connect→ready" in text and "ok 2, failed 0" in text
