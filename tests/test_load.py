@@ -1,4 +1,4 @@
-"""Load runs: the engine (``lifecycle.loadrun``) in-process and ``pipecat-lifecycle load``."""
+"""Load runs: the engine (``lifecycle.load``) in-process and ``pipecat-lifecycle load``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.loadrun import LoadPlan, LoadRun, SessionContext
+from lifecycle.load import LoadPlan, LoadRun, SessionContext
 from tests.support.flaky_start import FlakyStart
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport

@@ -25,7 +25,7 @@ from lifecycle.cli.signals import FirstSigint
 from lifecycle.cli.transport_factory import make_transport
 
 if TYPE_CHECKING:
-    from lifecycle.loadrun import LoadPlan, LoadRun, Scenario
+    from lifecycle.load import LoadPlan, LoadRun, Scenario
 
 LOAD_EPILOG: Final = """\
 phases: start (POST to the start endpoint), connect (connect until bot-ready), request
@@ -105,7 +105,7 @@ def _seconds(text: str) -> float:
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Check the options, run the load, print the summary; returns the exit code."""
-    from lifecycle.loadrun import LoadPlan
+    from lifecycle.load import LoadPlan
     from lifecycle.start import APIRequest
 
     headers = parse_headers(parser, args.header)
@@ -161,7 +161,7 @@ def _scenario_hook(path: str) -> Scenario | int:
 
 async def _load(args: argparse.Namespace, plan: LoadPlan, scenario: Scenario | None) -> int:
     from lifecycle.cli.load_view import LiveProgress, print_table
-    from lifecycle.loadrun import LoadRun
+    from lifecycle.load import LoadRun
 
     factory = partial(make_transport, args.transport, None, {})
     load = LoadRun(plan, factory, scenario=scenario)

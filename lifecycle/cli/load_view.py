@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lifecycle.loadstats import PHASE_TITLES, LoadStats
+from lifecycle.load.stats import PHASE_TITLES, LoadStats
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

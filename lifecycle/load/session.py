@@ -1,50 +1,27 @@
-"""Runs many sessions against one deployment and measures each phase (``load``).
+"""One measured session: start, connect until bot-ready, a body, disconnect.
 
-A session is: ``start_bot`` (phase ``start``), ``connect`` until bot-ready (``connect``),
-then either a scenario hook or the default body (an optional ``send_client_request``
-round trip (``request``), an optional text turn, a hold), and ``disconnect``. The first
-bot output after bot-ready (or after the text turn) is measured as ``first_output``.
-
-The engine never builds transports itself: the caller hands it a factory (the CLI and
-the Locust user pick the transport), so this module stays on the client side of the
-one-way import rule. One ``PipecatClient`` per session: clients are cheap, and a fresh one
-keeps sessions independent.
+The body is a scenario hook, or the default: an optional ``send_client_request`` round
+trip (phase ``request``), an optional text turn, a hold. The first bot output after
+bot-ready (or after the text turn) is timed as ``first_output``. One ``PipecatClient`` per
+session: clients are cheap, and a fresh one keeps sessions independent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.errors import SessionCancelledError, SessionClosedError
-from lifecycle.loadstats import LoadStats
-from lifecycle.start import APIRequest
+from lifecycle.load.plan import LoadPlan, Outcome, Recorder, Scenario
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.transport import Transport
 
-__all__ = [
-    "LoadPlan",
-    "LoadRun",
-    "PhaseError",
-    "Recorder",
-    "Scenario",
-    "SessionContext",
-    "SessionLostError",
-    "run_session",
-]
-
-Recorder = Callable[[str, float, "BaseException | None"], None]
-"""Gets every phase outcome: ``(phase, milliseconds, error or None)``."""
-Scenario = Callable[["SessionContext"], Awaitable[None]]
-"""A per-session hook run once the session is READY, instead of the default body."""
-Outcome = Literal["ok", "failed", "interrupted"]
+__all__ = ["PhaseError", "SessionContext", "SessionLostError", "run_session"]
 
 _OUTPUT_EVENTS: Final = (
     "on_bot_output",
@@ -54,30 +31,6 @@ _OUTPUT_EVENTS: Final = (
     "on_bot_tts_audio",
     "on_bot_audio",
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoadPlan:
-    """What to run: ``sessions`` sessions, at most ``concurrency`` at once, ``rate`` starts/s."""
-
-    start: str | APIRequest
-    sessions: int = 1
-    concurrency: int = 1
-    rate: float | None = None
-    hold: float = 0.0
-    request: str | None = None
-    request_data: Any = None
-    say: str | None = None
-    connect_timeout: float = 30.0
-    request_timeout: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.sessions < 1 or self.concurrency < 1:
-            raise ValueError("sessions and concurrency must be at least 1")
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise ValueError("rate must be a positive number of starts per second")
-        if not (math.isfinite(self.hold) and self.hold >= 0):
-            raise ValueError("hold must be a finite number of seconds >= 0")
 
 
 class PhaseError(Exception):
@@ -237,102 +190,3 @@ async def _disconnect_when_set(stopping: asyncio.Event, client: PipecatClient) -
 
 def _ms(started: float) -> float:
     return (time.monotonic() - started) * 1000.0
-
-
-class LoadRun:
-    """Runs a plan: ``stats = await LoadRun(plan, factory).run()``; ``stop()`` ends it early.
-
-    ``transport_factory`` builds one fresh transport per session; ``on_phase`` (optional)
-    sees every phase outcome as it is recorded, e.g. to forward it to another tool.
-    """
-
-    def __init__(
-        self,
-        plan: LoadPlan,
-        transport_factory: Callable[[], Transport],
-        *,
-        scenario: Scenario | None = None,
-        on_phase: Recorder | None = None,
-    ) -> None:
-        self.plan = plan
-        self.stats = LoadStats(requested=plan.sessions)
-        self._factory = transport_factory
-        self._scenario = scenario
-        self._on_phase = on_phase
-        self._stopping = asyncio.Event()
-        self._starter: asyncio.Future[None] | None = None
-
-    @property
-    def stopped(self) -> bool:
-        """True once ``stop()`` was called."""
-        return self._stopping.is_set()
-
-    def stop(self) -> None:
-        """Start no more sessions and end the running ones (they count as interrupted)."""
-        self._stopping.set()
-        if self._starter is not None:
-            self._starter.cancel()
-
-    async def run(self) -> LoadStats:
-        """Run every session of the plan (or until ``stop()``); returns the statistics."""
-        tasks: set[asyncio.Task[None]] = set()
-        starter = asyncio.ensure_future(self._start_sessions(tasks))
-        self._starter = starter
-        if self.stopped:
-            starter.cancel()
-        try:
-            await asyncio.wait({starter})  # stop() cancels the starter, not this task
-        finally:
-            starter.cancel()
-        if not starter.cancelled():
-            starter.result()  # a bug in the starter surfaces here
-        await asyncio.gather(*tasks)
-        return self.stats
-
-    async def _start_sessions(self, tasks: set[asyncio.Task[None]]) -> None:
-        plan = self.plan
-        slots = asyncio.Semaphore(plan.concurrency)
-        began = time.monotonic()
-        for index in range(plan.sessions):
-            await slots.acquire()
-            delay = began + index / plan.rate - time.monotonic() if plan.rate else 0.0
-            if delay > 0:
-                try:
-                    await asyncio.sleep(delay)
-                except asyncio.CancelledError:
-                    slots.release()
-                    raise
-            self.stats.started += 1
-            task = asyncio.ensure_future(self._session(slots))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    async def _session(self, slots: asyncio.Semaphore) -> None:
-        try:
-            outcome = await run_session(
-                self.plan,
-                self._factory(),
-                self._record,
-                stopping=self._stopping,
-                scenario=self._scenario,
-                on_ready=self._ready,
-            )
-        except Exception as exc:  # a transport factory or a client bug: count it, go on
-            self._record("start", 0.0, exc)
-            outcome = "failed"
-        finally:
-            slots.release()
-        if outcome == "ok":
-            self.stats.ok += 1
-        elif outcome == "failed":
-            self.stats.failed += 1
-        else:
-            self.stats.interrupted += 1
-
-    def _ready(self) -> None:
-        self.stats.ready += 1
-
-    def _record(self, phase: str, ms: float, error: BaseException | None) -> None:
-        self.stats.record(phase, ms, error)
-        if self._on_phase is not None:
-            self._on_phase(phase, ms, error)
