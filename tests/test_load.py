@@ -270,3 +270,47 @@ async def test_live_progress_only_on_a_terminal(server: TestingBotServer) -> Non
     assert process.returncode == 0
     assert "started 1/2 ready 1" in text  # the live line, while a session holds
     assert "connect→ready" in text and "ok 2, failed 0" in text
+
+
+@pytest.mark.webrtc
+async def test_webrtc_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    aioice = pytest.importorskip("aioice")
+    # This host has only loopback: let ICE gather it (hosts with a LAN interface need no patch).
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    from transports.small_webrtc import SmallWebRTCTransport
+    from transports.testing_webrtc import TestingWebRTCBotServer
+
+    async with asyncio.timeout(TIMEOUT), TestingWebRTCBotServer() as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=4, concurrency=2, request="echo")
+        stats = await LoadRun(plan, lambda: SmallWebRTCTransport(ice_servers=[])).run()
+    summary = stats.summary()
+    assert summary["ok"] == 4, summary
+    assert summary["latency_ms"]["connect"]["count"] == 4
+
+
+async def test_say_times_the_answer_to_a_text_turn() -> None:
+    from transports.loopback import LoopbackBot, LoopbackTransport
+
+    answers: list[asyncio.Task[None]] = []
+
+    def answering_bot() -> LoopbackTransport:
+        bot = LoopbackBot()
+
+        async def answer() -> None:
+            await bot.wait_for_message("send-text")
+            await bot.send({"label": "rtvi-ai", "type": "bot-output", "data": {"text": "hello"}})
+
+        answers.append(asyncio.ensure_future(answer()))
+        return LoopbackTransport(bot)
+
+    async with (
+        asyncio.timeout(TIMEOUT),
+        TestingBotServer() as bot,
+        FlakyStart(bot.ws_url, every=1000) as start,
+    ):
+        plan = LoadPlan(start=start.url, sessions=3, concurrency=3, say="hi")
+        stats = await LoadRun(plan, answering_bot).run()
+        await asyncio.gather(*answers)
+    summary = stats.summary()
+    assert summary["ok"] == 3, summary
+    assert summary["latency_ms"]["first_output"]["count"] == 3

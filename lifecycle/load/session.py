@@ -66,8 +66,11 @@ class SessionContext:
         self._record(phase, ms, error)
 
     @contextlib.asynccontextmanager
-    async def phase(self, name: str) -> AsyncIterator[None]:
-        """Time the block as phase ``name``; an error is recorded and raised as PhaseError."""
+    async def phase(self, name: str, *, timed: bool = True) -> AsyncIterator[None]:
+        """Time the block as phase ``name``; an error is recorded and raised as PhaseError.
+
+        ``timed=False`` records only an error (the block's duration means nothing itself).
+        """
         started = time.monotonic()
         try:
             yield
@@ -78,7 +81,8 @@ class SessionContext:
                 raise _Interrupted from exc
             self._record(name, _ms(started), exc)
             raise PhaseError(name, exc) from exc
-        self._record(name, _ms(started), None)
+        if timed:
+            self._record(name, _ms(started), None)
 
 
 class _FirstOutput:
@@ -134,7 +138,8 @@ async def run_session(
             await client.connect(response)
         if on_ready is not None:
             on_ready()
-        output.mark()
+        if scenario is not None or plan.say is None:
+            output.mark()  # with --say, the first output is timed from the text turn
         if scenario is not None:
             async with context.phase("scenario"):
                 await scenario(context)
@@ -165,9 +170,10 @@ async def _default_body(
         async with context.phase("request"):
             await client.send_client_request(plan.request, plan.request_data)
     if plan.say is not None:
-        await client.send_text(plan.say)
-        output.mark()
-        async with context.phase("first_output"):
+        # The callback records the latency; the phase block records only a failure.
+        async with context.phase("first_output", timed=False):
+            await client.send_text(plan.say)
+            output.mark()
             async with asyncio.timeout(plan.request_timeout):
                 await output.seen.wait()
     if plan.hold > 0:
