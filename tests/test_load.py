@@ -197,6 +197,9 @@ async def test_ctrl_c_stops_starting_ends_running_and_prints_the_summary(
 
 
 async def test_usage_and_missing_toolkit() -> None:
+    code, out, _ = await run_cli("load", "--help")
+    assert code == 0 and out.startswith("usage: pipecat-lifecycle load")
+    assert "exit codes:" in out and "130" in out and "--concurrency" in out
     code, _, err = await run_cli("load", "--start", "http://127.0.0.1:9/start", "--data", "{}")
     assert code == 2 and "--data goes with --request" in err
     code, _, err = await run_cli("load", "--sessions", "3")
