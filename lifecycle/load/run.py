@@ -96,7 +96,7 @@ class LoadRun:
                 on_ready=self._ready,
             )
         except Exception as exc:  # a transport factory or a client bug: count it, go on
-            self._record("start", 0.0, exc)
+            self._record("session", 0.0, exc)
             outcome = "failed"
         finally:
             slots.release()
