@@ -43,6 +43,7 @@ from lifecycle.table import TRANSITIONS
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
+    from lifecycle.dispatch import ClientEvent, EventStream
     from lifecycle.functions import FunctionCallHandler
     from lifecycle.start import APIRequest
 
@@ -60,7 +61,9 @@ __all__ = [
     "BotOutput",
     "BotReadyData",
     "BotText",
+    "ClientEvent",
     "ConnectionTimeoutError",
+    "EventStream",
     "FunctionCall",
     "FunctionCallHandler",
     "FunctionCallStarted",
@@ -91,6 +94,8 @@ _LAZY = {
     "PipecatClient": "lifecycle.client",
     "FunctionCallHandler": "lifecycle.functions",
     "APIRequest": "lifecycle.start",
+    "ClientEvent": "lifecycle.dispatch",
+    "EventStream": "lifecycle.dispatch",
 }
 
 
