@@ -7,11 +7,13 @@ import importlib.util
 import json
 import os
 import pty
+import re
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -317,3 +319,13 @@ async def test_say_times_the_answer_to_a_text_turn() -> None:
     summary = stats.summary()
     assert summary["ok"] == 3, summary
     assert summary["latency_ms"]["first_output"]["count"] == 3
+
+
+async def test_readme_load_example_runs(server: TestingBotServer) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", readme, re.S) if "LoadRun(" in c]
+    code = code.replace("http://localhost:7860/start", server.start_url)
+    code = code.replace("asyncio.run(main())", "")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    await asyncio.wait_for(namespace["main"](), TIMEOUT)
