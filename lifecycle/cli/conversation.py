@@ -167,8 +167,9 @@ class ConversationPrinter:
         if data.final is False or not data.text:
             return None
         self._new_turn()
-        how = " (typed)" if data.input_type == "chat" else ""
-        return f"user{how}: {clip(data.text)}"
+        if data.input_type == "chat":
+            return None  # the bot echoes our send-text: the "sent text" line said it already
+        return f"user: {clip(data.text)}"
 
     def _user_transcript(self, data: UserTranscript) -> str | None:
         # A 2.2 bot sends user-input too, for the same words: print those once.
