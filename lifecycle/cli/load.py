@@ -139,7 +139,13 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _scenario_hook(path: str) -> Scenario | int:
-    """The per-session hook the testing toolkit builds from a scenario file."""
+    """The per-session hook the testing toolkit builds from a scenario file.
+
+    The extension point: ``lifecycle.testing.scenario.load_session_hook(path)`` returns a
+    :data:`~lifecycle.load.Scenario` (``async def hook(session: SessionContext)``, run once
+    per READY session, timing its steps with ``session.phase(name)``), and raises
+    ``ValueError`` (or ``OSError``) for a file it cannot use: exit 2 with its message.
+    """
     try:
         from lifecycle.testing.scenario import (  # type: ignore[import-not-found,unused-ignore]
             load_session_hook,
