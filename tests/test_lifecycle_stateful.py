@@ -26,7 +26,7 @@ from lifecycle import (
 )
 from transports.loopback import LoopbackBot, LoopbackTransport
 
-from .http_stub import HTTPStub, Reply
+from .support.http_stub import HTTPStub, Reply
 
 CONNECT_TIMEOUT = 0.3
 REQUEST_TIMEOUT = 0.3

@@ -26,8 +26,8 @@ from lifecycle import (
     TransportError,
 )
 from lifecycle.rtvi import make_message
-from tests.conftest import Recorder, within
-from tests.tls_support import tls_pair
+from tests.support.recorder import Recorder, within
+from tests.support.tls import tls_pair
 from transports._pb import frames_pb2 as pb
 from transports.base import ConnectRequest
 from transports.testing import TestingBotServer

@@ -9,13 +9,19 @@ Every test in this folder is marked ``interop``.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop_support import HERE, BotServer, interop_python
+
+from tests.support.fault_matrix_interop import BotControl
+from tests.support.processes import BotServer, interop_python
+
+HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -43,3 +49,27 @@ def bot_server(interop_python_path: Path) -> Iterator[BotServer]:
     finally:
         server.stop()
         sys.stderr.write(f"\nbot server logs: {log_dir}\n")
+
+
+@pytest.fixture(scope="module")
+def own_bot(interop_python_path: Path) -> Iterator[BotServer]:
+    """A bot server of the requesting module alone (the fault matrices kill and stop it)."""
+    server = BotServer(interop_python_path, Path(tempfile.mkdtemp(prefix="pipecat-fault-")))
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            os.kill(server.pid, signal.SIGCONT)
+        server.stop()
+
+
+@pytest.fixture
+def control(own_bot: BotServer) -> Iterator[BotControl]:
+    own_bot.ensure_running()
+    ctl = BotControl(own_bot)
+    try:
+        yield ctl
+    finally:
+        ctl.sigcont()
+        own_bot.ensure_running()
