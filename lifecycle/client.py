@@ -154,6 +154,9 @@ class PipecatClient:
         self._queue: deque[tuple[int, str, tuple[Any, ...]]] = deque()
         self._dispatcher: asyncio.Task[None] | None = None
         self._trace = SessionTrace()
+        # Counts disconnect() calls, so a start/connect still waiting in _begin (for the
+        # previous session's end and callbacks) notices one and does not start a session.
+        self._disconnects = 0
 
     # ----------------------------------------------------------------- state
 
@@ -286,11 +289,14 @@ class PipecatClient:
         return await self._run_attempt(session, self._start_and_connect_flow(session, api_request))
 
     async def _begin(self, trigger: str) -> _Session:
+        disconnects = self._disconnects
         # Callbacks of the previous session all run before a new session starts.
         await self._drain()
         previous = self._session
         if previous is not None and previous.end_task is not None and not previous.end_task.done():
             await asyncio.shield(previous.end_task)
+        if self._disconnects != disconnects:
+            raise SessionCancelledError("disconnect() was called before the session started")
         if self.state not in SESSION_START_STATES:
             raise InvalidStateError(
                 f"cannot {trigger.replace('_', ' ')} while {self.state.value}: "
@@ -383,6 +389,7 @@ class PipecatClient:
         fails pending requests with SessionClosedError. Every callback of the session
         has run when it returns (except when called from inside a callback).
         """
+        self._disconnects += 1
         session = self._session
         if session is not None and (
             session.end_task is not None or self.state not in SESSION_START_STATES
@@ -404,7 +411,11 @@ class PipecatClient:
         self._lifecycle.fire(trigger, reason)
         attempt = session.attempt
         if attempt is not None and not attempt.done():
-            attempt.cancel()
+            # Once bot-ready arrived the attempt only returns it (a few loop turns): let it,
+            # so connect() resolves as bot-ready decided and its caller never gets a bare
+            # CancelledError it did not ask for.
+            if not session.ready.done():
+                attempt.cancel()
             await asyncio.wait([attempt], timeout=_TRANSPORT_CLOSE_TIMEOUT)
         closed = SessionClosedError(f"the session ended before a response arrived ({reason})")
         for future in session.pending.values():
