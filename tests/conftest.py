@@ -5,17 +5,26 @@ The helpers they use live in tests/support/ (tests import them from there, never
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import structlog
+from hypothesis import settings
 
 from lifecycle import PipecatClient
 from transports.loopback import LoopbackBot, LoopbackTransport
 
 from .support.http_stub import HTTPStub
 from .support.recorder import Recorder, within
+
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default "dev"; `make test` uses "ci").
+# Both print the failing example and a @reproduce_failure blob. "ci" is derandomized (the
+# same examples on every run, no example database), so a CI failure reruns as it failed.
+settings.register_profile("dev", print_blob=True)
+settings.register_profile("ci", print_blob=True, derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture
