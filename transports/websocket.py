@@ -60,8 +60,8 @@ from lifecycle.logs import RedactingStdlibLogger, describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
-from transports._pb import frames_pb2 as pb
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from transports._pb import frames_pb2 as pb
 
 __all__ = [
     "HARD_CAP_FACTOR",
