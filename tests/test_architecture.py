@@ -235,3 +235,23 @@ def test_import_cost_guard() -> None:
             f"(guard {IMPORT_COST_GUARD_MS:.0f} ms, goal 100 ms); "
             "see `python -X importtime -c 'import lifecycle'`"
         )
+
+
+def test_classifiers_name_the_pythons_make_test_runs() -> None:
+    # make test runs noxfile.py's SUPPORTED versions; the package declares the same ones.
+    import tomllib
+
+    classifiers = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["classifiers"]
+    declared = {
+        c.rsplit(" :: ", 1)[1]
+        for c in classifiers
+        if c.startswith("Programming Language :: Python :: 3.")
+    }
+    noxfile = ast.parse((REPO / "noxfile.py").read_text(encoding="utf-8"))
+    supported = next(
+        ast.literal_eval(node.value)
+        for node in noxfile.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "SUPPORTED" for t in node.targets)
+    )
+    assert declared == set(supported)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from lifecycle import (
     PROTOCOL_VERSION,
@@ -154,7 +154,10 @@ class LifecycleMachine(RuleBasedStateMachine):
     def server_message(self) -> None:
         self.bot_acts(lambda: self.bot.send_server_message({"n": 1}))
 
-    @precondition(lambda self: self.client.state is State.READY)
+    # No precondition on the client's state: whether it is READY depends on the event loop's
+    # timing, and a precondition that varies between runs makes hypothesis's data generation
+    # inconsistent (FlakyStrategyDefinition, or an AssertionError inside its datatree, under
+    # load). Outside READY the request fails with BotNotReadyError, which settle accepts.
     @rule(kind=st.sampled_from(["echo", "hang", "missing"]))
     def request(self, kind: str) -> None:
         self.spawn(self.client.send_client_request(kind, {"k": kind}))
