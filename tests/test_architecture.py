@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import ast
 import json
+import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,10 +51,11 @@ print(json.dumps(sorted(m for m in {IO_LIBRARIES!r} if m in sys.modules)))
 
 IMPORT_COST_GUARD_MS = 500.0
 """A guard only against a gross regression, not a speed test: the goal is +100 ms (API, issue
-11.1) and benchmarks/footprint.py reports the figure against it. The guard is 5x the goal and
-compares medians of interleaved runs against a bare interpreter measured the same way, so a
-loaded 2-core CI machine does not trip it; what makes an import slow (an I/O library loaded
-eagerly) is asserted exactly by the module-list tests above it."""
+11.1) and benchmarks/footprint.py reports the wall-time figure against it. The guard measures
+the child interpreter's CPU time (user + sys), which a loaded machine barely changes, where
+wall time grew 4x under a load of 8 on 2 cores; it is 5x the goal and compares medians of
+interleaved runs against a bare interpreter measured the same way. What makes the import
+slow (an I/O library loaded eagerly) is asserted exactly by the module-list tests."""
 
 
 # --------------------------------------------------------------------------- reading imports
@@ -214,24 +215,27 @@ def test_websocket_and_loopback_transports_never_import_webrtc_libraries() -> No
     assert json.loads(run_python(code)) == []
 
 
-def _wall_ms(code: str) -> float:
-    started = time.perf_counter()
+def _cpu_ms(code: str) -> float:
+    """CPU time (user + sys) of a fresh interpreter running ``code``, in ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     run_python(code)
-    return (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return used * 1000
 
 
 def test_import_cost_guard() -> None:
     """Gross-regression guard only (see IMPORT_COST_GUARD_MS); the figure is a benchmark."""
-    _wall_ms(CORE_USE)  # warm the file cache
+    _cpu_ms(CORE_USE)  # warm the file cache and write the .pyc files
     ours: list[float] = []
     bare: list[float] = []
     for _ in range(5):  # interleaved, so a burst of load hits both sides alike
-        ours.append(_wall_ms(CORE_USE))
-        bare.append(_wall_ms("pass"))
+        ours.append(_cpu_ms(CORE_USE))
+        bare.append(_cpu_ms("pass"))
     cost = statistics.median(ours) - statistics.median(bare)
     if cost > IMPORT_COST_GUARD_MS:
         pytest.fail(
-            f"import lifecycle + core use costs {cost:.0f} ms over a bare interpreter "
+            f"import lifecycle + core use costs {cost:.0f} ms of CPU over a bare interpreter "
             f"(guard {IMPORT_COST_GUARD_MS:.0f} ms, goal 100 ms); "
             "see `python -X importtime -c 'import lifecycle'`"
         )

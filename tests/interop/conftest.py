@@ -4,7 +4,9 @@ The bot runs under the interop python: env ``PIPECAT_INTEROP_PYTHON``, default
 ``<repo>/.venv-interop/bin/python`` (``make`` builds it from tests/interop/requirements.txt).
 Without it the interop tests are skipped, except under CI (env ``CI`` set), where that fails.
 
-Every test in this folder is marked ``interop``.
+Every test in this folder is marked ``interop``. Fixtures: ``bot_server`` (one bot server for
+the whole run) and ``own_bot``/``control`` (a bot process of the requesting module alone, which
+the fault matrices kill and stop). Their helpers are in tests/support/.
 """
 
 from __future__ import annotations
