@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +55,14 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import encode
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from transports._tasks import TaskSet
+from transports.webrtc_media import (
+    INSTALL_HINT,
+    OutgoingAudio,
+    WebRTCUnavailableError,
+    require_aiortc,
+    to_audio_frame,
+)
 
 if TYPE_CHECKING:
     from aiortc import MediaStreamTrack, RTCDataChannel, RTCIceServer, RTCPeerConnection
@@ -69,32 +76,12 @@ __all__ = [
     "start_base_url",
 ]
 
-INSTALL_HINT: Final = 'pip install "pipecat-lifecycle[webrtc]"'
-"""How to get the optional WebRTC dependencies."""
-
 DATA_CHANNEL_LABEL: Final = "chat"
 KEEPALIVE_INTERVAL: Final = 1.0
 _CLOSE_TIMEOUT: Final = 3.0
 _HTTP_TIMEOUT: Final = 15.0
 _MAX_SIGNALLING_BODY: Final = 1024 * 1024
-_OUT_RATE: Final = 48000
-_OUT_SAMPLES: Final = 960  # 20 ms at 48 kHz, aiortc's Opus frame size
-_MAX_QUEUED_AUDIO_SECS: Final = 30.0
 _SIGNALLING: Final = "signalling"
-
-
-class WebRTCUnavailableError(TransportError, ImportError):
-    """aiortc (the ``webrtc`` extra) is not installed."""
-
-
-def _require_aiortc() -> None:
-    try:
-        import aiortc  # noqa: F401
-        import av  # noqa: F401
-    except ImportError as exc:
-        raise WebRTCUnavailableError(
-            f"SmallWebRTCTransport needs aiortc: {INSTALL_HINT} ({exc})"
-        ) from exc
 
 
 def start_base_url(start_endpoint: str) -> str:
@@ -172,109 +159,6 @@ def parse_ice_servers(servers: Any) -> list[RTCIceServer]:
     return result
 
 
-def _new_outgoing_track() -> _OutgoingAudio:
-    return _OutgoingAudio()
-
-
-class _OutgoingAudio:
-    """The PCM queue behind the outgoing audio track: 48 kHz mono s16le, 20 ms at a time.
-
-    Frames of any rate are resampled on arrival (PyAV), since aiortc's Opus encoder accepts
-    one input format per stream. Silence goes out whenever nothing is queued.
-    """
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self._resampler: Any = None
-        self._resampler_key: tuple[int, int] | None = None
-        self.track = _make_track(self)
-
-    def push(self, frame: AudioFrame) -> None:
-        import av
-
-        channels = frame.num_channels
-        if channels not in (1, 2) or frame.sample_rate <= 0:
-            raise ValueError("audio must be mono or stereo with a positive sample rate")
-        samples = len(frame.pcm) // (2 * channels)
-        if samples == 0:
-            return
-        key = (frame.sample_rate, channels)
-        if self._resampler is None or self._resampler_key != key:
-            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=_OUT_RATE)
-            self._resampler_key = key
-        in_frame = av.AudioFrame(
-            format="s16", layout="mono" if channels == 1 else "stereo", samples=samples
-        )
-        in_frame.sample_rate = frame.sample_rate
-        in_frame.planes[0].update(frame.pcm[: samples * 2 * channels])
-        for out in self._resampler.resample(in_frame):
-            self.buffer += bytes(out.planes[0])[: out.samples * 2]
-        limit = int(_MAX_QUEUED_AUDIO_SECS * _OUT_RATE * 2)
-        if len(self.buffer) > limit:
-            # The caller sends faster than real time: keep the newest audio.
-            del self.buffer[: len(self.buffer) - limit]
-
-    def take(self) -> bytes:
-        need = _OUT_SAMPLES * 2
-        chunk = bytes(self.buffer[:need])
-        del self.buffer[:need]
-        return chunk + b"\x00" * (need - len(chunk))
-
-    def clear(self) -> None:
-        self.buffer.clear()
-
-
-def _make_track(source: _OutgoingAudio) -> MediaStreamTrack:
-    """An aiortc audio track that plays ``source`` in real time (a class built lazily)."""
-    import av
-    from aiortc import MediaStreamTrack
-
-    class _PcmTrack(MediaStreamTrack):
-        kind = "audio"
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._start: float | None = None
-            self._pts = 0
-
-        async def recv(self) -> av.AudioFrame:
-            if self.readyState != "live":
-                from aiortc.mediastreams import MediaStreamError
-
-                raise MediaStreamError
-            if self._start is None:
-                self._start = time.monotonic()
-            else:
-                self._pts += _OUT_SAMPLES
-                wait = self._start + self._pts / _OUT_RATE - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            frame = av.AudioFrame(format="s16", layout="mono", samples=_OUT_SAMPLES)
-            frame.planes[0].update(source.take())
-            frame.sample_rate = _OUT_RATE
-            frame.pts = self._pts
-            frame.time_base = fractions.Fraction(1, _OUT_RATE)
-            return frame
-
-    return _PcmTrack()
-
-
-def _to_audio_frame(frame: Any) -> AudioFrame | None:
-    """An aiortc/PyAV audio frame as s16le PCM (None for anything else)."""
-    import av
-
-    if not isinstance(frame, av.AudioFrame) or frame.samples == 0:
-        return None
-    channels = len(frame.layout.channels)
-    if frame.format.name != "s16":
-        resampler = av.AudioResampler(format="s16", layout=frame.layout.name, rate=frame.rate)
-        frames = resampler.resample(frame)
-        pcm = b"".join(bytes(f.planes[0])[: f.samples * 2 * channels] for f in frames)
-    else:
-        pcm = bytes(frame.planes[0])[: frame.samples * 2 * channels]
-    return AudioFrame(pcm=pcm, sample_rate=frame.sample_rate, num_channels=channels)
-
-
 class _Session:
     """One peer connection and everything it owns."""
 
@@ -295,7 +179,7 @@ class _Session:
         self.log = log
         self.channel: RTCDataChannel | None = None
         self.pc_id: str | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet()
         self.pending_candidates: list[dict[str, Any]] = []
         self.connected = False  # transport_connected was reported
         self.ending = False  # disconnect() started: report nothing any more
@@ -306,9 +190,7 @@ class _Session:
         self.close_task: asyncio.Task[None] | None = None
 
     def spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.spawn(coro, name=name)
 
     def lost(self, *, clean: bool, reason: str) -> None:
         """The link ended by itself: fail the connect in flight, or report it once."""
@@ -371,14 +253,14 @@ class SmallWebRTCTransport(Transport):
         connect_timeout: float = 30.0,
         logger: Any = None,
     ) -> None:
-        _require_aiortc()
+        require_aiortc()
         self._webrtc_url = webrtc_url
         self._ice_servers = parse_ice_servers(ice_servers)
         self._audio_source = audio_source
         self._connect_timeout = connect_timeout
         self._log = get_logger(logger).bind(transport="small_webrtc")
         self._session: _Session | None = None
-        self._audio: _OutgoingAudio | None = None
+        self._audio: OutgoingAudio | None = None
 
     @property
     def pc_id(self) -> str | None:
@@ -432,7 +314,7 @@ class SmallWebRTCTransport(Transport):
         if self._audio_source is not None:
             audio_track = self._audio_source
         else:
-            self._audio = _new_outgoing_track()
+            self._audio = OutgoingAudio()
             audio_track = self._audio.track
         pc.addTransceiver(audio_track, direction="sendrecv")
         pc.addTransceiver("video", direction="sendrecv")
@@ -582,7 +464,7 @@ class SmallWebRTCTransport(Transport):
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            audio = _to_audio_frame(frame)
+            audio = to_audio_frame(frame)
             if audio is not None and not session.ending:
                 session.events.audio_received(audio)
 
