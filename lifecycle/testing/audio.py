@@ -145,6 +145,7 @@ async def stream_to(
     frames: Sequence[AudioFrame],
     *,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> None:
     """Send ``frames`` one after another in real time: frame ``n`` leaves at its start time.
 
@@ -157,7 +158,7 @@ async def stream_to(
     for frame in frames:
         wait = start + elapsed - clock()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await sleep(wait)
         await send(frame)
         elapsed += frame.duration
 

@@ -57,6 +57,7 @@ __all__ = [
 DEFAULT_TIMEOUT_MS: Final = 60_000
 """An expectation's budget when it gives no ``within_ms`` (pipecat.evals' default)."""
 BOT_QUIET_MAX_WAIT_S: Final = 30.0
+JUDGE_NO_GRACE_S: Final = 2.0
 MAX_QUEUED: Final = 10_000  # events kept unread; past that the oldest go
 _SHOWN: Final = 120
 
@@ -451,8 +452,15 @@ class _Run:
             self._check_excludes(aggregate, exp)
             if exp.text_contains is not None and not _contains(aggregate, exp.text_contains):
                 reason = f"does not contain {exp.text_contains!r}"
-            elif exp.eval is not None and not (await self._verdict(exp.eval, aggregate))[0]:
-                reason = f"judge said no to {exp.eval!r}"
+            elif (
+                exp.eval is not None
+                and not (verdict := await self._verdict(exp.eval, aggregate))[0]
+            ):
+                reason = f"judge said no to {exp.eval!r} {verdict[1]}".rstrip()
+                # A "no" stands once the reply is over: the bot stopped speaking and no more
+                # of it came within a short grace (pipecat.evals' JUDGE_NO_GRACE_S).
+                if self.events.quiet.is_set():
+                    deadline = min(deadline, time.monotonic() + JUDGE_NO_GRACE_S)
             else:
                 return last, aggregate.strip()[:_SHOWN]
             aggregate += " "
