@@ -88,6 +88,9 @@ _SIMPLE: Final = {
     "on_bot_interrupted": "bot_interrupted",
 }
 _INTERRUPTIONS: Final = frozenset({"user_started_speaking", "bot_interrupted"})
+_USER_EVENTS: Final = frozenset(
+    {"user_started_speaking", "user_stopped_speaking", "user_transcription"}
+)
 
 
 @dataclass
@@ -151,7 +154,11 @@ class _Events:
         mapped["at"] = event.at
         self.latest[mapped["type"]] = event.at
         if mapped["type"] in _INTERRUPTIONS:
+            # The bot's pending output is not the reply to what interrupted it; what the user
+            # did stays (pipecat.evals pops events as they come, so it never loses those).
+            kept = [e for e in self.queue if e["type"] in _USER_EVENTS]
             self.queue.clear()
+            self.queue.extend(kept)
             self._awaiting_reply = True
             self.quiet.set()
         self.queue.append(mapped)
