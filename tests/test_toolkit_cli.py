@@ -20,6 +20,7 @@ from tests.support.toolkit import (
     cli_command,
     cli_env,
     free_port_url,
+    readme_testing_blocks,
     run_cli,
     write_scenario,
     write_tone,
@@ -271,3 +272,11 @@ async def test_start_url_of_a_running_bot() -> None:
             "how are you",
             "goodbye",
         ]
+
+
+def test_the_readme_scenario_runs_as_written(tmp_path: Path) -> None:
+    (scenario,) = readme_testing_blocks("yaml")
+    (tmp_path / "echo.yaml").write_text(scenario)
+    done = run_cli("test", str(tmp_path / "echo.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "echo/three_turns  PASSED" in done.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.toolkit import CLI_TIMEOUT_S, REPO, cli_env, plugin_args
+from tests.support.toolkit import CLI_TIMEOUT_S, REPO, cli_env, plugin_args, readme_testing_blocks
 
 TEST_FILE = """
 import pytest
@@ -110,3 +110,13 @@ async def test_pipecat_start_points_the_client_at_another_bot() -> None:
         assert bot.sessions_started == 2
         texts = [m["data"]["content"] for m in bot.received if m["type"] == "send-text"]
         assert texts == ["hello there", "what is the weather like?"]
+
+
+def test_the_readme_test_runs_as_written(tmp_path: Path) -> None:
+    (code,) = readme_testing_blocks("python")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
+    (tmp_path / "test_readme_bot.py").write_text(code)
+    done = run_pytest(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert (tmp_path / "bot.wav").stat().st_size > 44  # a WAV header and the bot's audio

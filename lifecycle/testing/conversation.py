@@ -81,7 +81,7 @@ class Conversation:
         self._acted_at = time.monotonic()
         self._acted = "the conversation started"
         self._matched_at: float | None = None
-        self._recordings: list[tuple[audio.WavRecorder, asyncio.Task[None]]] = []
+        self._recordings: list[_Recording] = []
 
     # ------------------------------------------------------------------ the user's side
     async def say(
@@ -240,16 +240,14 @@ class Conversation:
         recorder = audio.WavRecorder(path)
         stream = self._client.events("on_bot_audio", _ENDS_SESSION)
         task = asyncio.get_running_loop().create_task(_record(stream, recorder))
-        self._recordings.append((recorder, task))
+        self._recordings.append(_Recording(recorder, stream, task))
 
     # ------------------------------------------------------------------ closing
     async def close(self) -> None:
-        """Stop watching; finish every recording. Idempotent."""
+        """Stop watching; finish every recording (with the audio already received). Idempotent."""
         self._stream.close()
-        for recorder, task in self._recordings:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            recorder.close()
+        for recording in self._recordings:
+            await recording.finish()
 
     async def __aenter__(self) -> Self:
         """The conversation itself."""
@@ -265,15 +263,42 @@ class Conversation:
         await self.close()
 
 
-async def _record(stream: EventStream, recorder: audio.WavRecorder) -> None:
-    try:
-        async with stream:
-            async for event in stream:
-                if event.name == _ENDS_SESSION:
-                    break
-                recorder.write(event.data)
-    finally:
+class _Recording:
+    """One ``record(path)``: a task writing the stream's bot audio until the session ends."""
+
+    def __init__(
+        self, recorder: audio.WavRecorder, stream: EventStream, task: asyncio.Task[None]
+    ) -> None:
+        self.recorder, self.stream, self.task = recorder, stream, task
+
+    async def finish(self) -> None:
+        """Stop the task, write what the stream already holds, close the file."""
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        while not self.recorder.closed:
+            try:
+                # timeout(0) fires only if the stream would have to wait: nothing is left.
+                async with asyncio.timeout(0):
+                    event = await anext(self.stream)
+            except (TimeoutError, StopAsyncIteration):
+                break
+            _write(self.recorder, event)
+        self.stream.close()
+        self.recorder.close()
+
+
+def _write(recorder: audio.WavRecorder, event: ClientEvent) -> None:
+    if event.name == _ENDS_SESSION:
         recorder.close()
+    else:
+        recorder.write(event.data)
+
+
+async def _record(stream: EventStream, recorder: audio.WavRecorder) -> None:
+    async for event in stream:
+        _write(recorder, event)
+        if recorder.closed:
+            stream.close()
 
 
 def _describe(name: str, text_contains: str | None, predicate: object) -> str:

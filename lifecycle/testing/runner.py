@@ -58,7 +58,7 @@ DEFAULT_TIMEOUT_MS: Final = 60_000
 """An expectation's budget when it gives no ``within_ms`` (pipecat.evals' default)."""
 BOT_QUIET_MAX_WAIT_S: Final = 30.0
 JUDGE_NO_GRACE_S: Final = 2.0
-MAX_QUEUED: Final = 10_000  # events kept unread; past that the oldest go
+MAX_QUEUED: Final = 10_000  # events kept unread (past that the oldest go), and per turn
 _SHOWN: Final = 120
 
 Judge = Callable[[str, str], Any]
@@ -121,6 +121,10 @@ class ScenarioResult:
     def passed(self) -> bool:
         """Whether nothing failed."""
         return not self.failures
+
+
+class _Failed(Exception):
+    """An expectation failed; the message says why."""
 
 
 class _BotEndedError(Exception):
@@ -251,6 +255,8 @@ class _Events:
                 continue
             if self.queue[0]["at"] > deadline:
                 raise TimeoutError
+            if len(self.turn_log) >= MAX_QUEUED:
+                raise _Failed(f"the bot sent more than {MAX_QUEUED} events in one turn")
             item = self.queue.popleft()
             self.turn_log.append(item)
             if wanted(item):
@@ -295,10 +301,6 @@ async def _verdict(judge: Judge, criterion: str, text: str) -> tuple[bool, str]:
     if isinstance(result, tuple):
         return bool(result[0]), str(result[1]) if len(result) > 1 else ""
     return bool(result), ""
-
-
-class _Failed(Exception):
-    """An expectation failed; the message says why."""
 
 
 class _Run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -82,3 +83,10 @@ def free_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/start"
+
+
+def readme_testing_blocks(lang: str) -> list[str]:
+    """The ``lang`` code blocks of the README's "Testing your bot" section."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Testing your bot\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{lang}\n(.*?)```", section, re.S)
