@@ -280,3 +280,36 @@ def test_the_readme_scenario_runs_as_written(tmp_path: Path) -> None:
     done = run_cli("test", str(tmp_path / "echo.yaml"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "echo/three_turns  PASSED" in done.stdout
+
+
+async def test_load_runs_a_scenario_file_in_each_session(tmp_path: Path) -> None:
+    import json
+
+    from transports.testing import TestingBotServer
+
+    async with TestingBotServer() as bot:
+        proc = await asyncio.create_subprocess_exec(
+            *cli_command(
+                "load",
+                "--start",
+                bot.start_url,
+                "--sessions",
+                "2",
+                "--concurrency",
+                "2",
+                "--scenario",
+                str(EXAMPLES / "echo.yaml"),
+                "--json",
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(),
+        )
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    assert proc.returncode == 0, (out + err).decode()
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["ok"] == 2 and summary["errors"] == {}
+    assert "scenario" in summary["latency_ms"]
+    texts = [m["data"]["content"] for m in bot.received if m["type"] == "send-text"]
+    assert texts.count("goodbye") == 2
