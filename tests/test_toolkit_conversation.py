@@ -19,7 +19,7 @@ import soundfile
 from lifecycle import AudioFrame, PipecatClient
 from lifecycle.testing import Conversation
 from lifecycle.testing import audio as toolkit_audio
-from tests.support.toolkit import patch_loopback_ice, write_tone
+from tests.support.toolkit import let_webrtc_bot_close, patch_loopback_ice, write_tone
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -236,4 +236,5 @@ async def test_webrtc_play_and_record_in_process(
                 info = await within(_wait_closed_wav(tmp_path / "bot.wav"))
         finally:
             await within(client.disconnect())
+            await let_webrtc_bot_close(server)
     assert info.samplerate == 48000  # as aiortc decodes Opus (stereo)
