@@ -153,12 +153,16 @@ def test_eval_with_a_judge(
         "    return ('hello' in text, 'saw hello' if 'hello' in text else 'no hello')\n"
         "def strict(criterion, text):\n"
         "    return False\n"
+        "def broken(criterion, text):\n"
+        "    raise RuntimeError('no model')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     path = write_scenario(tmp_path, "judged.yaml", JUDGED)
     assert main(["test", str(path), "--judge", "my_judge:judge"]) == 0
     assert main(["test", str(path), "--judge", "my_judge:strict"]) == 1
     assert "judge said no to 'repeats what the user said'" in capsys.readouterr().out
+    assert main(["test", str(path), "--judge", "my_judge:broken"]) == 1
+    assert "the judge raised RuntimeError: no model" in capsys.readouterr().out
     with pytest.raises(SystemExit) as usage:
         main(["test", str(path), "--judge", "my_judge"])
     assert usage.value.code == 2
