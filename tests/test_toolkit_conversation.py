@@ -238,3 +238,12 @@ async def test_webrtc_play_and_record_in_process(
             await within(client.disconnect())
             await let_webrtc_bot_close(server)
     assert info.samplerate == 48000  # as aiortc decodes Opus (stereo)
+
+
+async def test_history_is_bounded(client: PipecatClient) -> None:
+    async with Conversation(client, history=20) as conv:
+        for n in range(4):  # each reply is ~20 events
+            await conv.say(f"turn {n}")
+            await conv.expect("on_bot_output", text_contains=f"turn {n}")
+            await conv.expect("on_bot_stopped_speaking")
+        assert len(conv.events) <= 20
