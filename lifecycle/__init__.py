@@ -22,6 +22,19 @@ from lifecycle.errors import (
     StartBotError,
     TransportError,
 )
+from lifecycle.events import (
+    EVENT_NAMES,
+    AudioLevel,
+    BotOutput,
+    BotText,
+    FunctionCall,
+    FunctionCallStarted,
+    FunctionCallStopped,
+    LLMMarker,
+    Metrics,
+    UserInput,
+    UserTranscript,
+)
 from lifecycle.machine import SessionLifecycle, TransitionEvent
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import PROTOCOL_VERSION, BotReadyData, RTVIError
@@ -29,7 +42,9 @@ from lifecycle.states import State
 from lifecycle.table import TRANSITIONS
 
 if TYPE_CHECKING:
-    from lifecycle.client import EVENT_NAMES, PipecatClient
+    from lifecycle.client import PipecatClient
+    from lifecycle.dispatch import ClientEvent, EventStream
+    from lifecycle.functions import FunctionCallHandler
     from lifecycle.start import APIRequest
 
 __version__ = "0.1.0"
@@ -40,12 +55,23 @@ __all__ = [
     "TRANSITIONS",
     "APIRequest",
     "AudioFrame",
+    "AudioLevel",
     "AuthenticationError",
     "BotNotReadyError",
+    "BotOutput",
     "BotReadyData",
+    "BotText",
+    "ClientEvent",
     "ConnectionTimeoutError",
+    "EventStream",
+    "FunctionCall",
+    "FunctionCallHandler",
+    "FunctionCallStarted",
+    "FunctionCallStopped",
     "InvalidStateError",
+    "LLMMarker",
     "MessageError",
+    "Metrics",
     "PipecatClient",
     "PipecatClientError",
     "RTVIError",
@@ -57,6 +83,8 @@ __all__ = [
     "State",
     "TransitionEvent",
     "TransportError",
+    "UserInput",
+    "UserTranscript",
     "__version__",
 ]
 
@@ -64,8 +92,10 @@ __all__ = [
 # embeddable core (State, TRANSITIONS, SessionLifecycle) never needs. There is no cycle.
 _LAZY = {
     "PipecatClient": "lifecycle.client",
-    "EVENT_NAMES": "lifecycle.client",
+    "FunctionCallHandler": "lifecycle.functions",
     "APIRequest": "lifecycle.start",
+    "ClientEvent": "lifecycle.dispatch",
+    "EventStream": "lifecycle.dispatch",
 }
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar, overload
 
 from lifecycle import __version__, rtvi
+from lifecycle.dispatch import EventBus, EventStream, check_seconds
 from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
@@ -27,44 +26,64 @@ from lifecycle.errors import (
     SessionClosedError,
     TransportError,
 )
-from lifecycle.logs import SafeLogger, describe_exception, get_logger
+from lifecycle.events import (
+    EVENT_NAMES,
+    AnyDataEvent,
+    AudioEvent,
+    AudioLevel,
+    AudioLevelEvent,
+    BotOutput,
+    BotText,
+    BotTextEvent,
+    DataMappingEvent,
+    FunctionCall,
+    FunctionCallEvent,
+    FunctionCallStarted,
+    FunctionCallStopped,
+    LLMMarker,
+    MessageEvent,
+    Metrics,
+    NoArgumentEvent,
+    UserInput,
+    UserTranscript,
+)
+from lifecycle.functions import FunctionCallHandler, FunctionCalls, SessionCalls
+from lifecycle.logs import SafeLogger, bounded, describe_exception, get_logger
 from lifecycle.machine import SessionLifecycle, TransitionEvent
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_text
 from lifecycle.rtvi import BotReadyData, RTVIError
-from lifecycle.start import APIRequest, post_start
+from lifecycle.start import APIRequest, as_api_request, post_start
 from lifecycle.states import State
-from lifecycle.table import SESSION_START_STATES
 from lifecycle.trace import SessionTrace
 from lifecycle.transport import ConnectRequest, Inbound, Transport
 
 __all__ = ["EVENT_NAMES", "EventCallback", "PipecatClient"]
-
-EVENT_NAMES: Final = frozenset(
-    {
-        "on_transition",
-        "on_transport_state_changed",
-        "on_bot_started",
-        "on_connected",
-        "on_bot_ready",
-        "on_disconnected",
-        "on_bot_disconnected",
-        "on_server_message",
-        "on_message_error",
-        "on_error",
-        "on_unhandled_message",
-        "on_bot_audio",
-    }
-)
-"""Every event name a callback can be registered for."""
 
 EventCallback = Callable[..., Any]
 """A plain function or coroutine function taking the event's arguments."""
 
 _F = TypeVar("_F", bound=EventCallback)
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 _TRANSPORT_CLOSE_TIMEOUT: Final = 10.0
+_ARRIVED_KEPT: Final = 8  # message types remembered for a connect timeout's message
+_PREFIX: Final = 100  # bot-controlled strings in logs and errors keep this many characters
+
+
+def _prefix(text: str) -> str:
+    """A bounded prefix of a bot-controlled string, for log lines and error messages."""
+    return bounded(text, _PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    """How the transport ended by itself."""
+
+    clean: bool
+    why: str
+    error: BaseException | None
 
 
 @dataclass(eq=False)
@@ -74,6 +93,8 @@ class _Session:
     id: int
     log: SafeLogger
     ready: asyncio.Future[BotReadyData]
+    loop: asyncio.AbstractEventLoop
+    calls: SessionCalls
     pending: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     attempt: asyncio.Task[Any] | None = None
     end_task: asyncio.Task[None] | None = None
@@ -82,6 +103,14 @@ class _Session:
     start_request: APIRequest | None = None
     start_response: Any = None
     transport_used: bool = False
+    transport_up: bool = False
+    bot_info: BotReadyData | None = None
+    close: _Close | None = None
+    fatal: RTVIError | None = None
+    # Types of the first messages that arrived, for a connect timeout's message.
+    arrived: list[str] = field(default_factory=list)
+    # Events the transition hook decided on that fire once the session's cleanup is done.
+    after_cleanup: list[str] = field(default_factory=list)
 
 
 class _SessionEvents:
@@ -106,11 +135,17 @@ class _SessionEvents:
 
     def message_received(self, message: Inbound) -> None:
         if self._live():
-            self._client._on_inbound(self._session, message)
+            # The events this message fires count its wire size against the byte bound.
+            bus = self._client._bus
+            bus.inbound_size = len(message) if isinstance(message, str | bytes) else 0
+            try:
+                self._client._on_inbound(self._session, message)
+            finally:
+                bus.inbound_size = 0
 
     def message_dropped(self, reason: str) -> None:
         if self._live():
-            self._session.log.warning("inbound frame dropped", reason=reason)
+            self._session.log.warning_limited("inbound frame dropped", reason=reason)
 
     def audio_received(self, frame: AudioFrame) -> None:
         if self._live():
@@ -139,21 +174,37 @@ class PipecatClient:
         logger: Any = None,
         connect_timeout: float = 30.0,
         request_timeout: float = 10.0,
+        max_pending_events: int = 10_000,
+        drain_timeout: float = 5.0,
     ) -> None:
-        """Build a client on ``transport``; see the module docs for the arguments."""
+        """Build a client on ``transport``; see the module docs for the arguments.
+
+        ``max_pending_events`` bounds the callback queue (API.md §12: high-rate events are
+        dropped first, lifecycle events never); ``drain_timeout`` is how long
+        :meth:`disconnect` waits for queued callbacks before discarding them.
+        """
         self._transport = transport
         self._log = get_logger(logger)
-        self._connect_timeout = connect_timeout
-        self._request_timeout = request_timeout
-        self._handlers: dict[str, list[EventCallback]] = {name: [] for name in EVENT_NAMES}
-        for name, callback in (callbacks or {}).items():
-            self.add_event_handler(name, callback)
+        self._connect_timeout = check_seconds(connect_timeout, "connect_timeout")
+        self._request_timeout = check_seconds(request_timeout, "request_timeout")
+        self._functions = FunctionCalls()
+        self._abandoned_transport = False
         self._lifecycle = SessionLifecycle(logger=logger)
+        self._bus = EventBus(
+            EVENT_NAMES,
+            session_id=lambda: self._lifecycle.session_id,
+            log=self._log,
+            max_pending=max_pending_events,
+            drain_timeout=drain_timeout,
+        )
+        for name, callback in (callbacks or {}).items():
+            self._handlers_for(name).append(callback)
         self._lifecycle.add_transition_hook(self._on_transition)
         self._session: _Session | None = None
-        self._queue: deque[tuple[int, str, tuple[Any, ...]]] = deque()
-        self._dispatcher: asyncio.Task[None] | None = None
         self._trace = SessionTrace()
+        # Counts disconnect() calls, so a start/connect still waiting in _begin (for the
+        # previous session's end and callbacks) notices one and does not start a session.
+        self._disconnects = 0
 
     # ----------------------------------------------------------------- state
 
@@ -179,6 +230,84 @@ class PipecatClient:
 
     # ---------------------------------------------------------------- events
 
+    # Typed registration: one overload per argument type (lifecycle.events groups the
+    # names), so mypy checks each callback against its event's argument.
+    @overload
+    def add_event_handler(self, name: NoArgumentEvent, callback: Callable[[], object]) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_transition"], callback: Callable[[TransitionEvent], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_transport_state_changed"], callback: Callable[[State], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(self, name: AnyDataEvent, callback: Callable[[Any], object]) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_bot_ready"], callback: Callable[[BotReadyData], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: MessageEvent, callback: Callable[[dict[str, Any]], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_error"], callback: Callable[[RTVIError], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: AudioEvent, callback: Callable[[AudioFrame], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_user_transcript"], callback: Callable[[UserTranscript], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_user_input"], callback: Callable[[UserInput], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: BotTextEvent, callback: Callable[[BotText], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_bot_output"], callback: Callable[[BotOutput], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_metrics"], callback: Callable[[Metrics], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self,
+        name: Literal["on_llm_function_call_started"],
+        callback: Callable[[FunctionCallStarted], object],
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: FunctionCallEvent, callback: Callable[[FunctionCall], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self,
+        name: Literal["on_llm_function_call_stopped"],
+        callback: Callable[[FunctionCallStopped], object],
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: Literal["on_bot_llm_marker"], callback: Callable[[LLMMarker], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: AudioLevelEvent, callback: Callable[[AudioLevel], object]
+    ) -> None: ...
+    @overload
+    def add_event_handler(
+        self, name: DataMappingEvent, callback: Callable[[Mapping[str, Any]], object]
+    ) -> None: ...
     def add_event_handler(self, name: str, callback: EventCallback) -> None:
         """Call ``callback`` on event ``name``; unknown names raise ``ValueError``."""
         self._handlers_for(name).append(callback)
@@ -189,56 +318,134 @@ class PipecatClient:
         with contextlib.suppress(ValueError):
             handlers.remove(callback)
 
+    @overload
+    def event_handler(
+        self, name: NoArgumentEvent
+    ) -> Callable[[Callable[[], _R]], Callable[[], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_transition"]
+    ) -> Callable[[Callable[[TransitionEvent], _R]], Callable[[TransitionEvent], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_transport_state_changed"]
+    ) -> Callable[[Callable[[State], _R]], Callable[[State], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: AnyDataEvent
+    ) -> Callable[[Callable[[Any], _R]], Callable[[Any], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_bot_ready"]
+    ) -> Callable[[Callable[[BotReadyData], _R]], Callable[[BotReadyData], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: MessageEvent
+    ) -> Callable[[Callable[[dict[str, Any]], _R]], Callable[[dict[str, Any]], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_error"]
+    ) -> Callable[[Callable[[RTVIError], _R]], Callable[[RTVIError], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: AudioEvent
+    ) -> Callable[[Callable[[AudioFrame], _R]], Callable[[AudioFrame], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_user_transcript"]
+    ) -> Callable[[Callable[[UserTranscript], _R]], Callable[[UserTranscript], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_user_input"]
+    ) -> Callable[[Callable[[UserInput], _R]], Callable[[UserInput], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: BotTextEvent
+    ) -> Callable[[Callable[[BotText], _R]], Callable[[BotText], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_bot_output"]
+    ) -> Callable[[Callable[[BotOutput], _R]], Callable[[BotOutput], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_metrics"]
+    ) -> Callable[[Callable[[Metrics], _R]], Callable[[Metrics], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_llm_function_call_started"]
+    ) -> Callable[[Callable[[FunctionCallStarted], _R]], Callable[[FunctionCallStarted], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: FunctionCallEvent
+    ) -> Callable[[Callable[[FunctionCall], _R]], Callable[[FunctionCall], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_llm_function_call_stopped"]
+    ) -> Callable[[Callable[[FunctionCallStopped], _R]], Callable[[FunctionCallStopped], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: Literal["on_bot_llm_marker"]
+    ) -> Callable[[Callable[[LLMMarker], _R]], Callable[[LLMMarker], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: AudioLevelEvent
+    ) -> Callable[[Callable[[AudioLevel], _R]], Callable[[AudioLevel], _R]]: ...
+    @overload
+    def event_handler(
+        self, name: DataMappingEvent
+    ) -> Callable[[Callable[[Mapping[str, Any]], _R]], Callable[[Mapping[str, Any]], _R]]: ...
     def event_handler(self, name: str) -> Callable[[_F], _F]:
         """Decorator form of :meth:`add_event_handler`."""
         self._handlers_for(name)  # unknown names fail here, not at decoration
 
         def register(callback: _F) -> _F:
-            self.add_event_handler(name, callback)
+            self._handlers_for(name).append(callback)
             return callback
 
         return register
 
     def _handlers_for(self, name: str) -> list[EventCallback]:
-        try:
-            return self._handlers[name]
-        except KeyError:
-            known = ", ".join(sorted(EVENT_NAMES))
-            raise ValueError(f"unknown event {name!r}; known events: {known}") from None
+        return self._bus.handlers_for(name)
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped by the callback queue's bound or the drain limit (API.md §12)."""
+        return self._bus.dropped
+
+    def events(self, *names: str, maxsize: int = 10_000) -> EventStream:
+        """Every event from now on (only ``names`` if given) as an async iterator.
+
+        Use as ``async with client.events() as stream: async for event in stream: ...``;
+        each item is a :class:`~lifecycle.dispatch.ClientEvent`. The stream is fed when the
+        event happens, independently of callbacks, and lasts across sessions until closed.
+        Falling ``maxsize`` behind drops its oldest events (never lifecycle ones), counted
+        in ``stream.dropped``. Unknown names raise ``ValueError``.
+        """
+        return self._bus.stream(names, maxsize)
+
+    async def wait_for(
+        self, name: str, predicate: Callable[[Any], object] | None = None, *, timeout: float
+    ) -> Any:
+        """The data of the first ``name`` event after this call for which ``predicate`` holds.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds, and ``SessionClosedError`` if a
+        session ends first (unless ``name`` is ``on_disconnected``). Called between
+        sessions, it waits into the next one. ``predicate`` runs when the event happens.
+        """
+        return await self._bus.wait_for(name, predicate, timeout)
 
     def _emit(self, name: str, *args: Any) -> None:
-        if not self._handlers[name]:
-            return
-        self._queue.append((self._lifecycle.session_id, name, args))
-        if self._dispatcher is None or self._dispatcher.done():
-            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+        self._bus.emit(name, *args)
 
-    async def _dispatch(self) -> None:
-        # One task runs every callback, serially and in event order.
-        while self._queue:
-            session_id, name, args = self._queue.popleft()
-            if session_id != self._lifecycle.session_id:
-                continue  # a newer session started: an ended session's events never reach it
-            for callback in tuple(self._handlers[name]):
-                try:
-                    result = callback(*args)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception as exc:
-                    self._log.error(
-                        "event callback failed",
-                        session_id=session_id,
-                        event_name=name,
-                        error=describe_exception(exc, with_traceback=True),
-                    )
+    async def _drain(self, since: float | None = None) -> None:
+        """Wait (``drain_timeout`` from ``since``) for queued callbacks; not from a callback."""
+        await self._bus.drain(self._lifecycle.session_id, since=since)
 
-    async def _drain(self) -> None:
-        """Wait until every queued callback has run (not from inside a callback)."""
-        current = asyncio.current_task()
-        while (task := self._dispatcher) is not None and not task.done() and task is not current:
-            await asyncio.shield(task)
+    # ------------------------------------------------ what follows a transition
 
     def _on_transition(self, event: TransitionEvent) -> None:
+        # The one place that acts on state changes (as h11's _respond_to_state_changes):
+        # events, the ready future, client-ready, stop errors, function-call cleanup.
         self._trace.record_transition(event)
         self._log.info(
             "transition",
@@ -250,6 +457,47 @@ class PipecatClient:
         )
         self._emit("on_transition", event)
         self._emit("on_transport_state_changed", event.dest)
+        session = self._session
+        if session is None or session.id != event.session_id:
+            return  # a new session's first transition: nothing of it exists yet
+        match (event.source, event.trigger):
+            case (_, "bot_started"):
+                self._emit("on_bot_started", session.start_response)
+            case (_, "transport_connected"):
+                self._emit("on_connected")
+                self._send(rtvi.client_ready(__version__), session)
+            case (_, "bot_ready"):
+                info = session.bot_info
+                assert info is not None  # set before bot_ready is fired
+                if not session.ready.done():
+                    session.ready.set_result(info)
+                self._emit("on_bot_ready", info)
+            case (State.READY, "transport_closed"):
+                close = session.close
+                if close is not None and not close.clean:
+                    self._emit("on_error", RTVIError(f"transport lost: {close.why}", fatal=True))
+                self._emit("on_bot_disconnected")
+            case (source, "transport_closed"):
+                close = session.close
+                why = close.why if close is not None else "closed"
+                stop = TransportError(f"transport closed before the bot was ready ({why})")
+                stop.__cause__ = close.error if close is not None else None
+                session.stop_error = session.stop_error or stop
+                if source is State.CONNECTED:
+                    self._emit("on_bot_disconnected")
+            case (source, "fail") if session.fatal is not None and source is not State.READY:
+                session.stop_error = session.stop_error or TransportError(
+                    f"the bot reported a fatal error: {_prefix(session.fatal.message)}"
+                )
+        if event.source is State.READY:
+            session.calls.cancel_all()  # a handler still running sends nothing
+        if event.dest is State.DISCONNECTED:
+            # Fires once the session's cleanup (transport closed, requests failed) is done:
+            # a transport_closed enters DISCONNECTED before that cleanup runs.
+            if session.end_task is None or session.end_task.done():
+                self._emit("on_disconnected")
+            else:
+                session.after_cleanup.append("on_disconnected")
 
     # ------------------------------------------------------- starting sessions
 
@@ -270,12 +518,11 @@ class PipecatClient:
         """
         session = self._session
         if (
-            self.state is State.AUTHENTICATED
-            and session is not None
-            and (session.attempt is None or session.attempt.done())
+            session is None
+            or (session.attempt is not None and not session.attempt.done())
+            or self._lifecycle.starts_new_session
+            or not self._lifecycle.connect()  # goes on with the session start_bot began
         ):
-            self._lifecycle.connect()
-        else:
             session = await self._begin("connect")
         return await self._run_attempt(session, self._connect_flow(session, params))
 
@@ -286,26 +533,63 @@ class PipecatClient:
         return await self._run_attempt(session, self._start_and_connect_flow(session, api_request))
 
     async def _begin(self, trigger: str) -> _Session:
-        # Callbacks of the previous session all run before a new session starts.
-        await self._drain()
+        loop = asyncio.get_running_loop()
+        disconnects = self._disconnects
         previous = self._session
-        if previous is not None and previous.end_task is not None and not previous.end_task.done():
+        if previous is not None:
+            self._check_loop(previous, loop)
+        if (
+            previous is not None
+            and previous.loop is loop  # an ended loop's tasks can't be awaited here
+            and previous.end_task is not None
+            and not previous.end_task.done()
+        ):
             await asyncio.shield(previous.end_task)
-        if self.state not in SESSION_START_STATES:
+        # Callbacks of the previous session run before a new session starts (bounded, as
+        # in disconnect(): a flood left queued by a session that ended itself can't stall it).
+        await self._drain()
+        if self._disconnects != disconnects:
+            raise SessionCancelledError("disconnect() was called before the session started")
+        if not self._lifecycle.fire(trigger):
             raise InvalidStateError(
-                f"cannot {trigger.replace('_', ' ')} while {self.state.value}: "
+                f"cannot {trigger.replace('_', ' ')}: {self._lifecycle.refusal(trigger)}; "
                 "a session is in progress (call disconnect() first)"
             )
-        loop = asyncio.get_running_loop()
-        self._lifecycle.fire(trigger)
         session_id = self._lifecycle.session_id
+        log = self._log.bind(session_id=session_id)
         session = _Session(
             id=session_id,
-            log=self._log.bind(session_id=session_id),
+            log=log,
             ready=loop.create_future(),
+            loop=loop,
+            calls=SessionCalls(self._functions, lambda m: self._send_if_ready(session, m), log),
         )
         self._session = session
         return session
+
+    def _check_loop(self, session: _Session, loop: asyncio.AbstractEventLoop | None) -> None:
+        """A live session belongs to the loop it started on; say so instead of hanging."""
+        if loop is session.loop:
+            return
+        ended = session.end_task is not None and session.end_task.done()
+        if ended or session.loop.is_closed():
+            if not ended and self._lifecycle.session_in_progress:
+                self._abandon(session)
+            return
+        raise PipecatClientError(
+            "this client's session is bound to another event loop: call it from the loop "
+            "(and thread) that started the session, or disconnect() there first "
+            f"(session loop {id(session.loop):#x}, calling loop "
+            f"{'none' if loop is None else f'{id(loop):#x}'})"
+        )
+
+    def _abandon(self, session: _Session) -> None:
+        # Its loop closed while the session was live (asyncio.run() ended): nothing of it can
+        # run any more. End it in the table and start clean on the new loop.
+        session.log.warning("session abandoned: its event loop closed")
+        self._lifecycle.fire("disconnect", "event loop closed")
+        self._lifecycle.fire("disconnected", "event loop closed")
+        self._abandoned_transport = session.transport_used
 
     async def _run_attempt(self, session: _Session, flow: Coroutine[Any, Any, _T]) -> _T:
         attempt = asyncio.get_running_loop().create_task(flow)
@@ -334,7 +618,6 @@ class PipecatClient:
         session.start_request = request
         session.start_response = response
         self._lifecycle.bot_started()
-        self._emit("on_bot_started", response)
         return response
 
     async def _start_and_connect_flow(self, session: _Session, request: APIRequest) -> BotReadyData:
@@ -355,6 +638,11 @@ class PipecatClient:
             start_headers=dict(start.headers) if start else {},
             session_id=session.id,
         )
+        if self._abandoned_transport:
+            # The last session's loop closed under it: let the transport drop what it held.
+            self._abandoned_transport = False
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._transport.disconnect(), _TRANSPORT_CLOSE_TIMEOUT)
         try:
             async with asyncio.timeout(self._connect_timeout):
                 session.transport_used = True
@@ -366,13 +654,26 @@ class PipecatClient:
                     raise TransportError(
                         f"transport could not connect: {describe_exception(exc)}"
                     ) from exc
-                if self.state not in (State.CONNECTED, State.READY):
+                if self._lifecycle.can_fire("transport_connected"):
                     raise TransportError("transport returned from connect without connecting")
                 return await asyncio.shield(session.ready)
         except TimeoutError:
-            raise ConnectionTimeoutError(
-                f"the bot was not ready within {self._connect_timeout} s of connect()"
-            ) from None
+            raise ConnectionTimeoutError(self._timeout_message(session)) from None
+
+    def _timeout_message(self, session: _Session) -> str:
+        limit = f"the bot was not ready within {self._connect_timeout} s of connect()"
+        if not session.transport_up:
+            return f"{limit}: the transport did not connect"
+        if not session.arrived:
+            return (
+                f"{limit}: the transport was up, but nothing arrived from the bot "
+                "(no bot-ready: does the bot run an RTVI processor and the right serializer?)"
+            )
+        seen = ", ".join(session.arrived)
+        return (
+            f"{limit}: the transport was up and the bot sent {seen}, but no bot-ready "
+            "(is RTVI in the bot's pipeline, answering client-ready?)"
+        )
 
     # ------------------------------------------------------ ending sessions
 
@@ -381,16 +682,24 @@ class PipecatClient:
 
         Cancels a start/connect in flight (its awaiter gets SessionCancelledError) and
         fails pending requests with SessionClosedError. Every callback of the session
-        has run when it returns (except when called from inside a callback).
+        has run when it returns (except when called from inside a callback), waiting at
+        most ``drain_timeout`` s: then the queued rest is discarded (``dropped_events``)
+        except the lifecycle events, ``on_disconnected`` among them, which still run.
         """
-        session = self._session
-        if session is not None and (
-            session.end_task is not None or self.state not in SESSION_START_STATES
+        self._disconnects += 1
+        session, loop = self._session, asyncio.get_running_loop()
+        began = loop.time()  # callbacks run while the session ends
+        if session is not None:
+            self._check_loop(session, loop)
+        if (
+            session is not None
+            and session.loop is loop
+            and (session.end_task is not None or self._lifecycle.can_fire("disconnect"))
         ):
             if session.end_task is None and session.stop_error is None:
                 session.stop_error = SessionCancelledError("disconnect() cancelled the session")
             await asyncio.shield(self._end(session, "disconnect", "client disconnect"))
-        await self._drain()
+        await self._drain(since=began)
 
     def _end(self, session: _Session, trigger: str, reason: str) -> asyncio.Task[None]:
         """Start ending ``session`` once; every later caller gets the same task."""
@@ -404,7 +713,11 @@ class PipecatClient:
         self._lifecycle.fire(trigger, reason)
         attempt = session.attempt
         if attempt is not None and not attempt.done():
-            attempt.cancel()
+            # Once bot-ready arrived the attempt only returns it (a few loop turns): let it,
+            # so connect() resolves as bot-ready decided and its caller never gets a bare
+            # CancelledError it did not ask for.
+            if not session.ready.done():
+                attempt.cancel()
             await asyncio.wait([attempt], timeout=_TRANSPORT_CLOSE_TIMEOUT)
         closed = SessionClosedError(f"the session ended before a response arrived ({reason})")
         for future in session.pending.values():
@@ -418,17 +731,17 @@ class PipecatClient:
                 await asyncio.wait_for(self._transport.disconnect(), _TRANSPORT_CLOSE_TIMEOUT)
             except Exception as exc:
                 session.log.warning("transport disconnect failed", error=describe_exception(exc))
-        self._lifecycle.disconnected(reason)
+        self._lifecycle.disconnected(reason)  # refused after transport_closed: already there
+        session.log.flush_limited()
         session.log.info("session ended", reason=reason)
-        self._emit("on_disconnected")
+        for name in session.after_cleanup:  # what the transition hook left for this moment
+            self._emit(name)
 
     # ------------------------------------------------------ transport reports
 
     def _on_transport_connected(self, session: _Session) -> None:
-        if not self._lifecycle.transport_connected():
-            return
-        self._emit("on_connected")
-        self._send(rtvi.client_ready(__version__), session)
+        session.transport_up = True
+        self._lifecycle.transport_connected()
 
     def _on_transport_closed(
         self, session: _Session, clean: bool, error: BaseException | None, reason: str | None
@@ -436,88 +749,91 @@ class PipecatClient:
         why = reason or ("bot left" if clean else "connection lost")
         if error is not None:
             why = f"{why}: {describe_exception(error)}"
-        state = self.state
-        session.log.info("transport closed", clean=clean, reason=why, state=state.value)
+        session.log.info("transport closed", clean=clean, reason=why)
         self._trace.record_note(session.id, "close", redact_text(why))
-        if state is State.READY:
-            if not clean:
-                self._emit("on_error", RTVIError(f"transport lost: {why}", fatal=True))
-        else:
-            stop = TransportError(f"transport closed before the bot was ready ({why})")
-            stop.__cause__ = error
-            session.stop_error = stop
-        if state in (State.CONNECTED, State.READY):
-            self._emit("on_bot_disconnected")
+        session.close = _Close(clean, why, error)
         self._end(session, "transport_closed", why)
 
     def _on_inbound(self, session: _Session, raw: Inbound) -> None:
         try:
-            message = rtvi.decode(raw, self._transport.max_message_size)
+            event = rtvi.decode(raw, self._transport.max_message_size)
         except rtvi.InvalidMessage as exc:
-            session.log.warning("inbound message dropped", reason=exc.reason)
+            session.log.warning_limited("inbound message dropped", reason=exc.reason)
             return
-        msg_type: str = message["type"]
-        data = message.get("data")
-        self._trace.record_note(session.id, "message-in", msg_type)
-        if msg_type == "bot-ready":
-            self._on_bot_ready(session, data)
-        elif msg_type in ("server-response", "error-response"):
-            self._on_response(session, message, data)
-        elif msg_type == "server-message":
-            self._emit("on_server_message", data)
-        elif msg_type == "error":
-            self._on_bot_error(session, RTVIError.from_data(data))
-        else:
-            self._emit("on_unhandled_message", message)
-
-    def _on_bot_ready(self, session: _Session, data: Any) -> None:
-        if self.state is not State.CONNECTED:
-            session.log.warning("bot-ready dropped", state=self.state.value)
-            return
-        info = BotReadyData.from_data(data)
-        if rtvi.protocol_major(info.version) != 2:
-            session.log.warning(
-                "bot speaks another RTVI major version; continuing",
-                bot_version=info.version,
-                client_version=rtvi.PROTOCOL_VERSION,
-            )
-        self._lifecycle.bot_ready()
+        self._trace.record_note(session.id, "message-in", event.type)
         if not session.ready.done():
-            session.ready.set_result(info)
-        self._emit("on_bot_ready", info)
+            _note_arrival(session, event.type)
+        match event:
+            case rtvi.Notification(event=name, args=args):
+                self._emit(name, *args)
+                match args:
+                    case (FunctionCall() as call,):
+                        session.calls.on_call(call)
+                    case (FunctionCallStopped(tool_call_id=call_id, cancelled=cancelled),):
+                        session.calls.on_stopped(call_id, cancelled)
+            case rtvi.BotReady(info=info, major=major):
+                accepted, session.bot_info = session.bot_info, info
+                if not self._lifecycle.bot_ready():
+                    session.bot_info = accepted  # a refused bot-ready changes nothing
+                    session.log.warning_limited(
+                        "bot-ready dropped",
+                        state=self.state.value,
+                        refused=self._lifecycle.refusal("bot_ready"),
+                    )
+                elif major != 2:
+                    session.log.warning(
+                        "bot speaks another RTVI major version; continuing",
+                        bot_version=_prefix(info.version),
+                        client_version=rtvi.PROTOCOL_VERSION,
+                    )
+            case rtvi.ServerResponse(id=msg_id, result=result):
+                future = self._pending_future(session, msg_id)
+                if future is None:
+                    session.log.warning_limited(
+                        "response for no pending request dropped", msg_id=bounded(msg_id, _PREFIX)
+                    )
+                else:
+                    future.set_result(result)
+            case rtvi.ErrorResponse(id=msg_id, error=text, message=message):
+                future = self._pending_future(session, msg_id)
+                if future is None:
+                    self._emit("on_message_error", message)
+                else:
+                    future.set_exception(MessageError(text, data=message.get("data")))
+            case rtvi.ServerMessage(data=data):
+                self._emit("on_server_message", data)
+            case rtvi.BotError(error=error):
+                self._on_bot_error(session, error)
+            case rtvi.Ignored(type=msg_type, reason=reason):
+                session.log.debug("inbound message ignored", msg_type=msg_type, reason=reason)
+            case rtvi.Unknown(message=message):
+                self._emit("on_unhandled_message", message)
 
-    def _on_response(self, session: _Session, message: dict[str, Any], data: Any) -> None:
-        msg_id = message.get("id")
+    @staticmethod
+    def _pending_future(session: _Session, msg_id: Any) -> asyncio.Future[Any] | None:
         future = session.pending.get(msg_id) if isinstance(msg_id, str) else None
-        if future is None or future.done():
-            if message["type"] == "error-response":
-                self._emit("on_message_error", message)
-            else:
-                session.log.warning("response for no pending request dropped", msg_id=msg_id)
-            return
-        if message["type"] == "server-response":
-            future.set_result(data.get("d") if isinstance(data, Mapping) else None)
-        else:
-            text = data.get("error") if isinstance(data, Mapping) else None
-            future.set_exception(
-                MessageError(str(text or "the bot refused the request"), data=data)
-            )
+        return None if future is None or future.done() else future
 
     def _on_bot_error(self, session: _Session, error: RTVIError) -> None:
-        session.log.warning("bot error", error_message=error.message, fatal=error.fatal)
+        session.log.warning_limited(
+            "bot error", error_message=_prefix(error.message), fatal=error.fatal
+        )
         self._emit("on_error", error)
         if error.fatal:
-            if self.state is not State.READY:
-                session.stop_error = TransportError(
-                    f"the bot reported a fatal error: {error.message}"
-                )
-            self._end(session, "fail", f"fatal error: {error.message}")
+            session.fatal = error
+            self._end(session, "fail", f"fatal error: {_prefix(error.message)}")
 
     # --------------------------------------------------------------- sending
 
     def _require_ready(self) -> _Session:
         session = self._session
-        if self.state is not State.READY or session is None:
+        if session is not None:
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            self._check_loop(session, loop)
+        if session is None or not self._lifecycle.sending_allowed:
             raise BotNotReadyError(f"the bot is not ready (state: {self.state.value})")
         return session
 
@@ -525,6 +841,14 @@ class PipecatClient:
         self._trace.record_note(session.id, "message-out", str(message.get("type")))
         session.log.debug("sending", msg_type=message.get("type"), msg_id=message.get("id"))
         self._transport.send_message(message)
+
+    def _send_if_ready(self, session: _Session, message: dict[str, Any]) -> None:
+        if (
+            self._session is session
+            and session.end_task is None
+            and self._lifecycle.sending_allowed
+        ):
+            self._send(message, session)
 
     def send_client_message(self, msg_type: str, data: Any = None) -> None:
         """Send an RTVI ``client-message`` ``{t, d}``; requires READY."""
@@ -539,16 +863,16 @@ class PipecatClient:
         Raises MessageError on ``error-response``, RequestTimeoutError after ``timeout``
         (default ``request_timeout``), SessionClosedError if the session ends first.
         """
+        limit = self._request_timeout if timeout is None else check_seconds(timeout, "timeout")
         session = self._require_ready()
         message = rtvi.client_message(msg_type, data)
         msg_id: str = message["id"]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         session.pending[msg_id] = future
-        limit = self._request_timeout if timeout is None else timeout
         # A plain timer, not wait_for: no extra task or loop turn per request.
         timer = loop.call_later(
-            limit, _expire, future, f"no response to {msg_type!r} within {limit} s"
+            limit, _expire, future, f"no response to {_prefix(msg_type)!r} within {limit} s"
         )
         try:
             self._send(message, session)
@@ -559,13 +883,40 @@ class PipecatClient:
 
     async def send_text(
         self, content: str, *, run_immediately: bool = True, audio_response: bool = True
-    ) -> None:
-        """Send RTVI ``send-text``; requires READY."""
+    ) -> str:
+        """Send RTVI ``send-text``; requires READY. Returns the message id.
+
+        The bot echoes the id as ``msg_id`` in its ``user-input`` for this text.
+        """
         session = self._require_ready()
-        self._send(
-            rtvi.send_text(content, run_immediately=run_immediately, audio_response=audio_response),
-            session,
+        message = rtvi.send_text(
+            content, run_immediately=run_immediately, audio_response=audio_response
         )
+        self._send(message, session)
+        msg_id: str = message["id"]
+        return msg_id
+
+    async def send_dtmf(self, buttons: str | Sequence[str]) -> None:
+        """Press DTMF keys (``0``-``9``, ``*``, ``#``); requires READY.
+
+        A bot on RTVI 2.1+ gets one ``dtmf`` ``{"buttons": [...]}``; a 2.0.x bot one
+        ``{"button": k}`` per key. Any other key raises ``ValueError`` and sends nothing.
+        """
+        keys = rtvi.dtmf_keys(buttons)
+        session = self._require_ready()
+        version = session.bot_info.version if session.bot_info is not None else ""
+        for message in rtvi.dtmf(keys, version):
+            self._send(message, session)
+
+    def send_ui_event(self, event: str, payload: Any = None) -> None:
+        """Send RTVI ``ui-event`` ``{event, payload}`` (as client-js 1.13); requires READY."""
+        session = self._require_ready()
+        self._send(rtvi.ui_event(event, payload), session)
+
+    def cancel_ui_job_group(self, job_id: str, reason: str | None = None) -> None:
+        """Send RTVI ``ui-cancel-job-group`` ``{job_id, reason}``; requires READY."""
+        session = self._require_ready()
+        self._send(rtvi.ui_cancel_job_group(job_id, reason), session)
 
     async def send_audio(self, frame: AudioFrame) -> None:
         """Send s16le PCM audio to the bot (transports that carry audio); requires READY."""
@@ -576,6 +927,24 @@ class PipecatClient:
         """Ask the bot to leave (RTVI ``disconnect-bot``); the session ends when it does."""
         session = self._require_ready()
         self._send(rtvi.disconnect_bot(), session)
+
+    # -------------------------------------------------------- function calls
+
+    def register_function_call_handler(self, name: str, handler: FunctionCallHandler) -> None:
+        """Answer the bot's calls of function ``name`` with ``handler(call)`` (``"*"``: any).
+
+        The handler (sync or async) runs in a task of its own; a non-``None`` return goes
+        back as ``llm-function-call-result``. Registering a name again replaces it.
+        """
+        self._functions.register(name, handler)
+
+    def unregister_function_call_handler(self, name: str) -> None:
+        """Stop answering calls of function ``name``."""
+        self._functions.unregister(name)
+
+    def unregister_all_function_call_handlers(self) -> None:
+        """Stop answering every function call."""
+        self._functions.unregister_all()
 
     # ------------------------------------------------------- context manager
 
@@ -592,10 +961,17 @@ class PipecatClient:
         )
 
 
+def _note_arrival(session: _Session, msg_type: str) -> None:
+    # Before bot-ready, what came is remembered (bounded) for a connect timeout's message.
+    seen = _prefix(msg_type)
+    if len(session.arrived) < _ARRIVED_KEPT and seen not in session.arrived:
+        session.arrived.append(seen)
+
+
 def _expire(future: asyncio.Future[Any], message: str) -> None:
     if not future.done():
         future.set_exception(RequestTimeoutError(message))
 
 
 def _as_request(request: APIRequest | str) -> APIRequest:
-    return APIRequest(request) if isinstance(request, str) else request
+    return as_api_request(request)

@@ -16,7 +16,13 @@ from transitions import EventData, Machine
 
 from lifecycle.logs import describe_exception, get_logger
 from lifecycle.states import State
-from lifecycle.table import SESSION_START_STATES, TRANSITIONS
+from lifecycle.table import (
+    IN_PROGRESS_STATES,
+    SENDING_STATES,
+    SESSION_START_STATES,
+    TRANSITIONS,
+    refusal,
+)
 
 __all__ = ["SessionLifecycle", "TransitionEvent", "TransitionHook"]
 
@@ -107,6 +113,29 @@ class SessionLifecycle:
     def can_fire(self, trigger: str) -> bool:
         """Whether the table allows ``trigger`` from the current state."""
         return (trigger, self.state) in _ALLOWED
+
+    def refusal(self, trigger: str) -> str:
+        """Why ``trigger`` is refused now, naming the state and the event (h11-style).
+
+        The machine itself only answers ``False``; a caller that wants an error builds
+        it from this text.
+        """
+        return refusal(self.state, trigger)
+
+    @property
+    def starts_new_session(self) -> bool:
+        """Whether a start (``start_bot``/``connect``) now begins a new session."""
+        return self.state in SESSION_START_STATES
+
+    @property
+    def session_in_progress(self) -> bool:
+        """Whether a session has started and not yet ended."""
+        return self.state in IN_PROGRESS_STATES
+
+    @property
+    def sending_allowed(self) -> bool:
+        """Whether messages and audio may be sent to the bot now (READY)."""
+        return self.state in SENDING_STATES
 
     def fire(self, trigger: str, reason: str | None = None) -> bool:
         """Fire ``trigger`` by name; ``False`` when it is not allowed now (nothing changes).

@@ -10,27 +10,46 @@ import itertools
 import json
 import platform
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+
+from lifecycle.events import TYPED_EVENTS
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DTMF_KEYS",
     "LABEL",
     "PROTOCOL_VERSION",
+    "BotError",
+    "BotReady",
     "BotReadyData",
+    "ErrorResponse",
+    "Ignored",
+    "InboundEvent",
     "InvalidMessage",
+    "Notification",
     "RTVIError",
+    "ServerMessage",
+    "ServerResponse",
+    "Unknown",
     "about",
     "client_message",
     "client_ready",
     "decode",
     "disconnect_bot",
+    "dtmf",
+    "dtmf_keys",
     "encode",
+    "function_call_result",
     "make_message",
     "new_id",
+    "parse",
     "protocol_major",
     "send_text",
+    "to_event",
+    "ui_cancel_job_group",
+    "ui_event",
 ]
 
 LABEL: Final = "rtvi-ai"
@@ -98,6 +117,106 @@ class RTVIError:
         )
 
 
+# ------------------------------------------------------------ inbound events
+# What decode() returns: one typed event per inbound message. The client matches on it
+# once; every class has ``type``, the RTVI type it came from.
+
+
+@dataclass(frozen=True, slots=True)
+class BotReady:
+    """``bot-ready``: the bot's pipeline is up."""
+
+    id: Any
+    """The message id (echoes the client-ready id)."""
+    info: BotReadyData
+    """The message's data."""
+    major: int | None
+    """The major number of the bot's protocol version, ``None`` when unparsable."""
+    type: ClassVar[str] = "bot-ready"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerResponse:
+    """``server-response``: the answer to a client request ``id``."""
+
+    id: Any
+    result: Any
+    """The response's ``d``."""
+    type: ClassVar[str] = "server-response"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """``error-response``: the bot refused the request ``id``."""
+
+    id: Any
+    error: str
+    """The bot's error text (a generic one when it sent none)."""
+    message: dict[str, Any]
+    """The whole message, for ``on_message_error``."""
+    type: ClassVar[str] = "error-response"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMessage:
+    """``server-message``: a bot-initiated message; ``data`` as sent."""
+
+    data: Any
+    type: ClassVar[str] = "server-message"
+
+
+@dataclass(frozen=True, slots=True)
+class BotError:
+    """RTVI ``error``."""
+
+    error: RTVIError
+    type: ClassVar[str] = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A message of API.md §9: fires ``event`` with ``args`` (none or one)."""
+
+    type: str
+    event: str
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A message that is no event at all (e.g. the WebSocket interruption frame)."""
+
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """An RTVI type this client does not know: ``on_unhandled_message`` gets ``message``."""
+
+    type: str
+    message: dict[str, Any]
+
+
+InboundEvent = (
+    BotReady
+    | ServerResponse
+    | ErrorResponse
+    | ServerMessage
+    | BotError
+    | Notification
+    | Ignored
+    | Unknown
+)
+"""Everything :func:`decode` can return."""
+
+_NOT_EVENTS: Final[Mapping[str, str]] = {
+    # The WebSocket transport's protobuf interruption frame arrives beside the bot's own
+    # bot-interrupted message, which is the event.
+    "transport-interruption": "interruption frame (bot-interrupted is the event)",
+}
+
+
 _ID_PREFIX: Final = uuid.uuid4().hex[:8]
 _ID_COUNTER = itertools.count(1)
 
@@ -157,13 +276,82 @@ def disconnect_bot() -> dict[str, Any]:
     return make_message("disconnect-bot")
 
 
+DTMF_KEYS: Final = frozenset("0123456789*#")
+"""The keys a ``dtmf`` message may carry."""
+
+
+def dtmf_keys(buttons: str | Sequence[str]) -> list[str]:
+    """``buttons`` as a list of keys; ``ValueError`` for none or any key outside ``0-9*#``."""
+    if not isinstance(buttons, str | Sequence):
+        raise ValueError(f"DTMF buttons must be a string or a sequence of keys, not {buttons!r}")
+    keys = list(buttons)
+    if not keys:
+        raise ValueError("DTMF needs at least one key")
+    bad = [key for key in keys if not (isinstance(key, str) and key in DTMF_KEYS)]
+    if bad:
+        raise ValueError(f"invalid DTMF keys {bad[:8]!r}: each must be one of 0-9, * or #")
+    return keys
+
+
+def dtmf(keys: list[str], bot_version: str) -> list[dict[str, Any]]:
+    """The ``dtmf`` message(s) for ``keys``, as pipecat-client-web 1.13 sends them.
+
+    One ``{buttons}`` message for a bot on RTVI 2.1+ (or an unparsable version), one
+    ``{button}`` per key for a 2.0.x bot.
+    """
+    if _version_tuple(bot_version)[:2] == (2, 0):
+        return [make_message("dtmf", {"button": key}) for key in keys]
+    return [make_message("dtmf", {"buttons": keys})]
+
+
+def _version_tuple(version: str) -> tuple[int | None, ...]:
+    parts = version.split(".")
+    return tuple(protocol_major(part) for part in parts[:3])
+
+
+def ui_event(event: str, payload: Any = None) -> dict[str, Any]:
+    """A ``ui-event`` ``{event, payload?}`` (payload left out when None, as client-js does)."""
+    data: dict[str, Any] = {"event": event}
+    if payload is not None:
+        data["payload"] = payload
+    return make_message("ui-event", data)
+
+
+def ui_cancel_job_group(job_id: str, reason: str | None = None) -> dict[str, Any]:
+    """A ``ui-cancel-job-group`` ``{job_id, reason?}``."""
+    data: dict[str, Any] = {"job_id": job_id}
+    if reason is not None:
+        data["reason"] = reason
+    return make_message("ui-cancel-job-group", data)
+
+
+def function_call_result(
+    function_name: str, tool_call_id: str, arguments: Mapping[str, Any], result: Any
+) -> dict[str, Any]:
+    """An ``llm-function-call-result``, shaped as Pipecat 1.14 validates it.
+
+    ``result`` goes as is when it is a dict or a str, else as its JSON text.
+    """
+    if not isinstance(result, dict | str):
+        result = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+    return make_message(
+        "llm-function-call-result",
+        {
+            "function_name": function_name,
+            "tool_call_id": tool_call_id,
+            "arguments": dict(arguments),
+            "result": result,
+        },
+    )
+
+
 def encode(message: Mapping[str, Any]) -> str:
     """Serialize a message as compact JSON text."""
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> dict[str, Any]:
-    """Parse and check one inbound message.
+def parse(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> dict[str, Any]:
+    """Parse and check one inbound message: the inbound path's one size gate.
 
     Raises :class:`InvalidMessage` for anything over ``max_size`` bytes, invalid JSON,
     JSON that is not an object, a missing ``type``, or a label other than ``rtvi-ai``.
@@ -187,6 +375,43 @@ def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> d
     if not isinstance(message.get("type"), str):
         raise InvalidMessage("message has no type")
     return message
+
+
+def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> InboundEvent:
+    """One inbound message as one typed event (:func:`parse`, then :func:`to_event`).
+
+    Raises :class:`InvalidMessage` for a message :func:`parse` rejects; a well-formed
+    message of any type (known or not) always gives an event.
+    """
+    return to_event(parse(raw, max_size))
+
+
+def to_event(message: dict[str, Any]) -> InboundEvent:
+    """The typed event of a parsed RTVI message; never raises."""
+    msg_type: str = message["type"]
+    data = message.get("data")
+    msg_id = message.get("id")
+    typed = TYPED_EVENTS.get(msg_type)
+    if typed is not None:
+        name, build = typed
+        return Notification(msg_type, name, () if build is None else (build(data),))
+    match msg_type:
+        case "bot-ready":
+            info = BotReadyData.from_data(data)
+            return BotReady(msg_id, info, protocol_major(info.version))
+        case "server-response":
+            return ServerResponse(msg_id, data.get("d") if isinstance(data, Mapping) else None)
+        case "error-response":
+            text = data.get("error") if isinstance(data, Mapping) else None
+            return ErrorResponse(msg_id, str(text or "the bot refused the request"), message)
+        case "server-message":
+            return ServerMessage(data)
+        case "error":
+            return BotError(RTVIError.from_data(data))
+        case _ if msg_type in _NOT_EVENTS:
+            return Ignored(msg_type, _NOT_EVENTS[msg_type])
+        case _:
+            return Unknown(msg_type, message)
 
 
 def protocol_major(version: str) -> int | None:

@@ -35,7 +35,17 @@ from typing import Final, TypedDict
 
 from lifecycle.states import State
 
-__all__ = ["ACTIVE_STATES", "SESSION_START_STATES", "TRANSITIONS", "TRIGGERS", "Transition"]
+__all__ = [
+    "ACTIVE_STATES",
+    "IN_PROGRESS_STATES",
+    "SENDING_STATES",
+    "SESSION_START_STATES",
+    "TRANSITIONS",
+    "TRIGGERS",
+    "Transition",
+    "allowed_sources",
+    "refusal",
+]
 
 
 class Transition(TypedDict):
@@ -57,6 +67,12 @@ ACTIVE_STATES: Final = (
     State.READY,
 )
 """States of a session in progress, which ``disconnect``/``fail`` can end."""
+
+IN_PROGRESS_STATES: Final = (*ACTIVE_STATES, State.DISCONNECTING)
+"""States of a session that has started and not yet ended."""
+
+SENDING_STATES: Final = (State.READY,)
+"""States in which messages and audio may be sent to the bot."""
 
 TRANSITIONS: Final[list[Transition]] = [
     {
@@ -85,3 +101,21 @@ TRANSITIONS: Final[list[Transition]] = [
 
 TRIGGERS: Final[tuple[str, ...]] = tuple(dict.fromkeys(row["trigger"] for row in TRANSITIONS))
 """The trigger names, in table order."""
+
+
+def allowed_sources(trigger: str) -> tuple[State, ...]:
+    """The states ``trigger`` may be fired from (empty for an unknown trigger)."""
+    sources = [state for row in TRANSITIONS if row["trigger"] == trigger for state in row["source"]]
+    return tuple(dict.fromkeys(sources))
+
+
+def refusal(state: State, trigger: str) -> str:
+    """Why the table refuses ``trigger`` in ``state``: names the state and the event.
+
+    As h11's state machine does for a missing table entry; callers turn it into their error.
+    """
+    sources = allowed_sources(trigger)
+    if not sources:
+        return f"{trigger!r} is not a trigger of the session table"
+    allowed = ", ".join(source.value for source in sources)
+    return f"can't handle event {trigger!r} in state {state.value!r} (allowed from: {allowed})"

@@ -25,7 +25,7 @@ from lifecycle import (
 )
 from transports.loopback import LoopbackBot, LoopbackTransport
 
-from .conftest import Recorder, within
+from .support.recorder import Recorder, within
 
 FULL_PATH = ["connecting", "connected", "ready"]
 
@@ -235,7 +235,7 @@ async def test_server_message_error_and_unhandled(
     await within(bot.send_server_message({"hello": 1}))
     await within(bot.send_error("minor"))
     await within(
-        bot.send({"label": "rtvi-ai", "type": "user-transcription", "data": {"text": "hi"}})
+        bot.send({"label": "rtvi-ai", "type": "x-app-transcription", "data": {"text": "hi"}})
     )
     await within(bot.send({"label": "rtvi-ai", "type": "error"}))
     await within(
@@ -249,7 +249,7 @@ async def test_server_message_error_and_unhandled(
     assert errors[0] == RTVIError("minor", False)
     assert errors[1].fatal is False and "without details" in errors[1].message
     unhandled = recorder.args("on_unhandled_message")[0][0]
-    assert unhandled["type"] == "user-transcription" and unhandled["data"] == {"text": "hi"}
+    assert unhandled["type"] == "x-app-transcription" and unhandled["data"] == {"text": "hi"}
     assert recorder.args("on_message_error")[0][0]["id"] == "zz"
     assert client.state is State.READY  # non-fatal errors change nothing
 

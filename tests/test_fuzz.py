@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lifecycle import AudioFrame, PipecatClient, SessionClosedError, State
 from lifecycle.errors import BotNotReadyError
-from lifecycle.rtvi import LABEL, InvalidMessage, decode, encode
+from lifecycle.rtvi import LABEL, InvalidMessage, decode, encode, parse
 from transports._pb import frames_pb2 as pb
 from transports.loopback import LoopbackBot, LoopbackTransport
 from transports.websocket import decode_frame, encode_message
@@ -111,12 +111,13 @@ def json_text(value: Any) -> str:
 
 def check_decode(raw: Any, max_size: int) -> None:
     try:
-        message = decode(raw, max_size)
+        message = parse(raw, max_size)
     except InvalidMessage as exc:
         assert isinstance(exc.reason, str) and exc.reason
         return
     assert isinstance(message, dict)
     assert message["label"] == LABEL and isinstance(message["type"], str)
+    assert decode(raw, max_size).type == message["type"]  # typed decode never raises
 
 
 @FUZZ
@@ -141,7 +142,7 @@ def test_decode_rtvi_shaped(message: dict[str, Any], how: str) -> None:
     check_decode(raw.encode() if how == "bytes" else raw, 1 << 20)
     valid = message.get("label") == LABEL and isinstance(message.get("type"), str)
     if valid and how != "mapping":
-        assert decode(encode(message), 1 << 20) == json.loads(json_text(message))
+        assert parse(encode(message), 1 << 20) == json.loads(json_text(message))
 
 
 @FUZZ

@@ -2,53 +2,77 @@
 
 Like ``httpx.MockTransport`` for HTTP code, :class:`LoopbackTransport` with a
 :class:`LoopbackBot` lets applications test their Pipecat client code: the bot answers
-``client-ready`` with ``bot-ready``, answers client messages with the given handlers,
-and can push messages, errors, audio, or leave, whenever the test says so.
+``client-ready`` with ``bot-ready``, answers client messages with the given handlers, talks
+like a Pipecat voice bot on ``send-text`` and microphone audio (the testing servers' script,
+:mod:`transports.testing.script`), and can push any event, make a function call, send
+errors or audio, or leave, whenever the test says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
-from collections.abc import Awaitable, Callable, Mapping
+import itertools
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lifecycle import rtvi
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents
+from transports._tasks import TaskSet
+from transports.testing import messages
+from transports.testing.actions import Handler
+from transports.testing.dialogue import DEFAULT_DIALOGUE, Dialogue
+from transports.testing.runner import ScriptRunner
+from transports.testing.script import BotScript
 
 __all__ = ["Handler", "LoopbackBot", "LoopbackTransport"]
-
-Handler = Callable[[Any], Any]
-"""``handler(data) -> response data``, sync or async; raising makes an ``error-response``."""
 
 BOT_LIBRARY = "pipecat-lifecycle-loopback"
 
 
 class _Link:
-    """One live connection between the transport and the bot."""
+    """One live connection between the transport and the bot, with its script."""
 
-    def __init__(self, events: TransportEvents) -> None:
+    def __init__(self, bot: LoopbackBot, events: TransportEvents) -> None:
         self.events = events
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet()
         self.open = True
-
-    def spawn(self, coro: Awaitable[Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        script = BotScript(library=BOT_LIBRARY, library_version="0.1.0")
+        self.runner = ScriptRunner(script, _LoopbackWire(bot, self))
 
     async def close(self) -> None:
         self.open = False
-        current = asyncio.current_task()
-        tasks = [t for t in self.tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.runner.close()
+        await self.tasks.cancel_all()
+
+
+class _LoopbackWire:
+    """The script's wire: in-process calls, delivered a loop turn later like socket bytes."""
+
+    def __init__(self, bot: LoopbackBot, link: _Link) -> None:
+        self._bot = bot
+        self._link = link
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        self._bot._deliver_on(self._link, rtvi.encode(message))
+
+    async def send_audio(self, frame: AudioFrame) -> None:
+        if self._link.open:  # in order with the messages sent before it
+            asyncio.get_running_loop().call_soon(self._play, frame)
+
+    def _play(self, frame: AudioFrame) -> None:
+        if self._link.open:
+            self._link.events.audio_received(frame)
+
+    async def interrupt(self) -> None:
+        """Nothing to drop: audio reaches the client at once."""
+
+    async def leave(self) -> None:
+        if self._bot._link is self._link:
+            await self._bot.leave()
 
 
 class LoopbackBot:
@@ -58,7 +82,10 @@ class LoopbackBot:
     makes a bot that never becomes ready. ``handlers``: client-message type -> handler; an
     unknown type or a raising handler gets an ``error-response``. ``fail_connect``: an
     exception the transport's connect raises (the client surfaces it as TransportError).
-    ``connect_delay``: seconds the transport's connect takes.
+    ``connect_delay``: seconds the transport's connect takes. ``dialogue``: how the bot
+    talks on ``send-text`` and microphone audio, as the testing servers do
+    (:class:`transports.testing.dialogue.Dialogue`; ``None``: it never talks). The four
+    settings may be changed between messages; they are read as each message arrives.
     """
 
     def __init__(
@@ -69,12 +96,14 @@ class LoopbackBot:
         handlers: Mapping[str, Handler] | None = None,
         fail_connect: BaseException | None = None,
         connect_delay: float = 0.0,
+        dialogue: Dialogue | None = DEFAULT_DIALOGUE,
     ) -> None:
         self.ready_delay = ready_delay
         self.send_bot_ready = send_bot_ready
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.fail_connect = fail_connect
         self.connect_delay = connect_delay
+        self.dialogue = dialogue
         self.received: list[dict[str, Any]] = []
         """Every RTVI message the bot got, in order, across sessions."""
         self.received_audio: list[AudioFrame] = []
@@ -83,6 +112,7 @@ class LoopbackBot:
         """How many times a transport connected to this bot."""
         self._link: _Link | None = None
         self._changed = asyncio.Event()
+        self._call_ids = itertools.count(1)
 
     @property
     def connected(self) -> bool:
@@ -106,6 +136,65 @@ class LoopbackBot:
     async def send_error(self, message: str, fatal: bool = False) -> None:
         """Send an RTVI ``error``."""
         await self.send(rtvi.make_message("error", {"error": message, "fatal": fatal}))
+
+    async def send_event(self, event_type: str, data: Any = None) -> None:
+        """Send one bot event of API.md §9, e.g. ``send_event("bot-llm-text", {"text": "hi"})``.
+
+        ``data`` goes on the wire as given (``None``: no data, as Pipecat's speaking events).
+        Raises ValueError for a type that is not a server-to-client RTVI event (use
+        :meth:`send` for anything else).
+        """
+        if event_type not in messages.BOT_EVENT_TYPES:
+            raise ValueError(f"not a bot event type: {event_type[:60]!r}")
+        await self.send(messages.envelope(event_type, data))
+
+    async def call_function(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 10.0,
+        tool_call_id: str | None = None,
+    ) -> Any:
+        """Make a function call as a Pipecat bot does and return the client's result.
+
+        Sends ``llm-function-call-started`` and ``-in-progress`` (report level FULL), waits
+        for the client's ``llm-function-call-result`` of this ``tool_call_id``, sends
+        ``llm-function-call-stopped`` with its result, and returns that result. After
+        ``timeout`` seconds without one it sends a cancelled ``-stopped`` and raises
+        TimeoutError.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError("timeout must be a number of seconds")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError("timeout must be a positive, finite number of seconds")
+        call_id = tool_call_id or f"call_loopback_{next(self._call_ids)}"
+        seen = len(self.received)
+        await self.send(messages.function_call_started(name))
+        await self.send(messages.function_call_in_progress(call_id, name, arguments or {}))
+
+        def answers(message: Mapping[str, Any]) -> bool:
+            data = message.get("data")
+            return (
+                message.get("type") == "llm-function-call-result"
+                and isinstance(data, Mapping)
+                and data.get("tool_call_id") == call_id
+            )
+
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await self._wait_received(answers, seen)
+        except TimeoutError:
+            if self.connected:
+                await self.send(messages.function_call_stopped(call_id, name, cancelled=True))
+            raise TimeoutError(
+                f"no result for function call {name[:60]!r} in {timeout:g} s"
+            ) from None
+        result = answer["data"].get("result")
+        await self.send(
+            messages.function_call_stopped(call_id, name, cancelled=False, result=result)
+        )
+        return result
 
     async def send_audio(self, frame: AudioFrame) -> None:
         """Send audio to the client."""
@@ -134,6 +223,17 @@ class LoopbackBot:
 
     # -- internals used by LoopbackTransport
 
+    async def _wait_received(
+        self, predicate: Callable[[Mapping[str, Any]], bool], start: int
+    ) -> dict[str, Any]:
+        while True:
+            for message in self.received[start:]:
+                if predicate(message):
+                    return message
+            start = len(self.received)
+            self._changed.clear()
+            await self._changed.wait()
+
     def _require_link(self) -> _Link:
         link = self._link
         if link is None or not link.open:
@@ -141,9 +241,12 @@ class LoopbackBot:
         return link
 
     def _deliver(self, payload: str | bytes) -> None:
-        link = self._require_link()
+        self._deliver_on(self._require_link(), payload)
+
+    def _deliver_on(self, link: _Link, payload: str | bytes) -> None:
         # Deliver on the next loop turn, in order, like bytes arriving from a socket.
-        asyncio.get_running_loop().call_soon(self._deliver_now, link, payload)
+        if link.open:
+            asyncio.get_running_loop().call_soon(self._deliver_now, link, payload)
 
     @staticmethod
     def _deliver_now(link: _Link, payload: str | bytes) -> None:
@@ -163,10 +266,10 @@ class LoopbackBot:
             raise self.fail_connect
         if self._link is not None:
             await self._link.close()
-        link = _Link(events)
+        link = _Link(self, events)
         self._link = link
         self.connections += 1
-        link.spawn(self._serve(link))
+        link.tasks.spawn(self._serve(link))
         return link
 
     async def _detach(self, link: _Link) -> None:
@@ -178,50 +281,26 @@ class LoopbackBot:
         if link.open:
             link.inbox.put_nowait(dict(message))
 
+    def _receive_audio(self, link: _Link, frame: AudioFrame) -> None:
+        self.received_audio.append(frame)
+        if link.open:
+            self._configure(link.runner.script)
+            link.runner.receive_audio(frame)
+
+    def _configure(self, script: BotScript) -> None:
+        # The settings are public attributes a test may change mid-session.
+        script.send_bot_ready = self.send_bot_ready
+        script.ready_delay = self.ready_delay
+        script.handlers = self.handlers
+        script.dialogue = self.dialogue
+
     async def _serve(self, link: _Link) -> None:
         while True:
             message = await link.inbox.get()
             self.received.append(message)
             self._changed.set()
-            msg_type = message.get("type")
-            if msg_type == "client-ready":
-                if self.send_bot_ready:
-                    link.spawn(self._ready(message))
-            elif msg_type == "client-message":
-                link.spawn(self._answer(message))
-            elif msg_type == "disconnect-bot":
-                link.spawn(self.leave())
-
-    async def _ready(self, client_ready: Mapping[str, Any]) -> None:
-        if self.ready_delay:
-            await asyncio.sleep(self.ready_delay)
-        data = {
-            "version": rtvi.PROTOCOL_VERSION,
-            "about": {"library": BOT_LIBRARY, "library_version": "0.1.0"},
-            "capabilities": {"audio_in": True, "audio_out": True},
-        }
-        await self.send(rtvi.make_message("bot-ready", data, client_ready.get("id")))
-
-    async def _answer(self, message: Mapping[str, Any]) -> None:
-        payload = message.get("data")
-        payload = payload if isinstance(payload, Mapping) else {}
-        msg_type = payload.get("t")
-        handler = self.handlers.get(msg_type) if isinstance(msg_type, str) else None
-        msg_id = message.get("id")
-        if handler is None:
-            reply = rtvi.make_message(
-                "error-response", {"error": f"no handler for {msg_type!r}"}, msg_id
-            )
-        else:
-            try:
-                result = handler(payload.get("d"))
-                if inspect.isawaitable(result):
-                    result = await result
-                reply = rtvi.make_message("server-response", {"t": msg_type, "d": result}, msg_id)
-            except Exception as exc:
-                reply = rtvi.make_message("error-response", {"error": str(exc)}, msg_id)
-        with contextlib.suppress(RuntimeError):
-            await self.send(reply)
+            self._configure(link.runner.script)
+            link.runner.receive(message)
 
 
 class LoopbackTransport(Transport):
@@ -244,8 +323,7 @@ class LoopbackTransport(Transport):
 
     def send_audio(self, frame: AudioFrame) -> None:
         """Hand audio to the bot (recorded in ``bot.received_audio``)."""
-        self._require_link()
-        self.bot.received_audio.append(frame)
+        self.bot._receive_audio(self._require_link(), frame)
 
     async def disconnect(self) -> None:
         """Detach from the bot; idempotent."""

@@ -33,6 +33,19 @@ Speaks the same protocol as the JS client's ``SmallWebRTCTransport``:
   without a ``peerLeft`` first -> ``transport_closed(clean=False)``. During connect the same
   failures, an HTTP error from the offer endpoint, or no connection within
   ``connect_timeout`` raise instead.
+* Dead peers: a live Pipecat 1.14 bot never answers the data channel ``ping``, but it sends
+  audio from connect on (~50 RTP packets/s, silence included) and RTCP receiver reports for
+  the audio this client sends; ICE consent alone notices a killed bot only after ~30 s. Every
+  inbound RTP packet (any track, at its arrival time, not when it is decoded: the jitter
+  buffer and a busy reader delay that), RTCP receiver report and data channel message counts
+  as a sign of life; a peer from which nothing arrives is reported lost within
+  ``dead_peer_timeout`` seconds (default 5; None: off): ``transport_closed(clean=False,
+  reason="peer silent for N s")``, after which the session ends as any lost link does.
+  The check runs 10 times per timeout and fires after 0.8-0.9 of it (a tick is left for a
+  loaded machine); a stall of this process's own event loop is not counted as the peer's
+  silence.
+* Event loops: a session left up by an event loop that ended (``asyncio.run()`` returned) is
+  dropped, not awaited, by the next :meth:`SmallWebRTCTransport.connect` on a new loop.
 
 aiortc is an optional extra: it is imported only by this module, and only when a transport
 is constructed. Without it the constructor raises :class:`WebRTCUnavailableError`.
@@ -42,7 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
+import datetime
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +69,17 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import encode
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from transports._errors import transport_error
+from transports._liveness import PeerLiveness
+from transports._tasks import TaskSet
+from transports._timeouts import check_seconds
+from transports.webrtc_media import (
+    INSTALL_HINT,
+    OutgoingAudio,
+    WebRTCUnavailableError,
+    require_aiortc,
+    to_audio_frame,
+)
 
 if TYPE_CHECKING:
     from aiortc import MediaStreamTrack, RTCDataChannel, RTCIceServer, RTCPeerConnection
@@ -69,32 +93,14 @@ __all__ = [
     "start_base_url",
 ]
 
-INSTALL_HINT: Final = 'pip install "pipecat-lifecycle[webrtc]"'
-"""How to get the optional WebRTC dependencies."""
-
 DATA_CHANNEL_LABEL: Final = "chat"
 KEEPALIVE_INTERVAL: Final = 1.0
 _CLOSE_TIMEOUT: Final = 3.0
 _HTTP_TIMEOUT: Final = 15.0
 _MAX_SIGNALLING_BODY: Final = 1024 * 1024
-_OUT_RATE: Final = 48000
-_OUT_SAMPLES: Final = 960  # 20 ms at 48 kHz, aiortc's Opus frame size
-_MAX_QUEUED_AUDIO_SECS: Final = 30.0
 _SIGNALLING: Final = "signalling"
-
-
-class WebRTCUnavailableError(TransportError, ImportError):
-    """aiortc (the ``webrtc`` extra) is not installed."""
-
-
-def _require_aiortc() -> None:
-    try:
-        import aiortc  # noqa: F401
-        import av  # noqa: F401
-    except ImportError as exc:
-        raise WebRTCUnavailableError(
-            f"SmallWebRTCTransport needs aiortc: {INSTALL_HINT} ({exc})"
-        ) from exc
+DEFAULT_DEAD_PEER_TIMEOUT: Final = 5.0
+"""Seconds of silence after which a peer is reported lost."""
 
 
 def start_base_url(start_endpoint: str) -> str:
@@ -172,109 +178,6 @@ def parse_ice_servers(servers: Any) -> list[RTCIceServer]:
     return result
 
 
-def _new_outgoing_track() -> _OutgoingAudio:
-    return _OutgoingAudio()
-
-
-class _OutgoingAudio:
-    """The PCM queue behind the outgoing audio track: 48 kHz mono s16le, 20 ms at a time.
-
-    Frames of any rate are resampled on arrival (PyAV), since aiortc's Opus encoder accepts
-    one input format per stream. Silence goes out whenever nothing is queued.
-    """
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self._resampler: Any = None
-        self._resampler_key: tuple[int, int] | None = None
-        self.track = _make_track(self)
-
-    def push(self, frame: AudioFrame) -> None:
-        import av
-
-        channels = frame.num_channels
-        if channels not in (1, 2) or frame.sample_rate <= 0:
-            raise ValueError("audio must be mono or stereo with a positive sample rate")
-        samples = len(frame.pcm) // (2 * channels)
-        if samples == 0:
-            return
-        key = (frame.sample_rate, channels)
-        if self._resampler is None or self._resampler_key != key:
-            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=_OUT_RATE)
-            self._resampler_key = key
-        in_frame = av.AudioFrame(
-            format="s16", layout="mono" if channels == 1 else "stereo", samples=samples
-        )
-        in_frame.sample_rate = frame.sample_rate
-        in_frame.planes[0].update(frame.pcm[: samples * 2 * channels])
-        for out in self._resampler.resample(in_frame):
-            self.buffer += bytes(out.planes[0])[: out.samples * 2]
-        limit = int(_MAX_QUEUED_AUDIO_SECS * _OUT_RATE * 2)
-        if len(self.buffer) > limit:
-            # The caller sends faster than real time: keep the newest audio.
-            del self.buffer[: len(self.buffer) - limit]
-
-    def take(self) -> bytes:
-        need = _OUT_SAMPLES * 2
-        chunk = bytes(self.buffer[:need])
-        del self.buffer[:need]
-        return chunk + b"\x00" * (need - len(chunk))
-
-    def clear(self) -> None:
-        self.buffer.clear()
-
-
-def _make_track(source: _OutgoingAudio) -> MediaStreamTrack:
-    """An aiortc audio track that plays ``source`` in real time (a class built lazily)."""
-    import av
-    from aiortc import MediaStreamTrack
-
-    class _PcmTrack(MediaStreamTrack):
-        kind = "audio"
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._start: float | None = None
-            self._pts = 0
-
-        async def recv(self) -> av.AudioFrame:
-            if self.readyState != "live":
-                from aiortc.mediastreams import MediaStreamError
-
-                raise MediaStreamError
-            if self._start is None:
-                self._start = time.monotonic()
-            else:
-                self._pts += _OUT_SAMPLES
-                wait = self._start + self._pts / _OUT_RATE - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            frame = av.AudioFrame(format="s16", layout="mono", samples=_OUT_SAMPLES)
-            frame.planes[0].update(source.take())
-            frame.sample_rate = _OUT_RATE
-            frame.pts = self._pts
-            frame.time_base = fractions.Fraction(1, _OUT_RATE)
-            return frame
-
-    return _PcmTrack()
-
-
-def _to_audio_frame(frame: Any) -> AudioFrame | None:
-    """An aiortc/PyAV audio frame as s16le PCM (None for anything else)."""
-    import av
-
-    if not isinstance(frame, av.AudioFrame) or frame.samples == 0:
-        return None
-    channels = len(frame.layout.channels)
-    if frame.format.name != "s16":
-        resampler = av.AudioResampler(format="s16", layout=frame.layout.name, rate=frame.rate)
-        frames = resampler.resample(frame)
-        pcm = b"".join(bytes(f.planes[0])[: f.samples * 2 * channels] for f in frames)
-    else:
-        pcm = bytes(frame.planes[0])[: frame.samples * 2 * channels]
-    return AudioFrame(pcm=pcm, sample_rate=frame.sample_rate, num_channels=channels)
-
-
 class _Session:
     """One peer connection and everything it owns."""
 
@@ -295,7 +198,7 @@ class _Session:
         self.log = log
         self.channel: RTCDataChannel | None = None
         self.pc_id: str | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet()
         self.pending_candidates: list[dict[str, Any]] = []
         self.connected = False  # transport_connected was reported
         self.ending = False  # disconnect() started: report nothing any more
@@ -304,11 +207,15 @@ class _Session:
         self.link_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.renegotiating: asyncio.Lock = asyncio.Lock()
         self.close_task: asyncio.Task[None] | None = None
+        self.liveness: PeerLiveness | None = None  # set once connected
+
+    def heard(self) -> None:
+        """A sign of life from the peer."""
+        if self.liveness is not None:
+            self.liveness.heard(time.monotonic())
 
     def spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.spawn(coro, name=name)
 
     def lost(self, *, clean: bool, reason: str) -> None:
         """The link ended by itself: fail the connect in flight, or report it once."""
@@ -358,6 +265,8 @@ class SmallWebRTCTransport(Transport):
     ``audio_source``: an aiortc audio ``MediaStreamTrack`` to send instead of the PCM fed
     through :meth:`send_audio`.
     ``connect_timeout``: seconds from the offer until the data channel must be open.
+    ``dead_peer_timeout``: a peer from which nothing (RTP, RTCP, data channel) arrives for this
+    many seconds is reported lost (None: rely on ICE consent alone, ~30 s).
     """
 
     carries_audio = True
@@ -369,16 +278,21 @@ class SmallWebRTCTransport(Transport):
         ice_servers: Sequence[Any] | None = None,
         audio_source: MediaStreamTrack | None = None,
         connect_timeout: float = 30.0,
+        dead_peer_timeout: float | None = DEFAULT_DEAD_PEER_TIMEOUT,
         logger: Any = None,
     ) -> None:
-        _require_aiortc()
+        require_aiortc()
+        self._connect_timeout = check_seconds("connect_timeout", connect_timeout)
+        self._dead_peer_timeout = check_seconds(
+            "dead_peer_timeout", dead_peer_timeout, optional=True
+        )
         self._webrtc_url = webrtc_url
         self._ice_servers = parse_ice_servers(ice_servers)
         self._audio_source = audio_source
-        self._connect_timeout = connect_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._log = get_logger(logger).bind(transport="small_webrtc")
         self._session: _Session | None = None
-        self._audio: _OutgoingAudio | None = None
+        self._audio: OutgoingAudio | None = None
 
     @property
     def pc_id(self) -> str | None:
@@ -392,6 +306,7 @@ class SmallWebRTCTransport(Transport):
         from aiortc import RTCConfiguration, RTCPeerConnection
         from aiortc.rtcconfiguration import RTCBundlePolicy
 
+        self._bind_loop()
         if self._session is not None:
             await self.disconnect()
         params = request.params
@@ -424,6 +339,9 @@ class SmallWebRTCTransport(Transport):
             raise
         session.connected = True
         session.spawn(self._keepalive(session), "webrtc-keepalive")
+        if self._dead_peer_timeout is not None:
+            session.liveness = PeerLiveness(self._dead_peer_timeout, time.monotonic())
+            session.spawn(self._watch_peer(session, session.liveness), "webrtc-liveness")
         log.info("webrtc connected", pc_id=session.pc_id)
         events.transport_connected()
 
@@ -432,7 +350,7 @@ class SmallWebRTCTransport(Transport):
         if self._audio_source is not None:
             audio_track = self._audio_source
         else:
-            self._audio = _new_outgoing_track()
+            self._audio = OutgoingAudio()
             audio_track = self._audio.track
         pc.addTransceiver(audio_track, direction="sendrecv")
         pc.addTransceiver("video", direction="sendrecv")
@@ -492,6 +410,7 @@ class SmallWebRTCTransport(Transport):
     async def _post(self, session: _Session, method: str, body: Mapping[str, Any]) -> Any:
         """One signalling request; any failure raises TransportError (URL redacted)."""
         where = redact_url(session.url)
+        failure: TransportError | None = None
         try:
             status, raw = await send_json(
                 method,
@@ -502,7 +421,9 @@ class SmallWebRTCTransport(Transport):
                 max_bytes=_MAX_SIGNALLING_BODY,
             )
         except Exception as exc:  # network errors, timeout, oversize body, unusable URL
-            raise TransportError(f"{method} {where} failed: {describe_exception(exc)}") from exc
+            failure = transport_error(f"{method} {where} failed: {describe_exception(exc)}", exc)
+        if failure is not None:
+            raise failure  # outside the except block: no raw __context__ either
         if status >= 400:
             raise TransportError(f"{method} {where} answered HTTP {status}")
         try:
@@ -540,6 +461,7 @@ class SmallWebRTCTransport(Transport):
     def _on_message(self, session: _Session, message: str | bytes) -> None:
         if session.ending:
             return
+        session.heard()
         if isinstance(message, str):
             if message.startswith("ping"):
                 return
@@ -582,7 +504,7 @@ class SmallWebRTCTransport(Transport):
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            audio = _to_audio_frame(frame)
+            audio = to_audio_frame(frame)
             if audio is not None and not session.ending:
                 session.events.audio_received(audio)
 
@@ -593,6 +515,24 @@ class SmallWebRTCTransport(Transport):
                 return
             channel.send(f"ping: {int(time.time() * 1000)}")
             await asyncio.sleep(KEEPALIVE_INTERVAL)
+
+    async def _watch_peer(self, session: _Session, liveness: PeerLiveness) -> None:
+        """End the session as lost once the peer has been silent for ``dead_peer_timeout``."""
+        marks: set[tuple[Any, datetime.datetime]] = set()
+        while not session.ending and not session.closed_reported:
+            await asyncio.sleep(liveness.tick)
+            now_marks = await _media_marks(session.pc)
+            new = now_marks - marks
+            marks = now_marks
+            if new:
+                # When the newest packet arrived (aiortc stamps them in UTC), not now.
+                age = (datetime.datetime.now(datetime.UTC) - max(t for _, t in new)).total_seconds()
+                liveness.heard(time.monotonic() - max(0.0, age))
+            silence = liveness.check(time.monotonic())
+            if silence is not None:
+                session.log.warning("webrtc peer silent", seconds=round(silence, 1))
+                session.lost(clean=False, reason=f"peer silent for {silence:.1f} s")
+                return
 
     # ------------------------------------------------------------------ outbound
 
@@ -619,11 +559,28 @@ class SmallWebRTCTransport(Transport):
 
     async def disconnect(self) -> None:
         """Close the data channel and peer connection (bounded); idempotent; reports nothing."""
+        self._bind_loop()
         session = self._session
         if session is None:
             return
         self._session = None
         await self._teardown(session)
+
+    def _bind_loop(self) -> None:
+        """Drop a session of an event loop that is not the running one (that loop ended).
+
+        Its tasks were cancelled with that loop and aiortc's objects cannot be awaited on
+        another one: the peer connection is left to the garbage collector, not closed.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._session is not None:
+            self._session.ending = True
+            self._session.log.debug("webrtc session of an ended event loop dropped")
+        self._session = None
+        self._audio = None
+        self._loop = loop
 
     async def _teardown(self, session: _Session) -> None:
         session.ending = True
@@ -646,3 +603,25 @@ class SmallWebRTCTransport(Transport):
                 task.cancel()
             if tasks or late:
                 await asyncio.wait([*tasks, *late], timeout=_CLOSE_TIMEOUT)
+
+
+async def _media_marks(pc: RTCPeerConnection) -> set[tuple[Any, datetime.datetime]]:
+    """When each inbound RTP source and each RTCP receiver report was last seen (UTC).
+
+    A new mark between two calls means the peer sent something. aiortc's public API: RTP via
+    ``getSynchronizationSources()``, receiver reports as ``remote-inbound-rtp`` stats.
+    """
+    marks: set[tuple[Any, datetime.datetime]] = set()
+    for transceiver in pc.getTransceivers():
+        try:
+            sources = transceiver.receiver.getSynchronizationSources()
+            marks.update((s.source, s.timestamp) for s in sources)
+            stats = await transceiver.sender.getStats()
+        except Exception:  # a transceiver not (or no longer) negotiated has nothing to say
+            continue
+        marks.update(
+            (stat.id, stat.timestamp)
+            for stat in stats.values()
+            if getattr(stat, "type", None) == "remote-inbound-rtp"
+        )
+    return marks

@@ -1,7 +1,8 @@
 """A tiny one-request-per-connection HTTP/1.1 server (h11 over asyncio streams).
 
-Shared by the testing bots (``transports.testing``, ``transports.testing_webrtc``): they only
-need JSON routes on 127.0.0.1, bounded in body size and time, that never crash on bad input.
+Shared by the testing bots (``transports.testing.websocket``, ``transports.testing.webrtc``):
+they only need JSON routes on 127.0.0.1, bounded in body size and time, that never crash on
+bad input.
 """
 
 from __future__ import annotations

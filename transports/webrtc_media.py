@@ -1,0 +1,155 @@
+"""Media shared by the SmallWebRTC transport and its testing bot (aiortc, PyAV).
+
+An outgoing PCM audio track fed from a queue (silence when it is empty), the conversion of a
+received aiortc frame to :class:`lifecycle.media.AudioFrame`, and the check that the optional
+``webrtc`` extra is installed. aiortc and PyAV are imported only when a function here runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from lifecycle.errors import TransportError
+from lifecycle.media import AudioFrame
+
+if TYPE_CHECKING:
+    from aiortc import MediaStreamTrack
+
+__all__ = [
+    "INSTALL_HINT",
+    "OUT_RATE",
+    "OutgoingAudio",
+    "WebRTCUnavailableError",
+    "require_aiortc",
+    "to_audio_frame",
+]
+
+INSTALL_HINT: Final = 'pip install "pipecat-lifecycle[webrtc]"'
+"""How to get the optional WebRTC dependencies."""
+
+OUT_RATE: Final = 48000
+"""The rate of the outgoing track (aiortc's Opus encoder takes one input format)."""
+_OUT_SAMPLES: Final = 960  # 20 ms at 48 kHz, aiortc's Opus frame size
+_MAX_QUEUED_AUDIO_SECS: Final = 30.0
+
+
+class WebRTCUnavailableError(TransportError, ImportError):
+    """aiortc (the ``webrtc`` extra) is not installed."""
+
+
+def require_aiortc() -> None:
+    """Raise :class:`WebRTCUnavailableError` unless aiortc and PyAV import."""
+    try:
+        import aiortc  # noqa: F401
+        import av  # noqa: F401
+    except ImportError as exc:
+        raise WebRTCUnavailableError(
+            f"SmallWebRTCTransport needs aiortc: {INSTALL_HINT} ({exc})"
+        ) from exc
+
+
+class OutgoingAudio:
+    """The PCM queue behind an outgoing audio track: 48 kHz mono s16le, 20 ms at a time.
+
+    Frames of any rate are resampled on arrival (PyAV), since aiortc's Opus encoder accepts
+    one input format per stream. Silence goes out whenever nothing is queued; at most 30 s
+    are kept (the newest) when the caller sends faster than real time.
+    """
+
+    def __init__(self) -> None:
+        """An empty queue and its live track (:attr:`track`)."""
+        self.buffer = bytearray()
+        self._resampler: Any = None
+        self._resampler_key: tuple[int, int] | None = None
+        self.track = _make_track(self)
+
+    def push(self, frame: AudioFrame) -> None:
+        """Queue ``frame`` (mono or stereo s16le, any rate); ValueError for other layouts."""
+        import av
+
+        channels = frame.num_channels
+        if channels not in (1, 2) or frame.sample_rate <= 0:
+            raise ValueError("audio must be mono or stereo with a positive sample rate")
+        samples = len(frame.pcm) // (2 * channels)
+        if samples == 0:
+            return
+        key = (frame.sample_rate, channels)
+        if self._resampler is None or self._resampler_key != key:
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=OUT_RATE)
+            self._resampler_key = key
+        in_frame = av.AudioFrame(
+            format="s16", layout="mono" if channels == 1 else "stereo", samples=samples
+        )
+        in_frame.sample_rate = frame.sample_rate
+        in_frame.planes[0].update(frame.pcm[: samples * 2 * channels])
+        for out in self._resampler.resample(in_frame):
+            self.buffer += bytes(out.planes[0])[: out.samples * 2]
+        limit = int(_MAX_QUEUED_AUDIO_SECS * OUT_RATE * 2)
+        if len(self.buffer) > limit:
+            # The caller sends faster than real time: keep the newest audio.
+            del self.buffer[: len(self.buffer) - limit]
+
+    def take(self) -> bytes:
+        """The next 20 ms, padded with silence."""
+        need = _OUT_SAMPLES * 2
+        chunk = bytes(self.buffer[:need])
+        del self.buffer[:need]
+        return chunk + b"\x00" * (need - len(chunk))
+
+    def clear(self) -> None:
+        """Drop everything queued."""
+        self.buffer.clear()
+
+
+def _make_track(source: OutgoingAudio) -> MediaStreamTrack:
+    """An aiortc audio track that plays ``source`` in real time (a class built lazily)."""
+    import av
+    from aiortc import MediaStreamTrack
+
+    class _PcmTrack(MediaStreamTrack):
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._start: float | None = None
+            self._pts = 0
+
+        async def recv(self) -> av.AudioFrame:
+            if self.readyState != "live":
+                from aiortc.mediastreams import MediaStreamError
+
+                raise MediaStreamError
+            if self._start is None:
+                self._start = time.monotonic()
+            else:
+                self._pts += _OUT_SAMPLES
+                wait = self._start + self._pts / OUT_RATE - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            frame = av.AudioFrame(format="s16", layout="mono", samples=_OUT_SAMPLES)
+            frame.planes[0].update(source.take())
+            frame.sample_rate = OUT_RATE
+            frame.pts = self._pts
+            frame.time_base = fractions.Fraction(1, OUT_RATE)
+            return frame
+
+    return _PcmTrack()
+
+
+def to_audio_frame(frame: Any) -> AudioFrame | None:
+    """An aiortc/PyAV audio frame as s16le PCM (None for anything else)."""
+    import av
+
+    if not isinstance(frame, av.AudioFrame) or frame.samples == 0:
+        return None
+    channels = len(frame.layout.channels)
+    if frame.format.name != "s16":
+        resampler = av.AudioResampler(format="s16", layout=frame.layout.name, rate=frame.rate)
+        frames = resampler.resample(frame)
+        pcm = b"".join(bytes(f.planes[0])[: f.samples * 2 * channels] for f in frames)
+    else:
+        pcm = bytes(frame.planes[0])[: frame.samples * 2 * channels]
+    return AudioFrame(pcm=pcm, sample_rate=frame.sample_rate, num_channels=channels)
