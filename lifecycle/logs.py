@@ -4,7 +4,9 @@ Where lines go without an injected ``logger=`` (API.md §6), decided for every l
 the application has not configured structlog, to the stdlib logger ``lifecycle`` as
 ``key=value`` text (so stdlib's defaults show only warnings, on stderr, and nothing reaches
 stdout); once it has, and inside ``structlog.testing.capture_logs``, through
-``structlog.get_logger("lifecycle")``.
+``structlog.get_logger("lifecycle")``. structlog itself is imported only once the
+application has imported it (an application that never imported structlog cannot have
+configured it), so ``import lifecycle`` does not pay for structlog (and ``rich``).
 
 Bot-controlled strings are kept short with :func:`bounded`; warnings a bot can trigger once
 per message go through :meth:`SafeLogger.warning_limited` (a per-key token bucket).
@@ -15,12 +17,11 @@ from __future__ import annotations
 import logging
 import operator
 import reprlib
+import sys
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Final, overload
-
-import structlog
 
 from lifecycle.redact import REDACTED, is_secret_key, redact, redact_query, redact_text
 
@@ -42,7 +43,6 @@ FIELD_LIMIT: Final = 16 * 1024
 """Any string field longer than this is cut before it is logged (a backstop to ``bounded``)."""
 
 _STDLIB: Final = logging.getLogger("lifecycle")
-_RENDER: Final = structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True)
 _STACKLEVEL: Final = 4  # stdlib records name the library's call site, not this module
 
 
@@ -55,6 +55,11 @@ class _StructlogDefaults:
     """
 
     def __init__(self) -> None:
+        self.loaded = False
+        self.config: Any = None
+
+    def _load(self) -> None:
+        self.loaded = True
         try:
             from structlog import _config as config
 
@@ -69,6 +74,8 @@ class _StructlogDefaults:
         """The configuration's parts that a built logger holds on to."""
         config = self.config
         if config is None:
+            import structlog
+
             return tuple(structlog.get_config().values())
         return (
             config.default_processors,
@@ -79,8 +86,14 @@ class _StructlogDefaults:
 
     def in_use(self) -> bool:
         """Whether structlog still runs with its built-in defaults (printing to stdout)."""
+        if "structlog" not in sys.modules:
+            return True  # never imported, so never configured: no need to load it
+        if not self.loaded:
+            self._load()
         config = self.config
         if config is None:
+            import structlog
+
             return not structlog.is_configured()
         if not config.is_configured:
             return True
@@ -125,6 +138,8 @@ class _DefaultLogger:
         if len(built_for) != len(key) or not all(map(operator.is_, key, built_for)):
             # Rebuilt only when the configuration changed (capture_logs edits the processor
             # list in place, so an already built logger follows it).
+            import structlog
+
             self._bound = structlog.get_logger("lifecycle").bind(**self._context)
             self._bound_for = key
         return self._bound
@@ -141,7 +156,7 @@ class _DefaultLogger:
         if target is not None:
             getattr(target, method)(event, **fields)
         elif _STDLIB.isEnabledFor(level):
-            line = _RENDER(None, method, {"event": event, **self._context, **fields})
+            line = _render_key_values({"event": event, **self._context, **fields})
             _STDLIB.log(level, line, stacklevel=_STACKLEVEL)
 
     def debug(self, event: str, **fields: Any) -> None:
@@ -155,6 +170,15 @@ class _DefaultLogger:
 
     def error(self, event: str, **fields: Any) -> None:
         self._log(logging.ERROR, "error", event, fields)
+
+
+def _render_key_values(fields: dict[str, Any]) -> str:
+    """``event='...' key=repr(value) ...``: structlog's ``KeyValueRenderer(key_order=["event"],
+    drop_missing=True)`` output, without importing structlog for it."""
+    event = fields.pop("event", None)
+    pairs = [] if event is None else [f"event={event!r}"]
+    pairs += [f"{key}={value!r}" for key, value in fields.items()]
+    return " ".join(pairs)
 
 
 def describe_exception(exc: BaseException, *, with_traceback: bool = False) -> str:
