@@ -57,16 +57,19 @@ class _StructlogDefaults:
     def __init__(self) -> None:
         self.loaded = False
         self.config: Any = None
+        self.processors: list[Any] = []
+        self.factory: Any = None
+        self.wrapper: Any = None
 
     def _load(self) -> None:
         self.loaded = True
         try:
             from structlog import _config as config
 
-            self.config: Any = config._CONFIG
-            self.processors: list[Any] = list(config._BUILTIN_DEFAULT_PROCESSORS)
-            self.factory: Any = config._BUILTIN_DEFAULT_LOGGER_FACTORY
-            self.wrapper: Any = config._BUILTIN_DEFAULT_WRAPPER_CLASS
+            self.config = config._CONFIG
+            self.processors = list(config._BUILTIN_DEFAULT_PROCESSORS)
+            self.factory = config._BUILTIN_DEFAULT_LOGGER_FACTORY
+            self.wrapper = config._BUILTIN_DEFAULT_WRAPPER_CLASS
         except (ImportError, AttributeError):  # a structlog without them: trust is_configured
             self.config = None
 
