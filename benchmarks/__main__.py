@@ -22,7 +22,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import _stats, footprint, throughput, trigger_cost
+from benchmarks import _stats, event_path, flood, footprint, many_sessions, throughput, trigger_cost
 from benchmarks._stats import Row
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,14 +95,20 @@ def run_all(quick: bool, real_bot: bool) -> tuple[list[Row], list[str]]:
     done("trigger cost")
     rows += footprint.run(quick)
     done("footprint")
+    rows += event_path.run(quick)
+    done("event path")
+    rows += flood.run(quick)
+    done("flood")
+    rows += many_sessions.run(quick)
+    done("many sessions")
     python = interop_python() if real_bot else None
     if python is None:
-        notes.append("real Pipecat bot skipped (no interop venv): sections 2 and 3-real not run")
+        notes.append("real Pipecat bot skipped (no interop venv): sections 2, 3-real and 5 not run")
         rows += throughput.run(None, quick)
         done("throughput")
         return rows, notes
 
-    from benchmarks import session_overhead
+    from benchmarks import cold_start, session_overhead
     from tests.support.processes import BotServer
 
     bot = BotServer(python, Path(tempfile.mkdtemp(prefix="pipecat-bench-")))
@@ -113,6 +119,8 @@ def run_all(quick: bool, real_bot: bool) -> tuple[list[Row], list[str]]:
         done("throughput")
         rows += session_overhead.run(bot.base_url, quick)
         done("session overhead")
+        rows += cold_start.run(bot.base_url, quick)
+        done("cold start")
     finally:
         bot.stop()
     return rows, notes
@@ -131,6 +139,11 @@ def profiles(rows: list[Row]) -> str:
         parts.append(
             "#### Client per-request path: 5,000 sequential requests over loopback\n\n"
             f"```\n{profile(throughput.profile_target)}\n```"
+        )
+    if "7" in missed:
+        parts.append(
+            "#### Inbound event path: 20,000 bot-llm-text messages, transport sink → typed "
+            f"callback\n\n```\n{profile(event_path.profile_target)}\n```"
         )
     return "\n\n".join(parts)
 

@@ -18,6 +18,8 @@ import statistics
 import time
 from typing import Any, cast
 
+from benchmarks._stats import Row
+from benchmarks.trigger_cost import json_logger
 from lifecycle import PipecatClient
 from lifecycle.dispatch import EventBus
 from lifecycle.logs import get_logger
@@ -38,7 +40,9 @@ async def flood_case(
 ) -> dict[str, Any]:
     """Flood for ``seconds`` at ``rate`` to a ``callback_seconds`` callback, then disconnect."""
     transport = FloodTransport()
-    client = PipecatClient(transport, drain_timeout=drain_timeout)
+    # The production-like discarded JSON logger of the other sections: the flood's
+    # queue-full and discarded warnings are not printed over the results.
+    client = PipecatClient(transport, drain_timeout=drain_timeout, logger=json_logger())
 
     async def slow(data: Any) -> None:
         await asyncio.sleep(callback_seconds)
@@ -122,6 +126,49 @@ async def bus_us(batches: int, *, stream: bool) -> float:
             for _ in range(BATCH):
                 await anext(opened)
     return statistics.median(samples)
+
+
+async def _figures(quick: bool) -> list[Row]:
+    batches = 5 if quick else 50
+    seconds = 1.0 if quick else 3.0
+    drain = 0.5 if quick else 5.0
+    rows = [
+        Row(
+            "8",
+            "per message: transport sink → decode → on_server_message (sync no-op)",
+            f"{await client_path_us(batches, 'on_server_message'):.2f} µs",
+            "",
+            "",
+        ),
+        Row(
+            "8",
+            "per event: bare EventBus emit + dispatch (sync no-op); with one open stream",
+            f"{await bus_us(batches, stream=False):.2f} µs; "
+            f"{await bus_us(batches, stream=True):.2f} µs",
+            "",
+            "",
+        ),
+    ]
+    for rate, callback_seconds in ((20_000, 0.001), (100_000, 0.01)):
+        case = await flood_case(rate, callback_seconds, seconds=seconds, drain_timeout=drain)
+        rows.append(
+            Row(
+                "8",
+                f"flood {rate:,} msg/s asked ({case['rate_delivered']:,} delivered) for "
+                f"{seconds:.0f} s to a {case['callback_ms']:.0f} ms async callback: "
+                f"disconnect() time (drain_timeout {drain:g} s), peak RSS growth, events dropped",
+                f"{case['disconnect_s']:.2f} s; +{case['rss_growth_mib']:.1f} MiB; "
+                f"{case['dropped']:,} dropped",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """Table rows: per-event costs and the flood figures (no goals: figures)."""
+    return asyncio.run(_figures(quick))
 
 
 async def main(quick: bool) -> None:

@@ -28,6 +28,12 @@ CORE_USE = (
     "import lifecycle; from lifecycle import TRANSITIONS, SessionLifecycle, State; "
     "m = SessionLifecycle(); m.start_bot(); assert m.state is State.AUTHENTICATING and TRANSITIONS"
 )
+CORE_ONLY = (
+    CORE_USE + "; import sys; "
+    "bad = [m for m in ('structlog', 'rich', 'httpx', 'websockets', 'aiortc') "
+    "if m in sys.modules]; "
+    "assert not bad, bad"
+)
 NO_AIORTC = (
     "import sys, lifecycle, transports.websocket, transports.loopback; "
     "bad = [m for m in ('aiortc', 'av', 'aioice') if m in sys.modules]; "
@@ -121,8 +127,10 @@ def import_time(repeats: int) -> tuple[list[float], list[float]]:
 
 
 def check_no_aiortc() -> None:
-    """Fail when importing lifecycle or the WebSocket/loopback transports imports aiortc."""
+    """Fail when importing lifecycle or the WebSocket/loopback transports imports aiortc, or
+    when the core's use imports structlog (and rich) or an I/O library."""
     subprocess.run([sys.executable, "-c", NO_AIORTC], check=True, capture_output=True, timeout=60)
+    subprocess.run([sys.executable, "-c", CORE_ONLY], check=True, capture_output=True, timeout=60)
 
 
 def slowest_imports(top: int = 8) -> list[tuple[float, str]]:
@@ -165,7 +173,8 @@ def run(quick: bool = False) -> list[Row]:
         Row(
             "4",
             "`import lifecycle` + core use: State, TRANSITIONS, SessionLifecycle, a trigger "
-            "(fresh interpreter, wall ms); aiortc/av/aioice not imported: ok",
+            "(fresh interpreter, wall ms); structlog, rich, httpx, websockets, aiortc not "
+            "imported: ok",
             a.fmt(" ms", 1),
             f"`python -c pass` {b.fmt(' ms', 1)}",
             f"+{delta:.1f} ms",

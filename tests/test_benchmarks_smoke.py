@@ -47,3 +47,52 @@ def test_summary_statistics() -> None:
     assert s.median == 3.0 and s.lo == 1.0 and s.hi == 100.0
     assert s.q1 == 2.0 and s.q3 == 4.0
     assert _stats.ratios([2.0, 3.0], [1.0, 3.0]) == [2.0, 1.0]
+
+
+def test_event_path_quick_parts() -> None:
+    import asyncio
+
+    from benchmarks import event_path
+
+    ours, raw = asyncio.run(event_path._loopback_rounds(2))
+    assert len(ours) == len(raw) == 2
+    row = event_path._rate_row("loopback", ours, raw)
+    assert row.met is not None
+    with event_path._Bot("ws", 50) as bot:
+        rates, base, cpu, base_cpu = asyncio.run(event_path._ws_rounds(bot.start_url, 2))
+    assert len(rates) == len(base) == len(cpu) == len(base_cpu) == 2
+    assert event_path._cpu_row("ws", cpu, base_cpu).met is None
+
+
+def test_flood_figures_quick() -> None:
+    import asyncio
+
+    from benchmarks import flood
+
+    assert asyncio.run(flood.client_path_us(1, "on_bot_llm_text")) > 0
+    assert asyncio.run(flood.bus_us(1, stream=True)) > 0
+    case = asyncio.run(flood.flood_case(2000, 0.001, seconds=0.2, drain_timeout=0.2))
+    assert case["disconnect_s"] < 5
+
+
+def test_many_sessions_quick() -> None:
+    from benchmarks import many_sessions
+
+    results = many_sessions.measure("ws", [1, 3], repeats_single=2)
+    assert [r.failed for r in results] == [0, 0]
+    assert len(many_sessions.rows("ws", results)) == 3
+
+
+def test_cold_start_child_against_the_testing_bot() -> None:
+    import asyncio
+
+    from benchmarks import cold_start
+    from transports.testing import TestingBotServer
+
+    async def serve_and_measure() -> dict[str, dict[str, list[float]]]:
+        async with TestingBotServer() as server:
+            return await asyncio.to_thread(cold_start.measure, "ws", server.base_url, 1, 3)
+
+    figures = asyncio.run(serve_and_measure())
+    for side in ("ours", "raw"):
+        assert set(figures[side]) == {"import_ms", "first_ms", "rtt_us", "process_ms"}
