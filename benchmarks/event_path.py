@@ -331,7 +331,7 @@ async def _audio_child(side: str, start_url: str, seconds: float) -> dict[str, f
         frames[0] += 1
         first.set()
 
-    if side == "ours":
+    if side != "raw":
         from lifecycle import PipecatClient
         from transports.small_webrtc import SmallWebRTCTransport
 
@@ -339,6 +339,10 @@ async def _audio_child(side: str, start_url: str, seconds: float) -> dict[str, f
         client.add_event_handler("on_bot_audio", on_audio)
         await asyncio.wait_for(client.start_bot_and_connect(start_url), TIMEOUT)
         await client.send_text("speak")
+        await asyncio.wait_for(first.wait(), TIMEOUT)
+        if side == "ours-no-callback":  # the same session without an on_bot_audio callback
+            client.remove_event_handler("on_bot_audio", on_audio)
+            frames[0] = -1  # no frame count without the callback
         close: Any = client.disconnect
     else:
         import httpx
@@ -413,31 +417,42 @@ def audio_rows(quick: bool) -> list[Row]:
     """CPU % of one core for one SmallWebRTC session receiving the bot's audio."""
     seconds = 2.0 if quick else 10.0
     processes = 1 if quick else 3
-    ours: list[float] = []
-    base: list[float] = []
+    sides = ("ours", "raw", "ours-no-callback")
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
     fps: list[float] = []
     with _Bot("webrtc", 5, speech_ms=int((seconds + 8) * 1000)) as bot:
         for i in range(processes):
-            order = ("ours", "raw") if i % 2 == 0 else ("raw", "ours")
-            for side in order:
+            for side in sides if i % 2 == 0 else sides[::-1]:
                 result = _audio_spawn(side, bot.start_url, seconds)
-                (ours if side == "ours" else base).append(result["cpu_pct"])
+                cpu[side].append(result["cpu_pct"])
                 if side == "ours":
                     fps.append(result["fps"])
-    a, b = summarize(ours), summarize(base)
-    r = summarize(ratios(ours, base))
+    a, b, c = (summarize(cpu[side]) for side in sides)
+    r = summarize(ratios(cpu["ours"], cpu["raw"]))
+    label = (
+        f"one SmallWebRTC session receiving the bot's audio at {summarize(fps).median:.0f} "
+        f"frames/s (48 kHz stereo): CPU % of one core ({processes} fresh processes per side, "
+        f"{seconds:.0f} s each)"
+    )
     return [
         Row(
             "7",
-            f"on_bot_audio, one SmallWebRTC session: CPU % of one core at "
-            f"{summarize(fps).median:.0f} frames/s (48 kHz stereo), ours vs bare aiortc "
-            f"receiver ({processes} fresh processes each, {seconds:.0f} s)",
+            f"{label}, ours with a no-op on_bot_audio vs a bare aiortc receiver",
             f"{a.median:.1f} % [{a.q1:.1f}-{a.q3:.1f}]",
             f"{b.median:.1f} % [{b.q1:.1f}-{b.q3:.1f}]",
             ratio_text(r),
             "",
             None,
-        )
+        ),
+        Row(
+            "7",
+            f"{label}, ours: with on_bot_audio vs the same session without a callback",
+            f"{a.median:.1f} %",
+            f"{c.median:.1f} % [{c.q1:.1f}-{c.q3:.1f}]",
+            f"on_bot_audio: {a.median - c.median:+.1f} % of a core",
+            "",
+            None,
+        ),
     ]
 
 
@@ -497,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.event_path [--quick]``; the audio child is run by :func:`run`."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.event_path")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--audio-child", choices=("ours", "raw"))
+    parser.add_argument("--audio-child", choices=("ours", "raw", "ours-no-callback"))
     parser.add_argument("--start-url", default="")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
