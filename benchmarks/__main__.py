@@ -135,6 +135,12 @@ def profiles(rows: list[Row]) -> str:
             "#### Trigger cost: SessionLifecycle + log hook + callback, 21,000 transitions\n\n"
             f"```\n{profile(trigger_cost.profile_target)}\n```"
         )
+    if "2" in missed:
+        connect = profile(event_path.connect_profile_target)
+        parts.append(
+            "#### Client connect path: 100 sessions of POST /start + connect → ready + "
+            f"disconnect, WS testing bot in a subprocess\n\n```\n{connect}\n```"
+        )
     if missed & {"2", "3"}:
         parts.append(
             "#### Client per-request path: 5,000 sequential requests over loopback\n\n"

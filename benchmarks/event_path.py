@@ -493,6 +493,22 @@ def profile_target() -> None:
     asyncio.run(flood.client_path_us(20, "on_bot_llm_text"))
 
 
+def connect_profile_target(sessions: int = 100) -> None:
+    """What the connect profile runs: ``sessions`` times POST /start + connect → ready +
+    disconnect, against the WS testing bot in a subprocess (its CPU is not profiled)."""
+    from lifecycle import PipecatClient
+    from transports.websocket import WebSocketTransport
+
+    async def sessions_in_a_row(start_url: str) -> None:
+        for _ in range(sessions):
+            client = PipecatClient(WebSocketTransport())
+            await asyncio.wait_for(client.start_bot_and_connect(start_url), TIMEOUT)
+            await client.disconnect()
+
+    with _Bot("ws", 1) as bot:
+        asyncio.run(sessions_in_a_row(bot.start_url))
+
+
 def run(quick: bool) -> list[Row]:
     """Every row of the event-path section."""
     rounds = 4 if quick else 20
