@@ -194,7 +194,6 @@ async def _ws_rounds(
     """Events/s of ours and raw, and this process's CPU µs per event of each."""
     import httpx
 
-    from benchmarks.raw_ws_client import RawWSClient
     from lifecycle import PipecatClient
     from transports._pb import frames_pb2 as pb
     from transports.websocket import WebSocketTransport
@@ -213,7 +212,6 @@ async def _ws_rounds(
     client.add_event_handler("on_bot_llm_stopped", on_stopped)
     await asyncio.wait_for(client.start_bot_and_connect(start_url), TIMEOUT)
 
-    raw = RawWSClient()
     async with httpx.AsyncClient() as http:
         answer = (await http.post(start_url, json={})).json()
     raw_count = [0]
@@ -246,7 +244,6 @@ async def _ws_rounds(
     reader = asyncio.create_task(read())
     await ws.send(_frame(client_ready()))
     await asyncio.wait_for(ready.wait(), TIMEOUT)
-    del raw
 
     ours: list[float] = []
     base: list[float] = []
