@@ -136,7 +136,8 @@ def profiles(rows: list[Row]) -> str:
             f"```\n{profile(trigger_cost.profile_target)}\n```"
         )
     if "2" in missed:
-        connect = profile(event_path.connect_profile_target)
+        with event_path.BotProcess("ws", 1) as bot:
+            connect = profile(lambda: event_path.connect_sessions(bot.start_url))
         parts.append(
             "#### Client connect path: 100 sessions of POST /start + connect → ready + "
             f"disconnect, WS testing bot in a subprocess\n\n```\n{connect}\n```"

@@ -59,7 +59,7 @@ asyncio.run(main())
 """
 
 
-class _Bot:
+class BotProcess:
     """A testing bot subprocess (``ws`` or ``webrtc``), as a context manager."""
 
     def __init__(self, kind: str, tokens: int, speech_ms: int = 0) -> None:
@@ -67,7 +67,7 @@ class _Bot:
         self.proc: subprocess.Popen[str] | None = None
         self.start_url = ""
 
-    def __enter__(self) -> _Bot:
+    def __enter__(self) -> BotProcess:
         self.proc = subprocess.Popen(
             self.args,
             stdin=subprocess.PIPE,
@@ -417,7 +417,7 @@ def audio_rows(quick: bool) -> list[Row]:
     sides = ("ours", "raw", "ours-no-callback")
     cpu: dict[str, list[float]] = {side: [] for side in sides}
     fps: list[float] = []
-    with _Bot("webrtc", 5, speech_ms=int((seconds + 8) * 1000)) as bot:
+    with BotProcess("webrtc", 5, speech_ms=int((seconds + 8) * 1000)) as bot:
         for i in range(processes):
             for side in sides if i % 2 == 0 else sides[::-1]:
                 result = _audio_spawn(side, bot.start_url, seconds)
@@ -490,20 +490,19 @@ def profile_target() -> None:
     asyncio.run(flood.client_path_us(20, "on_bot_llm_text"))
 
 
-def connect_profile_target(sessions: int = 100) -> None:
-    """What the connect profile runs: ``sessions`` times POST /start + connect → ready +
-    disconnect, against the WS testing bot in a subprocess (its CPU is not profiled)."""
+def connect_sessions(start_url: str, sessions: int = 100) -> None:
+    """``sessions`` times POST /start + connect → ready + disconnect, one after another (what
+    the connect profile runs, against a testing bot in a subprocess: its CPU is not profiled)."""
     from lifecycle import PipecatClient
     from transports.websocket import WebSocketTransport
 
-    async def sessions_in_a_row(start_url: str) -> None:
+    async def sessions_in_a_row() -> None:
         for _ in range(sessions):
             client = PipecatClient(WebSocketTransport())
             await asyncio.wait_for(client.start_bot_and_connect(start_url), TIMEOUT)
             await client.disconnect()
 
-    with _Bot("ws", 1) as bot:
-        asyncio.run(sessions_in_a_row(bot.start_url))
+    asyncio.run(sessions_in_a_row())
 
 
 def run(quick: bool) -> list[Row]:
@@ -513,7 +512,7 @@ def run(quick: bool) -> list[Row]:
         _rate_row("loopback bot (LoopbackBot.send_event)", *asyncio.run(_loopback_rounds(rounds)))
     ]
     label = f"WS testing bot (subprocess, scripted turn of {TOKENS} tokens)"
-    with _Bot("ws", TOKENS) as bot:
+    with BotProcess("ws", TOKENS) as bot:
         ours, base, ours_cpu, base_cpu = asyncio.run(_ws_rounds(bot.start_url, max(2, rounds // 2)))
     rows += [_rate_row(label, ours, base), _cpu_row(label, ours_cpu, base_cpu)]
     rows += per_event_rows(quick)

@@ -58,7 +58,7 @@ def test_event_path_quick_parts() -> None:
     assert len(ours) == len(raw) == 2
     row = event_path._rate_row("loopback", ours, raw)
     assert row.met is not None
-    with event_path._Bot("ws", 50) as bot:
+    with event_path.BotProcess("ws", 50) as bot:
         rates, base, cpu, base_cpu = asyncio.run(event_path._ws_rounds(bot.start_url, 2))
     assert len(rates) == len(base) == len(cpu) == len(base_cpu) == 2
     assert event_path._cpu_row("ws", cpu, base_cpu).met is None
