@@ -109,6 +109,8 @@ class _Session:
     fatal: RTVIError | None = None
     # Types of the first messages that arrived, for a connect timeout's message.
     arrived: list[str] = field(default_factory=list)
+    # Events the transition hook decided on that fire once the session's cleanup is done.
+    after_cleanup: list[str] = field(default_factory=list)
 
 
 class _SessionEvents:
@@ -449,24 +451,24 @@ class PipecatClient:
         session = self._session
         if session is None or session.id != event.session_id:
             return  # a new session's first transition: nothing of it exists yet
-        match (event.source, event.trigger, event.dest):
-            case (_, "bot_started", _):
+        match (event.source, event.trigger):
+            case (_, "bot_started"):
                 self._emit("on_bot_started", session.start_response)
-            case (_, "transport_connected", _):
+            case (_, "transport_connected"):
                 self._emit("on_connected")
                 self._send(rtvi.client_ready(__version__), session)
-            case (_, "bot_ready", _):
+            case (_, "bot_ready"):
                 info = session.bot_info
                 assert info is not None  # set before bot_ready is fired
                 if not session.ready.done():
                     session.ready.set_result(info)
                 self._emit("on_bot_ready", info)
-            case (State.READY, "transport_closed", _):
+            case (State.READY, "transport_closed"):
                 close = session.close
                 if close is not None and not close.clean:
                     self._emit("on_error", RTVIError(f"transport lost: {close.why}", fatal=True))
                 self._emit("on_bot_disconnected")
-            case (source, "transport_closed", _):
+            case (source, "transport_closed"):
                 close = session.close
                 why = close.why if close is not None else "closed"
                 stop = TransportError(f"transport closed before the bot was ready ({why})")
@@ -474,14 +476,19 @@ class PipecatClient:
                 session.stop_error = session.stop_error or stop
                 if source is State.CONNECTED:
                     self._emit("on_bot_disconnected")
-            case (source, "fail", _) if session.fatal is not None and source is not State.READY:
+            case (source, "fail") if session.fatal is not None and source is not State.READY:
                 session.stop_error = session.stop_error or TransportError(
-                    f"the bot reported a fatal error: {session.fatal.message}"
+                    f"the bot reported a fatal error: {_prefix(session.fatal.message)}"
                 )
         if event.source is State.READY:
             session.calls.cancel_all()  # a handler still running sends nothing
         if event.dest is State.DISCONNECTED:
-            self._emit("on_disconnected")
+            # Fires once the session's cleanup (transport closed, requests failed) is done:
+            # a transport_closed enters DISCONNECTED before that cleanup runs.
+            if session.end_task is None or session.end_task.done():
+                self._emit("on_disconnected")
+            else:
+                session.after_cleanup.append("on_disconnected")
 
     # ------------------------------------------------------- starting sessions
 
@@ -521,7 +528,12 @@ class PipecatClient:
         previous = self._session
         if previous is not None:
             self._check_loop(previous, loop)
-        if previous is not None and previous.end_task is not None and not previous.end_task.done():
+        if (
+            previous is not None
+            and previous.loop is loop  # an ended loop's tasks can't be awaited here
+            and previous.end_task is not None
+            and not previous.end_task.done()
+        ):
             await asyncio.shield(previous.end_task)
         # Callbacks of the previous session run before a new session starts (bounded, as
         # in disconnect(): a flood left queued by a session that ended itself can't stall it).
@@ -563,8 +575,6 @@ class PipecatClient:
         # Its loop closed while the session was live (asyncio.run() ended): nothing of it can
         # run any more. End it in the table and start clean on the new loop.
         session.log.warning("session abandoned: its event loop closed")
-        session.end_task = None
-        session.calls.cancel_all()
         self._lifecycle.fire("disconnect", "event loop closed")
         self._lifecycle.fire("disconnected", "event loop closed")
         self._abandoned_transport = session.transport_used
@@ -664,11 +674,13 @@ class PipecatClient:
         most ``drain_timeout`` s: then the queued rest is discarded (``dropped_events``)
         except the lifecycle events, ``on_disconnected`` among them, which still run.
         """
-        session = self._session
+        session, loop = self._session, asyncio.get_running_loop()
         if session is not None:
-            self._check_loop(session, asyncio.get_running_loop())
-        if session is not None and (
-            session.end_task is not None or self._lifecycle.can_fire("disconnect")
+            self._check_loop(session, loop)
+        if (
+            session is not None
+            and session.loop is loop
+            and (session.end_task is not None or self._lifecycle.can_fire("disconnect"))
         ):
             if session.end_task is None and session.stop_error is None:
                 session.stop_error = SessionCancelledError("disconnect() cancelled the session")
@@ -703,6 +715,8 @@ class PipecatClient:
                 session.log.warning("transport disconnect failed", error=describe_exception(exc))
         self._lifecycle.disconnected(reason)  # refused after transport_closed: already there
         session.log.info("session ended", reason=reason)
+        for name in session.after_cleanup:  # what the transition hook left for this moment
+            self._emit(name)
 
     # ------------------------------------------------------ transport reports
 
@@ -728,8 +742,8 @@ class PipecatClient:
             session.log.warning("inbound message dropped", reason=exc.reason)
             return
         self._trace.record_note(session.id, "message-in", event.type)
-        if len(session.arrived) < _ARRIVED_KEPT and event.type not in session.arrived:
-            session.arrived.append(_prefix(event.type))
+        if not session.ready.done():
+            _note_arrival(session, event.type)
         match event:
             case rtvi.Notification(event=name, args=args):
                 self._emit(name, *args)
@@ -924,6 +938,13 @@ class PipecatClient:
             f"<PipecatClient state={self.state.value} session_id={self.session_id} "
             f"transport={type(self._transport).__name__}>"
         )
+
+
+def _note_arrival(session: _Session, msg_type: str) -> None:
+    # Before bot-ready, what came is remembered (bounded) for a connect timeout's message.
+    seen = _prefix(msg_type)
+    if len(session.arrived) < _ARRIVED_KEPT and seen not in session.arrived:
+        session.arrived.append(seen)
 
 
 def _expire(future: asyncio.Future[Any], message: str) -> None:

@@ -9,6 +9,7 @@ content: they are logged at debug level at most.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 from collections import OrderedDict
@@ -129,7 +130,8 @@ class SessionCalls:
         """The session ended: cancel every running handler; nothing more is sent."""
         self._ended = True
         for task in tuple(self._running.values()):
-            task.cancel()
+            with contextlib.suppress(RuntimeError):  # its loop may have closed already
+                task.cancel()
 
     async def _run(self, handler: FunctionCallHandler, call: FunctionCall, call_id: str) -> None:
         name = call.function_name or ""
