@@ -388,3 +388,90 @@ async def test_connect_ctrl_c_during_startup_cancels_it(server: TestingBotServer
     assert process.returncode == 0
     assert [r["state"] for r in events(rows, "transition")] == ["disconnecting", "disconnected"]
     assert rows[-1]["event"] == "exit" and rows[-1]["code"] == 0
+
+
+# ---------------------------------------------------------------------- conversation
+
+TURN: list[tuple[str, Any]] = [
+    ("user-started-speaking", None),
+    ("user-input", {"text": "weather in Paris?", "input_type": "transcription", "final": True}),
+    ("user-transcription", {"text": "weather in Paris?", "final": True}),
+    ("bot-llm-started", None),
+    ("bot-llm-text", {"text": "Let me "}),
+    ("bot-llm-text", {"text": "check."}),
+    ("bot-llm-stopped", None),
+    ("llm-function-call-in-progress",
+     {"tool_call_id": "c1", "function_name": "get_weather", "arguments": {"city": "Paris"}}),
+    ("llm-function-call-stopped",
+     {"tool_call_id": "c1", "cancelled": False, "function_name": "get_weather",
+      "result": {"sky": "sunny"}}),
+    ("bot-output", {"text": "Let me check.", "aggregated_by": "sentence"}),
+    ("metrics", {"ttfb": [{"processor": "llm", "value": 0.2}]}),
+    ("bot-tts-audio", {"audio": "AAAA", "sample_rate": 16000, "num_channels": 1}),
+    ("error", {"error": "tts hiccup", "fatal": False}),
+]  # fmt: skip
+
+
+async def print_conversation(json_mode: bool) -> list[str]:
+    """A loopback session whose bot plays TURN, printed the way `connect` prints it."""
+    import io
+
+    from lifecycle import PipecatClient
+    from lifecycle.cli.output import Output
+    from lifecycle.cli.watch import Watch
+    from transports.loopback import LoopbackBot, LoopbackTransport
+
+    bot = LoopbackBot()
+    stream = io.StringIO()
+    async with asyncio.timeout(TIMEOUT):
+        client = PipecatClient(LoopbackTransport(bot))
+        watch = Watch(client, Output(json_mode=json_mode, t0=0.0, stream=stream))
+        await client.connect()
+        for msg_type, data in TURN:
+            message = {"label": "rtvi-ai", "type": msg_type}
+            await bot.send(message if data is None else {**message, "data": data})
+        await client.wait_for("on_error", timeout=TIMEOUT)
+        await client.disconnect()
+        await watch.caught_up()
+        await watch.close()
+    return stream.getvalue().splitlines()
+
+
+async def test_conversation_printed_readably() -> None:
+    lines = [line.split("ms  ", 1)[1] for line in await print_conversation(json_mode=False)]
+    talk = [line for line in lines if "->" not in line or line.startswith("function")]
+    assert talk[0].startswith("bot-ready: RTVI 2.2.0")
+    assert talk[1:] == [
+        "user: weather in Paris?",
+        "bot: Let me check.",
+        'function call get_weather({"city":"Paris"})',
+        'function result get_weather -> {"sky":"sunny"}',
+        "error: tts hiccup",
+    ], lines
+
+
+async def test_conversation_json_one_line_per_event() -> None:
+    rows = [json.loads(line) for line in await print_conversation(json_mode=True)]
+    names = [row["event"] for row in rows if row["event"] != "transition"]
+    assert names == [
+        "bot-ready",
+        "user-started-speaking",
+        "user-input",
+        "user-transcript",
+        "bot-llm-started",
+        "bot-llm-text",
+        "bot-llm-text",
+        "bot-llm-stopped",
+        "llm-function-call-in-progress",
+        "llm-function-call-stopped",
+        "bot-output",
+        "metrics",
+        "error",
+    ]  # bot audio is not printed
+    (call,) = events(rows, "llm-function-call-in-progress")
+    assert call["function_name"] == "get_weather" and call["arguments"] == {"city": "Paris"}
+    (stopped,) = events(rows, "llm-function-call-stopped")
+    assert stopped["result"] == {"sky": "sunny"} and stopped["cancelled"] is False
+    assert events(rows, "bot-output")[0]["output_type"] == "sentence"
+    assert events(rows, "metrics")[0]["ttfb"] == [{"processor": "llm", "value": 0.2}]
+    assert events(rows, "error")[0] == {**events(rows, "error")[0], "fatal": False}

@@ -1,0 +1,220 @@
+"""``pipecat-lifecycle load``: many sessions against one deployment, measured per phase."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+from lifecycle.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from lifecycle.cli.logging_setup import configure_logging
+from lifecycle.cli.options import (
+    add_verbose,
+    parse_headers,
+    parse_json,
+    positive_float,
+    positive_int,
+)
+from lifecycle.cli.transport_factory import make_transport
+
+if TYPE_CHECKING:
+    from lifecycle.loadrun import LoadPlan, Scenario
+
+LOAD_EPILOG: Final = """\
+phases: start (POST to the start endpoint), connect (connect until bot-ready), request
+(--request round trip), first_output (first bot output after bot-ready or --say), disconnect;
+hold (session lost while held) and scenario appear when they fail or are used.
+
+examples:
+  pipecat-lifecycle load --start http://localhost:7860/start --sessions 200 --concurrency 50
+  pipecat-lifecycle load --start http://bot/start --sessions 1000 --concurrency 100 \\
+      --rate 20 --hold 30 --json
+
+exit codes:
+  0    every session ran
+  1    a session failed (see errors by phase), or the 'load' extra is missing
+  2    usage error (or a bad --scenario file)
+  130  stopped by Ctrl-C before every session ran (and none failed)
+"""
+_MISSING_EXTRA: Final = "load needs the 'load' extra: pip install \"pipecat-lifecycle[load]\""
+
+
+def add_command(commands: Any) -> None:
+    """Register ``load`` on the subcommand group."""
+    load = commands.add_parser(
+        "load",
+        help="run many sessions and measure each phase",
+        description=(
+            "Run N sessions against a start endpoint, at most C at once and R started per "
+            "second; print per phase the count, errors by class and p50/p90/p99/max latency."
+        ),
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("--start", required=True, metavar="URL", help="the bot's start endpoint")
+    load.add_argument(
+        "--transport", "-t", choices=("ws", "webrtc"), default="ws", help="default: ws"
+    )
+    load.add_argument("--sessions", "-n", type=positive_int, default=1, metavar="N")
+    load.add_argument(
+        "--concurrency", "-c", type=positive_int, default=1, metavar="C", help="default: 1"
+    )
+    load.add_argument(
+        "--rate", type=_rate, metavar="R/s", help="start at most R sessions per second"
+    )
+    load.add_argument(
+        "--hold", type=_seconds, default=0.0, metavar="S", help="seconds to stay READY (0)"
+    )
+    load.add_argument("--request", metavar="TYPE", help="one client-message request per session")
+    load.add_argument("--data", metavar="JSON", help="data of the --request message")
+    load.add_argument("--say", metavar="TEXT", help="send TEXT and time the first bot output")
+    load.add_argument(
+        "--start-data", metavar="JSON", help="JSON body of the start request (default: {})"
+    )
+    load.add_argument(
+        "--header", "-H", action="append", default=[], metavar="K=V", help="start request header"
+    )
+    load.add_argument("--scenario", metavar="FILE", help="run a scenario file in each session")
+    load.add_argument(
+        "--timeout", type=positive_float, default=30.0, metavar="S", help="start/ready (30)"
+    )
+    load.add_argument(
+        "--request-timeout", type=positive_float, default=10.0, metavar="S", help="default: 10"
+    )
+    load.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_verbose(load)
+    load.set_defaults(run=run)
+
+
+def _rate(text: str) -> float:
+    return positive_float(text.removesuffix("/s"))
+
+
+def _seconds(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return positive_float(text)
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Check the options, run the load, print the summary; returns the exit code."""
+    from lifecycle.loadrun import LoadPlan
+    from lifecycle.start import APIRequest
+
+    headers = parse_headers(parser, args.header)
+    if args.data is not None and args.request is None:
+        parser.error("--data goes with --request")
+    request_data = parse_json(parser, "--data", args.data)
+    start_data = parse_json(parser, "--start-data", args.start_data)
+    if importlib.util.find_spec("hdrh") is None:
+        print(f"pipecat-lifecycle: {_MISSING_EXTRA}", file=sys.stderr)
+        return EXIT_FAILURE
+    scenario: Scenario | None = None
+    if args.scenario is not None:
+        hook = _scenario_hook(args.scenario)
+        if isinstance(hook, int):
+            return hook
+        scenario = hook
+    plan = LoadPlan(
+        start=APIRequest(args.start, headers, request_data=start_data, timeout=args.timeout),
+        sessions=args.sessions,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        hold=args.hold,
+        request=args.request,
+        request_data=request_data,
+        say=args.say,
+        connect_timeout=args.timeout,
+        request_timeout=args.request_timeout,
+    )
+    configure_logging(args.verbose)
+    return asyncio.run(_load(args, plan, scenario))
+
+
+def _scenario_hook(path: str) -> Scenario | int:
+    """The per-session hook the testing toolkit builds from a scenario file."""
+    try:
+        from lifecycle.testing.scenario import (  # type: ignore[import-not-found,unused-ignore]
+            load_session_hook,
+        )
+    except ImportError:
+        print(
+            "pipecat-lifecycle: --scenario needs the testing toolkit "
+            "(lifecycle.testing.scenario.load_session_hook), which this install lacks",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    try:
+        hook: Scenario = load_session_hook(path)
+    except (OSError, ValueError) as exc:
+        print(f"pipecat-lifecycle: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return hook
+
+
+async def _load(args: argparse.Namespace, plan: LoadPlan, scenario: Scenario | None) -> int:
+    from lifecycle.cli.load_view import LiveProgress, print_table
+    from lifecycle.loadrun import LoadRun
+
+    factory = partial(make_transport, args.transport, None, {})
+    load = LoadRun(plan, factory, scenario=scenario)
+    loop = asyncio.get_running_loop()
+    interrupted = _FirstSigint(loop, load.stop)
+    began = time.monotonic()
+    try:
+        progress = LiveProgress(load.stats) if not args.json and LiveProgress.wanted() else None
+        with progress if progress is not None else contextlib.nullcontext():
+            stats = await load.run()
+    finally:
+        interrupted.remove()
+    duration = time.monotonic() - began
+    if args.json:
+        summary = {
+            **stats.summary(),
+            "stopped": load.stopped,
+            "duration_s": round(duration, 3),
+            "transport": args.transport,
+            "concurrency": plan.concurrency,
+        }
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        stopped = "  (stopped by Ctrl-C)" if load.stopped else ""
+        title = (
+            f"load: {stats.started} sessions over {args.transport}, concurrency "
+            f"{plan.concurrency}, {duration:.1f} s{stopped}"
+        )
+        print_table(stats, title)
+    if stats.failed:
+        return EXIT_FAILURE
+    return EXIT_INTERRUPTED if load.stopped else EXIT_OK
+
+
+class _FirstSigint:
+    """The first Ctrl-C calls ``stop``; the next one interrupts as usual."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+        self._loop = loop
+        self._stop = stop
+        self.installed = False
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+            self.installed = True
+
+    def _on_sigint(self) -> None:
+        self.remove()
+        print("Ctrl-C: starting no more sessions, ending the running ones", file=sys.stderr)
+        self._stop()
+
+    def remove(self) -> None:
+        """Restore the default SIGINT behaviour."""
+        if self.installed:
+            self._loop.remove_signal_handler(signal.SIGINT)
+            self.installed = False

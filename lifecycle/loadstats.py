@@ -1,0 +1,130 @@
+"""What a load run measured: per-phase latency histograms (HDR) and errors by class.
+
+Latencies go into one HdrHistogram per phase (1 µs to 1 hour, 3 significant digits), so
+percentiles cost the same whether a run had ten sessions or a million. ``hdrhistogram`` is
+part of the ``load`` extra and is imported when the first histogram is made.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+PHASES: Final = ("start", "connect", "request", "first_output", "disconnect")
+"""The phases every session may go through, in order (``connect`` is connect→ready)."""
+
+PHASE_TITLES: Final = {
+    "start": "start",
+    "connect": "connect→ready",
+    "request": "request",
+    "first_output": "first bot output",
+    "disconnect": "disconnect",
+    "hold": "hold",
+    "scenario": "scenario",
+}
+"""How the summary table names each phase (others are shown as named)."""
+
+PERCENTILES: Final = (50.0, 90.0, 99.0)
+_LOWEST_US: Final = 1
+_HIGHEST_US: Final = 3_600_000_000
+_DIGITS: Final = 3
+
+
+def _new_histogram() -> Any:
+    from hdrh.histogram import HdrHistogram
+
+    return HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
+
+
+@dataclass
+class PhaseStats:
+    """One phase: a latency histogram of its successes and its errors by class."""
+
+    histogram: Any = field(default_factory=_new_histogram)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def record(self, ms: float) -> None:
+        """One success that took ``ms`` milliseconds."""
+        us = min(max(round(ms * 1000.0), _LOWEST_US), _HIGHEST_US)
+        self.histogram.record_value(us)
+
+    @property
+    def count(self) -> int:
+        """How many successes were recorded."""
+        total: int = self.histogram.get_total_count()
+        return total
+
+    def percentile_ms(self, percentile: float) -> float:
+        """The latency below which ``percentile`` percent of the successes fell (ms)."""
+        return round(float(self.histogram.get_value_at_percentile(percentile)) / 1000.0, 3)
+
+    def latency_ms(self) -> dict[str, float | int]:
+        """``{"count", "p50", "p90", "p99", "max"}`` in milliseconds."""
+        summary: dict[str, float | int] = {"count": self.count}
+        for percentile in PERCENTILES:
+            summary[f"p{percentile:g}"] = self.percentile_ms(percentile)
+        summary["max"] = round(float(self.histogram.get_max_value()) / 1000.0, 3)
+        return summary
+
+
+@dataclass
+class LoadStats:
+    """Counts and per-phase statistics of one load run (updated while it runs)."""
+
+    requested: int = 0
+    started: int = 0
+    ready: int = 0
+    ok: int = 0
+    failed: int = 0
+    interrupted: int = 0
+    phases: dict[str, PhaseStats] = field(default_factory=dict)
+
+    @property
+    def live(self) -> int:
+        """Sessions started and not finished yet."""
+        return self.started - self.ok - self.failed - self.interrupted
+
+    def phase(self, name: str) -> PhaseStats:
+        """The statistics of phase ``name``, made on first use."""
+        stats = self.phases.get(name)
+        if stats is None:
+            stats = self.phases[name] = PhaseStats()
+        return stats
+
+    def record(self, phase: str, ms: float, error: BaseException | None = None) -> None:
+        """One phase outcome: a latency, or an error counted by its class name."""
+        if error is None:
+            self.phase(phase).record(ms)
+        else:
+            self.phase(phase).errors[type(error).__name__] += 1
+
+    def errors(self) -> Counter[str]:
+        """Errors by class over every phase."""
+        total: Counter[str] = Counter()
+        for stats in self.phases.values():
+            total.update(stats.errors)
+        return total
+
+    def ordered_phases(self) -> list[str]:
+        """Phase names seen, the standard ones first in session order."""
+        known = [name for name in PHASES if name in self.phases]
+        return known + sorted(name for name in self.phases if name not in PHASES)
+
+    def summary(self) -> dict[str, Any]:
+        """The run as one JSON-ready mapping (the ``--json`` output)."""
+        names = self.ordered_phases()
+        return {
+            "sessions": self.started,
+            "requested": self.requested,
+            "ok": self.ok,
+            "failed": self.failed,
+            "interrupted": self.interrupted,
+            "errors": dict(self.errors()),
+            "errors_by_phase": {
+                name: dict(self.phases[name].errors) for name in names if self.phases[name].errors
+            },
+            "latency_ms": {
+                name: self.phases[name].latency_ms() for name in names if self.phases[name].count
+            },
+        }

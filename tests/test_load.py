@@ -1,0 +1,235 @@
+"""Load runs: the engine (``lifecycle.loadrun``) in-process and ``pipecat-lifecycle load``."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lifecycle.loadrun import LoadPlan, LoadRun, SessionContext
+from tests.support.flaky_start import FlakyStart
+from transports.testing import TestingBotServer
+from transports.websocket import WebSocketTransport
+
+pytest.importorskip("hdrh", reason="load runs need the 'load' extra (hdrhistogram)")
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 60.0
+PERCENTILE_KEYS = {"count", "p50", "p90", "p99", "max"}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TestingBotServer]:
+    bot = TestingBotServer()
+    await asyncio.wait_for(bot.start(), 10)
+    try:
+        yield bot
+    finally:
+        await asyncio.wait_for(bot.stop(), 10)
+
+
+async def run_cli(*args: str, timeout: float = TIMEOUT) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_hundred_websocket_sessions_all_ok_and_nothing_leaks() -> None:
+    fds_before = open_fds()
+    async with asyncio.timeout(TIMEOUT):
+        async with TestingBotServer() as bot:
+            plan = LoadPlan(
+                start=bot.start_url, sessions=100, concurrency=50, request="echo", request_data={}
+            )
+            stats = await LoadRun(plan, WebSocketTransport).run()
+    summary = stats.summary()
+    assert summary["sessions"] == 100 and summary["ok"] == 100 and summary["failed"] == 0
+    assert summary["errors"] == {} and summary["errors_by_phase"] == {}
+    for phase in ("start", "connect", "request", "disconnect"):
+        latency = summary["latency_ms"][phase]
+        assert set(latency) == PERCENTILE_KEYS and latency["count"] == 100
+        assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert stats.ready == 100
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert open_fds() <= fds_before
+
+
+async def test_cli_json_summary(server: TestingBotServer) -> None:
+    code, out, err = await run_cli(
+        "load", "--start", server.start_url, "--sessions", "20", "--concurrency", "10", "--json"
+    )
+    assert code == 0, err
+    (line,) = out.splitlines()  # one JSON object, nothing else on stdout
+    summary = json.loads(line)
+    assert {"sessions", "ok", "errors", "errors_by_phase", "latency_ms"} <= set(summary)
+    assert summary["sessions"] == summary["ok"] == 20 and summary["errors"] == {}
+    assert set(summary["latency_ms"]) == {"start", "connect", "disconnect"}
+    assert set(summary["latency_ms"]["connect"]) == PERCENTILE_KEYS
+
+
+async def test_cli_table_without_a_terminal(server: TestingBotServer) -> None:
+    code, out, _ = await run_cli(
+        "load", "--start", server.start_url, "--sessions", "4", "--concurrency", "2",
+        "--request", "echo", "--data", '{"x": 1}',
+    )  # fmt: skip
+    assert code == 0
+    for expected in ("connect→ready", "request", "p99 ms", "ok 4, failed 0"):
+        assert expected in out
+    assert "started" not in out.split("┏")[0]  # no live progress line when piped
+
+
+async def test_every_third_start_failing_is_reported_by_class(server: TestingBotServer) -> None:
+    async with FlakyStart(server.ws_url, every=3) as start:
+        code, out, _ = await run_cli(
+            "load", "--start", start.url, "--sessions", "30", "--concurrency", "5", "--json"
+        )
+    summary = json.loads(out)
+    assert code == 1
+    assert summary["failed"] == 10 and summary["ok"] == 20
+    assert summary["errors"] == {"StartBotError": 10}
+    assert summary["errors_by_phase"] == {"start": {"StartBotError": 10}}
+    assert summary["latency_ms"]["connect"]["count"] == 20
+
+
+async def test_rate_limits_starts() -> None:
+    async with (
+        asyncio.timeout(TIMEOUT),
+        TestingBotServer() as bot,
+        FlakyStart(bot.ws_url, every=1000) as start,
+    ):
+        plan = LoadPlan(start=start.url, sessions=5, concurrency=5, rate=20.0)
+        began = time.monotonic()
+        stats = await LoadRun(plan, WebSocketTransport).run()
+    assert stats.ok == 5 and len(start.arrivals) == 5
+    # Session i may not start before i/20 s into the run (however fast the network is).
+    for index, arrived in enumerate(sorted(start.arrivals)):
+        assert arrived >= began + index / 20.0
+
+
+async def test_scenario_hook_times_its_own_phases() -> None:
+    async def scenario(session: SessionContext) -> None:
+        async with session.phase("echo"):
+            await session.client.send_client_request("echo", {"n": 1})
+        async with session.phase("nope"):
+            await session.client.send_client_request("nope")
+
+    async with asyncio.timeout(TIMEOUT), TestingBotServer() as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=6, concurrency=3)
+        stats = await LoadRun(plan, WebSocketTransport, scenario=scenario).run()
+    summary = stats.summary()
+    assert summary["latency_ms"]["echo"]["count"] == 6
+    assert summary["errors_by_phase"] == {"nope": {"MessageError": 6}}
+    assert summary["failed"] == 6 and "scenario" not in summary["errors_by_phase"]
+
+
+async def test_session_lost_while_held_is_an_error() -> None:
+    seen: list[tuple[str, str | None]] = []
+    both_ready = asyncio.Event()
+
+    def on_phase(phase: str, ms: float, error: BaseException | None) -> None:
+        seen.append((phase, type(error).__name__ if error else None))
+        if seen.count(("connect", None)) == 2:
+            both_ready.set()
+
+    async with asyncio.timeout(TIMEOUT), TestingBotServer() as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=2, concurrency=2, hold=20.0)
+        run = LoadRun(plan, WebSocketTransport, on_phase=on_phase)
+        run_task = asyncio.ensure_future(run.run())
+        await both_ready.wait()
+        await asyncio.wait_for(bot.stop(), 10)  # the bot goes away under the held sessions
+        stats = await run_task
+    assert stats.failed == 2
+    assert stats.summary()["errors_by_phase"] == {"hold": {"SessionLostError": 2}}
+    assert ("start", None) in seen and ("hold", "SessionLostError") in seen
+
+
+async def test_ctrl_c_stops_starting_ends_running_and_prints_the_summary(
+    server: TestingBotServer,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", "load", "--start", server.start_url,
+        "--sessions", "50", "--concurrency", "5", "--hold", "30", "--json", "-v",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        ready = 0
+        async with asyncio.timeout(TIMEOUT):
+            while ready < 5:  # -v logs every transition: wait for five sessions to be READY
+                line = await process.stderr.readline()
+                assert line, "load ended before five sessions were ready"
+                ready += b"transition" in line and b"dest=ready" in line
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+    assert process.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["stopped"] is True
+    assert summary["sessions"] == 5 and summary["interrupted"] == 5
+    assert summary["failed"] == 0 and summary["errors"] == {}
+    assert "Ctrl-C" in err.decode()
+
+
+async def test_usage_and_missing_toolkit() -> None:
+    code, _, err = await run_cli("load", "--start", "http://127.0.0.1:9/start", "--data", "{}")
+    assert code == 2 and "--data goes with --request" in err
+    code, _, err = await run_cli("load", "--sessions", "3")
+    assert code == 2 and "--start" in err
+    code, _, err = await run_cli("load", "--start", "http://x/start", "--concurrency", "0")
+    assert code == 2
+    if importlib.util.find_spec("lifecycle.testing") is None:
+        code, _, err = await run_cli("load", "--start", "http://x/start", "--scenario", "s.yaml")
+        assert code == 1 and "needs the testing toolkit" in err
+
+
+def test_plan_rejects_nonsense() -> None:
+    for bad in ({"sessions": 0}, {"rate": float("nan")}, {"hold": float("inf")}):
+        with pytest.raises(ValueError):
+            LoadPlan(start="http://x/start", **bad)
+
+
+async def test_first_bot_output_is_timed() -> None:
+    from transports.loopback import LoopbackBot, LoopbackTransport
+
+    def talking_bot() -> LoopbackTransport:
+        async def talk(data: object) -> dict[str, bool]:
+            await bot.send({"label": "rtvi-ai", "type": "bot-output", "data": {"text": "hi"}})
+            return {"talked": True}
+
+        bot = LoopbackBot(handlers={"talk": talk})
+        return LoopbackTransport(bot)
+
+    async with (
+        asyncio.timeout(TIMEOUT),
+        TestingBotServer() as bot,
+        FlakyStart(bot.ws_url, every=1000) as start,
+    ):
+        plan = LoadPlan(start=start.url, sessions=3, concurrency=3, request="talk")
+        stats = await LoadRun(plan, talking_bot).run()
+    summary = stats.summary()
+    assert summary["ok"] == 3
+    assert summary["latency_ms"]["first_output"]["count"] == 3
