@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.functions import FunctionCallHandler
     from lifecycle.start import APIRequest
+    from lifecycle.turns import Turn
 
 __version__ = "0.1.0"
 
@@ -80,6 +81,7 @@ __all__ = [
     "State",
     "TransitionEvent",
     "TransportError",
+    "Turn",
     "UserInput",
     "UserTranscript",
     "__version__",
@@ -91,6 +93,7 @@ _LAZY = {
     "PipecatClient": "lifecycle.client",
     "FunctionCallHandler": "lifecycle.functions",
     "APIRequest": "lifecycle.start",
+    "Turn": "lifecycle.turns",
 }
 
 
