@@ -1,14 +1,16 @@
 """Turn latencies from the client's side, computed from a session's timeline marks.
 
 A turn begins when the user's input ends and lasts until the next one does. Its anchor
-(``started_at``) is when the bot reported ``user-stopped-speaking`` (its VAD's view), else
-when the client's input ended (``send_text`` sent, the last microphone audio sent), else when
-the bot echoed the input (``user-input``). From the anchor, in milliseconds: the first LLM
-text (``bot-llm-text``/``llm-raw-text``), the first TTS text (``bot-tts-text``/
-``tts-raw-text``), the first sound of the bot's audio, and ``bot-started-speaking``; beside
-them the bot's own ``metrics`` of the turn (ttfb and processing per processor). Input that
-comes before the bot answered the open turn refines that turn; input after it opens the next.
-Pure computation over :class:`~lifecycle.timeline.Mark` objects, no I/O.
+(``started_at``) is when the client sent ``send_text`` for a typed turn; for a spoken one,
+when ``user-stopped-speaking`` arrived (the bot's VAD: the client cannot tell a pause from
+the end of a live microphone's speech), else when the last sound of the audio the client
+sent went out (``play``); else when the bot echoed the input (``user-input``). From the
+anchor, in milliseconds: the first LLM text (``bot-llm-text``/``llm-raw-text``), the first
+TTS text (``bot-tts-text``/``tts-raw-text``), the first sound of the bot's audio, and
+``bot-started-speaking``; beside them the bot's own ``metrics`` of the turn (ttfb and
+processing per processor). Input that comes before the bot answered the open turn refines
+that turn; input after it opens the next. Pure computation over
+:class:`~lifecycle.timeline.Mark` objects, no I/O.
 
 ``client.trace.turns()`` gives the turns of the traced sessions; :func:`turns_from_events`
 those of a recorded ``client.events()`` stream (what a load run or a scenario runner has).
@@ -17,9 +19,9 @@ those of a recorded ``client.events()`` stream (what a load run or a scenario ru
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from lifecycle.dispatch import ClientEvent
 from lifecycle.timeline import MARK_TEXT_LIMIT, SEND_TEXT, USER_AUDIO, Mark, timeline_of_events
@@ -58,7 +60,7 @@ class Turn:
     index: int
     """1 for the session's first turn."""
     source: str
-    """What anchors it: ``"speech"`` (user-stopped-speaking), ``"text"`` (send_text),
+    """What anchors it: ``"text"`` (send_text), ``"speech"`` (user-stopped-speaking),
     ``"audio"`` (the end of the audio sent), ``"input"`` (the bot's user-input echo)."""
     started_at: float
     """The anchor: when the user's input ended (see ``source``)."""
@@ -97,6 +99,18 @@ class Turn:
                 return value
         return self.llm_first_ms
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (mappings as dicts, tuples as lists)."""
+        return {
+            f.name: dict(value)
+            if isinstance(value, Mapping)
+            else list(value)
+            if isinstance(value, tuple)
+            else value
+            for f in fields(self)
+            for value in (getattr(self, f.name),)
+        }
+
     def summary(self) -> str:
         """One line: ``turn 1 (text): llm 2.1 ms · tts 3.0 ms · ... · bot ttfb LLM 1.0 ms``."""
         figures = " · ".join(
@@ -128,7 +142,8 @@ class _Builder:
     def __init__(self, session_id: int, index: int, origin: float) -> None:
         self.session_id, self.index, self.origin = session_id, index, origin
         self.user_stopped: float | None = None
-        self.input_end: tuple[float, str] | None = None
+        self.sent_text: float | None = None
+        self.audio_end: float | None = None
         self.echo: float | None = None
         self.user_text: str | None = None
         self.answered = False
@@ -146,8 +161,10 @@ class _Builder:
     def take_input(self, mark: Mark, at: float) -> None:
         if mark.name == "on_user_stopped_speaking":
             self.user_stopped = at
-        elif mark.name in _INPUT_ENDS:
-            self.input_end = (at, "text" if mark.name == SEND_TEXT else "audio")
+        elif mark.name == SEND_TEXT:
+            self.sent_text = at
+        elif mark.name == USER_AUDIO:
+            self.audio_end = at
         elif mark.name == "on_user_input" and self.echo is None:
             self.echo = at
 
@@ -174,12 +191,16 @@ class _Builder:
             figures.setdefault(processor, seconds * 1000)
 
     def turn(self) -> Turn | None:
-        if self.user_stopped is not None:
-            anchor, source = self.user_stopped, "speech"
-        elif self.input_end is not None:
-            anchor, source = self.input_end
-        elif self.echo is not None:
-            anchor, source = self.echo, "input"
+        anchor, source = 0.0, ""
+        for anchor_at, kind in (
+            (self.sent_text, "text"),
+            (self.user_stopped, "speech"),
+            (self.audio_end, "audio"),
+            (self.echo, "input"),
+        ):
+            if anchor_at is not None:
+                anchor, source = anchor_at, kind
+                break
         else:
             return None
 
@@ -197,7 +218,7 @@ class _Builder:
             source=source,
             started_at=started,
             user_stopped_at=rel(self.user_stopped),
-            input_ended_at=rel(self.input_end[0] if self.input_end else None),
+            input_ended_at=rel(self.sent_text if self.sent_text is not None else self.audio_end),
             llm_first_ms=since(self.llm),
             tts_first_ms=since(self.tts),
             audio_first_ms=since(self.audio),
@@ -224,23 +245,16 @@ def _when(mark: Mark) -> float:
 
 def turns_from_marks(marks: Sequence[Mark], session_id: int, origin: float) -> tuple[Turn, ...]:
     """The turns of one session's ``marks``; ``origin``: the monotonic time ``*_at`` count from."""
-    turns: list[Turn] = []
+    built: list[_Builder] = []
     current: _Builder | None = None
     previous: _Builder | None = None
     pending_text: str | None = None
-
-    def close() -> None:
-        if current is not None:
-            turn = current.turn()
-            if turn is not None:
-                turns.append(turn)
-
     for mark in sorted(marks, key=_when):
         name = mark.name
         if name in _INPUT_ENDS or name in ("on_user_stopped_speaking", "on_user_input"):
             if current is None or current.answered:
-                close()
-                previous, current = current, _Builder(session_id, len(turns) + 1, origin)
+                previous, current = current, _Builder(session_id, len(built) + 1, origin)
+                built.append(current)
                 current.user_text, pending_text = pending_text, None
             current.take_input(mark, _when(mark))
         if name in _USER_TEXT and mark.text and mark.final is not False:
@@ -262,8 +276,8 @@ def turns_from_marks(marks: Sequence[Mark], session_id: int, origin: float) -> t
             target = current if current.answered else previous
             if target is not None and _cut_off(target, name):
                 target.interrupted = True
-    close()
-    return tuple(turns)
+    turns = (builder.turn() for builder in built)
+    return tuple(turn for turn in turns if turn is not None)
 
 
 def turns_from_events(events: Iterable[ClientEvent]) -> tuple[Turn, ...]:
