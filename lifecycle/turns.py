@@ -156,7 +156,7 @@ class _Builder:
         self.processing: dict[str, float] = {}
         self.calls: list[str] = []
         self.interrupted = False
-        self.bot_text = ""
+        self.bot_texts: dict[str, list[str]] = {}
 
     def take_input(self, mark: Mark, at: float) -> None:
         if mark.name == "on_user_stopped_speaking":
@@ -173,8 +173,10 @@ class _Builder:
         name, at = mark.name, mark.at
         if name in _LLM_TEXT:
             self.llm = at if self.llm is None else self.llm
-            if mark.text and len(self.bot_text) < MARK_TEXT_LIMIT:
-                self.bot_text = (self.bot_text + mark.text)[:MARK_TEXT_LIMIT]
+            # The reply once: bot-llm-text, or llm-raw-text from a bot that sends only that.
+            text = self.bot_texts.setdefault(name, [""])
+            if mark.text and len(text[0]) < MARK_TEXT_LIMIT:
+                text[0] = (text[0] + mark.text)[:MARK_TEXT_LIMIT]
         elif name in _TTS_TEXT:
             self.tts = at if self.tts is None else self.tts
         elif name in _BOT_AUDIO:
@@ -189,6 +191,13 @@ class _Builder:
             kind, _, processor = key.partition("/")
             figures = self.ttfb if kind == "ttfb" else self.processing
             figures.setdefault(processor, seconds * 1000)
+
+    def _bot_text(self) -> str | None:
+        for name in ("on_bot_llm_text", "on_llm_raw_text"):
+            text = self.bot_texts.get(name)
+            if text and text[0]:
+                return text[0]
+        return None
 
     def turn(self) -> Turn | None:
         anchor, source = 0.0, ""
@@ -229,7 +238,7 @@ class _Builder:
             function_calls=tuple(self.calls),
             interrupted=self.interrupted,
             user_text=self.user_text,
-            bot_text=self.bot_text or None,
+            bot_text=self._bot_text(),
         )
 
 
