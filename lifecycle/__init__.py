@@ -43,6 +43,7 @@ from lifecycle.table import TRANSITIONS
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
+    from lifecycle.dispatch import ClientEvent, EventStream
     from lifecycle.functions import FunctionCallHandler
     from lifecycle.start import APIRequest
     from lifecycle.turns import Turn
@@ -61,7 +62,9 @@ __all__ = [
     "BotOutput",
     "BotReadyData",
     "BotText",
+    "ClientEvent",
     "ConnectionTimeoutError",
+    "EventStream",
     "FunctionCall",
     "FunctionCallHandler",
     "FunctionCallStarted",
@@ -93,6 +96,8 @@ _LAZY = {
     "PipecatClient": "lifecycle.client",
     "FunctionCallHandler": "lifecycle.functions",
     "APIRequest": "lifecycle.start",
+    "ClientEvent": "lifecycle.dispatch",
+    "EventStream": "lifecycle.dispatch",
     "Turn": "lifecycle.turns",
 }
 

@@ -429,9 +429,9 @@ class PipecatClient:
         self._trace.record_event(self._lifecycle.session_id, name, args[0] if args else None)
         self._bus.emit(name, *args)
 
-    async def _drain(self) -> None:
-        """Wait (bounded by ``drain_timeout``) for queued callbacks; not from a callback."""
-        await self._bus.drain(self._lifecycle.session_id)
+    async def _drain(self, since: float | None = None) -> None:
+        """Wait (``drain_timeout`` from ``since``) for queued callbacks; not from a callback."""
+        await self._bus.drain(self._lifecycle.session_id, since=since)
 
     # ------------------------------------------------ what follows a transition
 
@@ -676,6 +676,7 @@ class PipecatClient:
         except the lifecycle events, ``on_disconnected`` among them, which still run.
         """
         session, loop = self._session, asyncio.get_running_loop()
+        began = loop.time()  # callbacks run while the session ends
         if session is not None:
             self._check_loop(session, loop)
         if (
@@ -686,7 +687,7 @@ class PipecatClient:
             if session.end_task is None and session.stop_error is None:
                 session.stop_error = SessionCancelledError("disconnect() cancelled the session")
             await asyncio.shield(self._end(session, "disconnect", "client disconnect"))
-        await self._drain()
+        await self._drain(since=began)
 
     def _end(self, session: _Session, trigger: str, reason: str) -> asyncio.Task[None]:
         """Start ending ``session`` once; every later caller gets the same task."""

@@ -10,6 +10,20 @@ without bound. The callback queue has three tiers: lifecycle events and fatal er
 never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped first,
 oldest first; everything else only when no high-rate event is queued. A stream drops its
 oldest non-lifecycle event when it falls ``maxsize`` behind.
+
+Decisions:
+
+* A drain (``disconnect()``, and a new session's start) waits ``drain_timeout``, discards
+  the droppable rest, then gives the never-dropped callbacks :data:`LIFECYCLE_GRACE` more:
+  so ``on_disconnected`` still runs, and a hanging user callback cannot hold either call
+  for ever. A start is bounded too because a session that ended by itself (the bot left
+  mid-flood) was never drained by a ``disconnect()``: its queue could hold minutes of
+  callbacks. What is still queued for an ended session when the next one starts is skipped
+  (counted), never delivered into the new session.
+* A callback's ``BaseException`` is logged like an ``Exception`` (``GeneratorExit``, a
+  stray ``CancelledError``) and the dispatcher goes on, except ``KeyboardInterrupt`` and
+  ``SystemExit`` (the program is stopping) and a ``CancelledError`` while the dispatcher
+  task itself is being cancelled (the loop is shutting down).
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ from lifecycle.logs import SafeLogger, describe_exception
 
 __all__ = [
     "HIGH_RATE_EVENTS",
-    "LIFECYCLE_EVENTS",
+    "NEVER_DROPPED_EVENTS",
     "ClientEvent",
     "EventBus",
     "EventStream",
@@ -42,7 +56,7 @@ __all__ = [
 EventCallback = Callable[..., Any]
 _T = TypeVar("_T")
 
-LIFECYCLE_EVENTS: Final = frozenset(
+NEVER_DROPPED_EVENTS: Final = frozenset(
     {
         "on_transition",
         "on_transport_state_changed",
@@ -93,7 +107,7 @@ class Tier(enum.IntEnum):
 
 def tier_of(name: str, args: tuple[Any, ...]) -> Tier:
     """The tier of event ``name`` fired with ``args``."""
-    if name in LIFECYCLE_EVENTS:
+    if name in NEVER_DROPPED_EVENTS:
         return Tier.KEEP
     if name == "on_error":
         return Tier.KEEP if args and getattr(args[0], "fatal", False) else Tier.HIGH_RATE
@@ -142,29 +156,29 @@ class _TieredQueue(Generic[_T]):
     take the queue past ``maxsize`` (they are few: a session's lifecycle events).
     """
 
-    __slots__ = ("_seq", "_tiers", "maxsize")
+    __slots__ = ("_seq", "_size", "_tiers", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._seq = 0
+        self._size = 0
         self._tiers: list[deque[tuple[int, _T]]] = [deque() for _ in Tier]
 
     def __len__(self) -> int:
-        return sum(len(queue) for queue in self._tiers)
-
-    def __bool__(self) -> bool:
-        return any(self._tiers)
+        return self._size
 
     def push(self, item: _T, tier: Tier) -> int:
         """Append ``item``; return how many items were dropped to stay within the bound."""
         self._seq += 1
         self._tiers[tier].append((self._seq, item))
-        if len(self) <= self.maxsize:
+        if self._size < self.maxsize:
+            self._size += 1
             return 0
         for droppable in (Tier.HIGH_RATE, Tier.NORMAL):
             if self._tiers[droppable]:
                 self._tiers[droppable].popleft()
                 return 1
+        self._size += 1  # only never-dropped items: they may exceed the bound
         return 0
 
     def pop(self) -> _T:
@@ -175,6 +189,7 @@ class _TieredQueue(Generic[_T]):
                 oldest = queue
         if oldest is None:
             raise IndexError("pop from an empty queue")
+        self._size -= 1
         return oldest.popleft()[1]
 
     def discard(self, matches: Callable[[_T], bool]) -> int:
@@ -185,12 +200,14 @@ class _TieredQueue(Generic[_T]):
             kept = [entry for entry in queue if not matches(entry[1])]
             dropped += len(queue) - len(kept)
             self._tiers[tier] = deque(kept)
+        self._size -= dropped
         return dropped
 
     def clear(self) -> None:
         """Drop everything."""
         for queue in self._tiers:
             queue.clear()
+        self._size = 0
 
 
 class _Subscriber(Protocol):
@@ -323,9 +340,12 @@ class EventBus:
         self._session_id = session_id
         self._log = log
         self._handlers: dict[str, list[EventCallback]] = {name: [] for name in self.names}
+        # Weak: a stream its owner dropped without closing is collected, not fed forever.
         self._subscribers: weakref.WeakSet[_Subscriber] = weakref.WeakSet()
+        self._feeders: tuple[weakref.ref[_Subscriber], ...] = ()
         self._dispatcher: asyncio.Task[None] | None = None
         self._warned_session = -1
+        self._warned_stale = -1
         self.dropped = 0
         """Events dropped by the queue's bound or a drain's time limit, over all sessions."""
 
@@ -346,10 +366,12 @@ class EventBus:
         """Fire ``name``: feed every stream now, queue the callbacks if any are registered."""
         tier = tier_of(name, args)
         session_id = self._session_id()
-        if self._subscribers:
+        if self._feeders:
             event = ClientEvent(name, args[0] if args else None, session_id, time.monotonic())
-            for subscriber in tuple(self._subscribers):
-                subscriber.feed(event, tier)
+            for ref in self._feeders:
+                subscriber = ref()
+                if subscriber is not None:
+                    subscriber.feed(event, tier)
         if not self._handlers[name]:
             return
         if self._queue.push((session_id, name, args), tier):
@@ -370,6 +392,15 @@ class EventBus:
                 max_pending_events=self._queue.maxsize,
             )
 
+    def _skip_stale(self, session_id: int) -> None:
+        self.dropped += 1
+        if self._warned_stale != session_id:
+            self._warned_stale = session_id
+            self._log.warning(
+                "callbacks of an ended session skipped: the next session has started",
+                session_id=session_id,
+            )
+
     async def _dispatch(self) -> None:
         # One task runs every callback, serially and in event order.
         queue = self._queue
@@ -377,7 +408,7 @@ class EventBus:
             session_id, name, args = queue.pop()
             if session_id != self._session_id():
                 # A newer session started: an ended session's events never reach it.
-                self.dropped += 1
+                self._skip_stale(session_id)
                 continue
             for callback in tuple(self._handlers[name]):
                 try:
@@ -402,17 +433,21 @@ class EventBus:
 
     # ----------------------------------------------------------------- drain
 
-    async def drain(self, session_id: int) -> None:
-        """Wait for the queued callbacks, at most ``drain_timeout`` seconds.
+    async def drain(self, session_id: int, *, since: float | None = None) -> None:
+        """Wait for the queued callbacks, at most ``drain_timeout`` seconds from ``since``.
 
-        Then the droppable events of sessions up to ``session_id`` still queued are
-        discarded (counted, logged) and the never-dropped ones (``on_disconnected``...) get
-        :data:`LIFECYCLE_GRACE` seconds more. From inside a callback, returns at once (a
-        callback cannot wait for the callbacks queued behind itself).
+        ``since`` (loop time; default now) is when the wait began: disconnect() passes its
+        own start, since callbacks run while the session ends. Then the droppable events of
+        sessions up to ``session_id`` still queued are discarded (counted, logged) and the
+        never-dropped ones (``on_disconnected``...) get :data:`LIFECYCLE_GRACE` seconds
+        more. From inside a callback, returns at once (a callback cannot wait for the
+        callbacks queued behind itself).
         """
         if self._dispatcher is not None and asyncio.current_task() is self._dispatcher:
             return
-        if await self._wait_idle(self.drain_timeout):
+        loop = asyncio.get_running_loop()
+        budget = self.drain_timeout - (0.0 if since is None else loop.time() - since)
+        if await self._wait_idle(max(budget, 0.0)):
             return
         discarded = self._queue.discard(lambda item: item[0] <= session_id)
         if discarded:
@@ -455,12 +490,17 @@ class EventBus:
             if name not in self.names:
                 raise self._unknown(name)
         stream = EventStream(self, wanted or None, check_size(maxsize, "maxsize"), self._log)
-        self._subscribers.add(stream)
+        self._subscribe(stream)
         return stream
+
+    def _subscribe(self, subscriber: _Subscriber) -> None:
+        self._subscribers.add(subscriber)
+        self._feeders = tuple(weakref.ref(s) for s in self._subscribers)
 
     def unsubscribe(self, subscriber: _Subscriber) -> None:
         """Stop feeding ``subscriber``."""
         self._subscribers.discard(subscriber)
+        self._feeders = tuple(weakref.ref(s) for s in self._subscribers)
 
     async def wait_for(
         self, name: str, predicate: Callable[[Any], object] | None, timeout: object
@@ -470,13 +510,13 @@ class EventBus:
         seconds = check_seconds(timeout, "timeout")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(name, predicate, future)
-        self._subscribers.add(waiter)
+        self._subscribe(waiter)
         try:
             async with asyncio.timeout(seconds):
                 return await future
         except TimeoutError:
-            if future.done():
-                raise
+            if not future.cancelled():
+                raise  # the predicate's own TimeoutError
             raise TimeoutError(f"{name} did not fire within {seconds} s") from None
         finally:
             self.unsubscribe(waiter)

@@ -294,8 +294,10 @@ def dtmf_keys(buttons: str | Sequence[str]) -> list[str]:
 
 
 def dtmf(keys: list[str], bot_version: str) -> list[dict[str, Any]]:
-    """The ``dtmf`` message(s) for ``keys``: one ``{buttons}`` for a bot on RTVI 2.1+,
-    one ``{button}`` per key for a 2.0.x bot (what pipecat-client-web 1.13 does).
+    """The ``dtmf`` message(s) for ``keys``, as pipecat-client-web 1.13 sends them.
+
+    One ``{buttons}`` message for a bot on RTVI 2.1+ (or an unparsable version), one
+    ``{button}`` per key for a 2.0.x bot.
     """
     if _version_tuple(bot_version)[:2] == (2, 0):
         return [make_message("dtmf", {"button": key}) for key in keys]

@@ -357,12 +357,15 @@ def test_unknown_event_names_still_fail_at_runtime() -> None:
         client.event_handler("on_nope")  # type: ignore[call-overload]
 
 
-def test_mypy_rejects_a_callback_of_the_wrong_type() -> None:
+def test_mypy_rejects_a_callback_of_the_wrong_type(tmp_path: Path) -> None:
     """tests/typecheck/typed_registration.py marks each wrong registration with the error mypy
-    must raise; --strict's warn_unused_ignores fails the check if one is accepted."""
+    must raise; --strict's warn_unused_ignores fails the check if one is accepted. The README's
+    conversation example is checked in the same run."""
     from mypy import api
 
     root = Path(__file__).resolve().parents[1]
+    example = tmp_path / "readme_conversation.py"
+    example.write_text(readme_conversation_example())
     out, err, status = api.run(
         [
             "--strict",
@@ -370,6 +373,7 @@ def test_mypy_rejects_a_callback_of_the_wrong_type() -> None:
             "--cache-dir",
             os.devnull,
             str(root / "tests" / "typecheck" / "typed_registration.py"),
+            str(example),
         ]
     )
     assert status == 0, out + err
@@ -388,10 +392,15 @@ def test_readme_event_table_is_generated_from_the_code() -> None:
     assert text[begin:end] == event_table_markdown()
 
 
-def test_readme_conversation_example_compiles_and_uses_real_names() -> None:
+def readme_conversation_example() -> str:
     text = README.read_text()
     section = text[text.index("## Reacting to the conversation") : text.index("<!-- events:begin")]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    return str(code)
+
+
+def test_readme_conversation_example_compiles_and_uses_real_names() -> None:
+    code = readme_conversation_example()
     compile(code, "README.md", "exec")
     for name in re.findall(r'"(on_[a-z_]+)"', code):
         assert name in EVENT_NAMES, name
