@@ -77,4 +77,3 @@ lock: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) $(INTEROP) .mypy_cache .ruff_cache .pytest_cache
-
