@@ -475,3 +475,28 @@ async def test_conversation_json_one_line_per_event() -> None:
     assert events(rows, "bot-output")[0]["output_type"] == "sentence"
     assert events(rows, "metrics")[0]["ttfb"] == [{"processor": "llm", "value": 0.2}]
     assert events(rows, "error")[0] == {**events(rows, "error")[0], "fatal": False}
+
+
+def test_conversation_printer_keeps_bounded_text() -> None:
+    import io
+
+    from lifecycle.cli.conversation import ConversationPrinter
+    from lifecycle.cli.output import Output
+    from lifecycle.dispatch import ClientEvent
+    from lifecycle.events import BotText, FunctionCall
+
+    stream = io.StringIO()
+    printer = ConversationPrinter(Output(json_mode=False, t0=0.0, stream=stream))
+
+    def show(name: str, data: Any = None) -> None:
+        printer.show(ClientEvent(name, data, 1, 0.0))
+
+    show("on_bot_llm_started")
+    for _ in range(10_000):  # a reply that never ends until it does
+        show("on_bot_llm_text", BotText("0123456789"))
+    show("on_bot_llm_stopped")
+    for n in range(1_000):  # calls that never report a result
+        show("on_llm_function_call_in_progress", FunctionCall(str(n), "f", {}))
+    (reply,) = [line for line in stream.getvalue().splitlines() if "bot: " in line]
+    assert 2000 <= len(reply.split("bot: ", 1)[1]) <= 2001 and reply.endswith("…")
+    assert stream.getvalue().count("function call f({})") == 1000

@@ -1,4 +1,4 @@
-"""Load runs: the engine (``lifecycle.loadrun``) in-process and ``pipecat-lifecycle load``."""
+"""Load runs: the engine (``lifecycle.load``) in-process and ``pipecat-lifecycle load``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ import asyncio
 import importlib.util
 import json
 import os
+import pty
+import re
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lifecycle.loadrun import LoadPlan, LoadRun, SessionContext
+from lifecycle.load import LoadPlan, LoadRun, SessionContext
 from tests.support.flaky_start import FlakyStart
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
@@ -191,10 +194,14 @@ async def test_ctrl_c_stops_starting_ends_running_and_prints_the_summary(
     assert summary["stopped"] is True
     assert summary["sessions"] == 5 and summary["interrupted"] == 5
     assert summary["failed"] == 0 and summary["errors"] == {}
+    assert "hold" not in summary["latency_ms"] and summary["latency_ms"]["connect"]["count"] == 5
     assert "Ctrl-C" in err.decode()
 
 
 async def test_usage_and_missing_toolkit() -> None:
+    code, out, _ = await run_cli("load", "--help")
+    assert code == 0 and out.startswith("usage: pipecat-lifecycle load")
+    assert "exit codes:" in out and "130" in out and "--concurrency" in out
     code, _, err = await run_cli("load", "--start", "http://127.0.0.1:9/start", "--data", "{}")
     assert code == 2 and "--data goes with --request" in err
     code, _, err = await run_cli("load", "--sessions", "3")
@@ -233,3 +240,92 @@ async def test_first_bot_output_is_timed() -> None:
     summary = stats.summary()
     assert summary["ok"] == 3
     assert summary["latency_ms"]["first_output"]["count"] == 3
+
+
+async def test_live_progress_only_on_a_terminal(server: TestingBotServer) -> None:
+    leader, follower = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", "load", "--start", server.start_url,
+        "--sessions", "2", "--concurrency", "1", "--hold", "0.6",
+        stdout=follower, stderr=follower, cwd=REPO,
+    )  # fmt: skip
+    os.close(follower)
+    chunks: list[bytes] = []
+
+    def read_all() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = asyncio.get_running_loop().run_in_executor(None, read_all)
+    try:
+        await asyncio.wait_for(process.wait(), TIMEOUT)
+        await asyncio.wait_for(reader, TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+        os.close(leader)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert "started 1/2 ready 1" in text  # the live line, while a session holds
+    assert "connect→ready" in text and "ok 2, failed 0" in text
+
+
+@pytest.mark.webrtc
+async def test_webrtc_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    aioice = pytest.importorskip("aioice")
+    # This host has only loopback: let ICE gather it (hosts with a LAN interface need no patch).
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    from transports.small_webrtc import SmallWebRTCTransport
+    from transports.testing_webrtc import TestingWebRTCBotServer
+
+    async with asyncio.timeout(TIMEOUT), TestingWebRTCBotServer() as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=4, concurrency=2, request="echo")
+        stats = await LoadRun(plan, lambda: SmallWebRTCTransport(ice_servers=[])).run()
+    summary = stats.summary()
+    assert summary["ok"] == 4, summary
+    assert summary["latency_ms"]["connect"]["count"] == 4
+
+
+async def test_say_times_the_answer_to_a_text_turn() -> None:
+    from transports.loopback import LoopbackBot, LoopbackTransport
+
+    answers: list[asyncio.Task[None]] = []
+
+    def answering_bot() -> LoopbackTransport:
+        bot = LoopbackBot()
+
+        async def answer() -> None:
+            await bot.wait_for_message("send-text")
+            await bot.send({"label": "rtvi-ai", "type": "bot-output", "data": {"text": "hello"}})
+
+        answers.append(asyncio.ensure_future(answer()))
+        return LoopbackTransport(bot)
+
+    async with (
+        asyncio.timeout(TIMEOUT),
+        TestingBotServer() as bot,
+        FlakyStart(bot.ws_url, every=1000) as start,
+    ):
+        plan = LoadPlan(start=start.url, sessions=3, concurrency=3, say="hi")
+        stats = await LoadRun(plan, answering_bot).run()
+        await asyncio.gather(*answers)
+    summary = stats.summary()
+    assert summary["ok"] == 3, summary
+    assert summary["latency_ms"]["first_output"]["count"] == 3
+
+
+async def test_readme_load_example_runs(server: TestingBotServer) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", readme, re.S) if "LoadRun(" in c]
+    code = code.replace("http://localhost:7860/start", server.start_url)
+    code = code.replace("asyncio.run(main())", "")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    await asyncio.wait_for(namespace["main"](), TIMEOUT)

@@ -101,7 +101,7 @@ def check_results(tmp_path: Path) -> list[dict[str, int]]:
 
 def test_import_lifecycle_never_imports_locust_or_gevent() -> None:
     code = (
-        "import sys, lifecycle, lifecycle.cli, lifecycle.loadrun, lifecycle.contrib;"
+        "import sys, lifecycle, lifecycle.cli, lifecycle.load, lifecycle.contrib;"
         "bad = [m for m in ('locust', 'gevent') if m in sys.modules];"
         "assert not bad, bad"
     )

@@ -19,7 +19,6 @@ from lifecycle.events import (
     BotOutput,
     BotText,
     FunctionCall,
-    FunctionCallStarted,
     FunctionCallStopped,
     UserInput,
     UserTranscript,
@@ -40,6 +39,11 @@ SILENT: Final = frozenset(
 )
 """Events never printed (media, levels, and duplicates of a transition)."""
 
+_TEXT_LIMIT: Final = 2000
+"""Characters of one bot or user text printed (the rest is cut: a line stays readable)."""
+_OPEN_CALLS_LIMIT: Final = 256
+"""Function calls remembered until their result, so a bot can't grow the printer's memory."""
+
 _LEGACY_NAMES: Final = {
     "on_server_message": "server-message",
     "on_unhandled_message": "message",
@@ -47,6 +51,11 @@ _LEGACY_NAMES: Final = {
     "on_bot_disconnected": "bot-disconnected",
 }
 """JSON event names kept from before the typed events (scripts rely on them)."""
+
+
+def clip(text: str) -> str:
+    """``text`` cut to a readable length (bot text is bot-controlled and unbounded)."""
+    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
 
 
 def json_name(name: str) -> str:
@@ -82,6 +91,7 @@ class ConversationPrinter:
     def __init__(self, out: Output) -> None:
         self.out = out
         self._llm_text: list[str] = []
+        self._llm_chars = 0
         self._bot_spoke_this_turn = False
         self._user_input_seen = False
         self._llm_text_seen = False
@@ -101,7 +111,6 @@ class ConversationPrinter:
             "on_bot_llm_stopped": self._llm_stopped,
             "on_bot_output": self._bot_output,
             "on_bot_interrupted": lambda _: "bot interrupted",
-            "on_llm_function_call_started": self._call_started,
             "on_llm_function_call_in_progress": self._call,
             "on_llm_function_call": self._call,
             "on_llm_function_call_stopped": self._call_stopped,
@@ -158,55 +167,63 @@ class ConversationPrinter:
         if data.final is False or not data.text:
             return None
         self._new_turn()
-        how = " (typed)" if data.input_type == "chat" else ""
-        return f"user{how}: {data.text}"
+        if data.input_type == "chat":
+            return None  # the bot echoes our send-text: the "sent text" line said it already
+        return f"user: {clip(data.text)}"
 
     def _user_transcript(self, data: UserTranscript) -> str | None:
         # A 2.2 bot sends user-input too, for the same words: print those once.
         if self._user_input_seen or data.final is False or not data.text:
             return None
         self._new_turn()
-        return f"user: {data.text}"
+        return f"user: {clip(data.text)}"
 
     def _llm_started(self, _: Any) -> None:
         self._llm_text.clear()
+        self._llm_chars = 0
 
     def _llm_token(self, data: BotText) -> None:
         self._llm_text_seen = True
-        if data.text:
-            self._llm_text.append(data.text)
+        self._add_token(data.text)
 
     def _raw_token(self, data: BotText) -> None:
         # llm-raw-text carries the same tokens as bot-llm-text: use it only without those.
-        if not self._llm_text_seen and data.text:
-            self._llm_text.append(data.text)
+        if not self._llm_text_seen:
+            self._add_token(data.text)
+
+    def _add_token(self, text: str | None) -> None:
+        # Past the printable length the rest of the reply is not kept (no stop may ever come).
+        if text and self._llm_chars <= _TEXT_LIMIT:
+            self._llm_text.append(text)
+            self._llm_chars += len(text)
 
     def _llm_stopped(self, _: Any) -> str | None:
         text = "".join(self._llm_text).strip()
         self._llm_text.clear()
+        self._llm_chars = 0
         if not text:
             return None
         self._bot_spoke_this_turn = True
-        return f"bot: {text}"
+        return f"bot: {clip(text)}"
 
     def _bot_output(self, data: BotOutput) -> str | None:
         # The LLM reply of this turn was printed already; bot-output repeats it as spoken.
         if self._bot_spoke_this_turn or not data.text or data.output_type == "word":
             return None
-        return f"bot: {data.text}"
-
-    def _call_started(self, data: FunctionCallStarted) -> str | None:
-        return None if data.function_name is None else f"function call {data.function_name}..."
+        return f"bot: {clip(data.text)}"
 
     def _call(self, data: FunctionCall) -> str | None:
         if data.tool_call_id in self._calls:
             return None  # the deprecated llm-function-call repeats an in-progress one
         name = data.function_name or "(name not reported)"
+        if len(self._calls) >= _OPEN_CALLS_LIMIT:
+            del self._calls[next(iter(self._calls))]  # the oldest call that never stopped
         self._calls[data.tool_call_id] = name
         return f"function call {name}({compact(_plain(data.arguments))})"
 
     def _call_stopped(self, data: FunctionCallStopped) -> str:
-        name = data.function_name or self._calls.pop(data.tool_call_id, None) or "(unnamed)"
+        known = self._calls.pop(data.tool_call_id, None)
+        name = data.function_name or known or "(unnamed)"
         if data.cancelled:
             return f"function call {name} cancelled"
         return f"function result {name} -> {compact(_plain(data.result))}"

@@ -7,10 +7,8 @@ import asyncio
 import contextlib
 import importlib.util
 import json
-import signal
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,10 +21,11 @@ from lifecycle.cli.options import (
     positive_float,
     positive_int,
 )
+from lifecycle.cli.signals import FirstSigint
 from lifecycle.cli.transport_factory import make_transport
 
 if TYPE_CHECKING:
-    from lifecycle.loadrun import LoadPlan, Scenario
+    from lifecycle.load import LoadPlan, LoadRun, Scenario
 
 LOAD_EPILOG: Final = """\
 phases: start (POST to the start endpoint), connect (connect until bot-ready), request
@@ -106,7 +105,7 @@ def _seconds(text: str) -> float:
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Check the options, run the load, print the summary; returns the exit code."""
-    from lifecycle.loadrun import LoadPlan
+    from lifecycle.load import LoadPlan
     from lifecycle.start import APIRequest
 
     headers = parse_headers(parser, args.header)
@@ -140,7 +139,13 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _scenario_hook(path: str) -> Scenario | int:
-    """The per-session hook the testing toolkit builds from a scenario file."""
+    """The per-session hook the testing toolkit builds from a scenario file.
+
+    The extension point: ``lifecycle.testing.scenario.load_session_hook(path)`` returns a
+    :data:`~lifecycle.load.Scenario` (``async def hook(session: SessionContext)``, run once
+    per READY session, timing its steps with ``session.phase(name)``), and raises
+    ``ValueError`` (or ``OSError``) for a file it cannot use: exit 2 with its message.
+    """
     try:
         from lifecycle.testing.scenario import (  # type: ignore[import-not-found,unused-ignore]
             load_session_hook,
@@ -162,12 +167,12 @@ def _scenario_hook(path: str) -> Scenario | int:
 
 async def _load(args: argparse.Namespace, plan: LoadPlan, scenario: Scenario | None) -> int:
     from lifecycle.cli.load_view import LiveProgress, print_table
-    from lifecycle.loadrun import LoadRun
+    from lifecycle.load import LoadRun
 
     factory = partial(make_transport, args.transport, None, {})
     load = LoadRun(plan, factory, scenario=scenario)
     loop = asyncio.get_running_loop()
-    interrupted = _FirstSigint(loop, load.stop)
+    interrupted = FirstSigint(loop, partial(_stop, load))
     began = time.monotonic()
     try:
         progress = LiveProgress(load.stats) if not args.json and LiveProgress.wanted() else None
@@ -197,24 +202,6 @@ async def _load(args: argparse.Namespace, plan: LoadPlan, scenario: Scenario | N
     return EXIT_INTERRUPTED if load.stopped else EXIT_OK
 
 
-class _FirstSigint:
-    """The first Ctrl-C calls ``stop``; the next one interrupts as usual."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
-        self._loop = loop
-        self._stop = stop
-        self.installed = False
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGINT, self._on_sigint)
-            self.installed = True
-
-    def _on_sigint(self) -> None:
-        self.remove()
-        print("Ctrl-C: starting no more sessions, ending the running ones", file=sys.stderr)
-        self._stop()
-
-    def remove(self) -> None:
-        """Restore the default SIGINT behaviour."""
-        if self.installed:
-            self._loop.remove_signal_handler(signal.SIGINT)
-            self.installed = False
+def _stop(load: LoadRun) -> None:
+    print("Ctrl-C: starting no more sessions, ending the running ones", file=sys.stderr)
+    load.stop()

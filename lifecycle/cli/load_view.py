@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lifecycle.loadstats import PHASE_TITLES, LoadStats
+from lifecycle.load.stats import PHASE_TITLES, LoadStats
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -15,15 +15,13 @@ if TYPE_CHECKING:
 def progress_line(stats: LoadStats) -> str:
     """One line of live counts and the current connect→ready p50/p99."""
     line = (
-        f"started {stats.started}/{stats.requested}  ready {stats.ready}  live {stats.live}  "
-        f"ok {stats.ok}  failed {stats.failed}"
+        f"started {stats.started}/{stats.requested} ready {stats.ready} live {stats.live} "
+        f"ok {stats.ok} failed {stats.failed}"
     )
     connect = stats.phases.get("connect")
     if connect is not None and connect.count:
-        line += (
-            f"  connect→ready p50 {connect.percentile_ms(50):.1f} ms"
-            f"  p99 {connect.percentile_ms(99):.1f} ms"
-        )
+        p50, p99 = connect.percentile_ms(50), connect.percentile_ms(99)
+        line += f" | connect→ready p50 {p50:.1f} p99 {p99:.1f} ms"
     return line
 
 
@@ -88,5 +86,6 @@ def print_table(stats: LoadStats, title: str, console: Console | None = None) ->
     errors = _errors_text(dict(stats.errors()))
     console.print(
         f"sessions {stats.started}/{stats.requested}: ok {stats.ok}, failed {stats.failed}, "
-        f"interrupted {stats.interrupted}; errors: {errors}"
+        f"interrupted {stats.interrupted}; errors: {errors}",
+        highlight=False,
     )

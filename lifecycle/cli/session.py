@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -14,6 +13,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.cli.output import Output, compact, elapsed_ms
+from lifecycle.cli.signals import FirstSigint
 from lifecycle.cli.watch import Watch
 from lifecycle.errors import MessageError, PipecatClientError, RequestTimeoutError
 from lifecycle.states import State
@@ -182,19 +182,13 @@ class Interrupt:
         self.hit = False
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
-        self.installed = False
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            self._loop.add_signal_handler(signal.SIGINT, self._on_sigint)
-            self.installed = True
+        self._sigint = FirstSigint(self._loop, self._on_sigint)
 
     def _on_sigint(self) -> None:
         self.hit = True
-        self.remove()  # the next Ctrl-C raises KeyboardInterrupt as usual
         self.out.emit("interrupted", "Ctrl-C: disconnecting")
         self._task = self._loop.create_task(self.client.disconnect())
 
     def remove(self) -> None:
         """Restore the default SIGINT behaviour."""
-        if self.installed:
-            self._loop.remove_signal_handler(signal.SIGINT)
-            self.installed = False
+        self._sigint.remove()

@@ -1,6 +1,6 @@
 """``PipecatUser``: load sessions as a Locust user (``pip install "pipecat-lifecycle[load]"``).
 
-Each task iteration of a user is one session of :func:`lifecycle.loadrun.run_session`:
+Each task iteration of a user is one session of :func:`lifecycle.load.run_session`:
 start, connect until bot-ready, the optional request/text turn/hold or your scenario,
 disconnect. Every phase is reported to Locust's statistics as a request whose
 ``request_type`` is the phase (``start``, ``connect``, ``request``, ``first_output``,
@@ -33,7 +33,7 @@ from locust import User, task
 
 from lifecycle.cli.transport_factory import make_transport
 from lifecycle.contrib.asyncio_thread import AsyncioThread, Handle
-from lifecycle.loadrun import LoadPlan, Scenario, run_session
+from lifecycle.load import LoadPlan, Scenario, run_session
 from lifecycle.start import APIRequest
 
 __all__ = ["PipecatUser"]

@@ -1,0 +1,198 @@
+"""One measured session: start, connect until bot-ready, a body, disconnect.
+
+The body is a scenario hook, or the default: an optional ``send_client_request`` round
+trip (phase ``request``), an optional text turn, a hold. The first bot output after
+bot-ready (or after the text turn) is timed as ``first_output``. One ``PipecatClient`` per
+session: clients are cheap, and a fresh one keeps sessions independent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from lifecycle.errors import SessionCancelledError, SessionClosedError
+from lifecycle.load.plan import LoadPlan, Outcome, Recorder, Scenario
+
+if TYPE_CHECKING:
+    from lifecycle.client import PipecatClient
+    from lifecycle.transport import Transport
+
+__all__ = ["PhaseError", "SessionContext", "SessionLostError", "run_session"]
+
+_OUTPUT_EVENTS: Final = (
+    "on_bot_output",
+    "on_bot_llm_text",
+    "on_bot_tts_text",
+    "on_bot_started_speaking",
+    "on_bot_tts_audio",
+    "on_bot_audio",
+)
+
+
+class PhaseError(Exception):
+    """A phase failed; the error was recorded under ``phase`` (the cause is chained)."""
+
+    def __init__(self, phase: str, error: BaseException) -> None:
+        super().__init__(f"{phase}: {type(error).__name__}")
+        self.phase = phase
+        self.error = error
+
+
+class SessionLostError(Exception):
+    """The session ended by itself (bot left, fatal error) while it was being held."""
+
+
+class _Interrupted(Exception):
+    """The run was stopped while this session was in a phase."""
+
+
+class SessionContext:
+    """What a scenario hook gets: the READY client, the plan, and a phase timer."""
+
+    def __init__(
+        self, client: PipecatClient, plan: LoadPlan, stopping: asyncio.Event, record: Recorder
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.stopping = stopping
+        self._record = record
+
+    def record(self, phase: str, ms: float, error: BaseException | None = None) -> None:
+        """Record one outcome of ``phase`` directly."""
+        self._record(phase, ms, error)
+
+    @contextlib.asynccontextmanager
+    async def phase(self, name: str, *, timed: bool = True) -> AsyncIterator[None]:
+        """Time the block as phase ``name``; an error is recorded and raised as PhaseError.
+
+        ``timed=False`` records only an error (the block's duration means nothing itself).
+        """
+        started = time.monotonic()
+        try:
+            yield
+        except (PhaseError, _Interrupted):
+            raise
+        except Exception as exc:
+            if self.stopping.is_set():
+                raise _Interrupted from exc
+            self._record(name, _ms(started), exc)
+            raise PhaseError(name, exc) from exc
+        if timed:
+            self._record(name, _ms(started), None)
+
+
+class _FirstOutput:
+    """Measures the time from a mark (bot-ready, a text turn) to the first bot output."""
+
+    def __init__(self, client: PipecatClient, record: Recorder) -> None:
+        from lifecycle.client import EVENT_NAMES
+
+        self._record = record
+        self._since: float | None = None
+        self.seen = asyncio.Event()
+        for name in _OUTPUT_EVENTS:
+            if name in EVENT_NAMES:
+                client.add_event_handler(name, self._on_output)
+
+    def mark(self) -> None:
+        """Measure from now (a later mark replaces an earlier one until output is seen)."""
+        if not self.seen.is_set():
+            self._since = time.monotonic()
+
+    def _on_output(self, *_: Any) -> None:
+        if self._since is not None and not self.seen.is_set():
+            self.seen.set()
+            self._record("first_output", _ms(self._since), None)
+
+
+async def run_session(
+    plan: LoadPlan,
+    transport: Transport,
+    record: Recorder,
+    *,
+    stopping: asyncio.Event | None = None,
+    scenario: Scenario | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> Outcome:
+    """One measured session; never raises for a session failure (it is recorded instead)."""
+    from lifecycle.client import PipecatClient
+
+    stopping = stopping if stopping is not None else asyncio.Event()
+    client = PipecatClient(
+        transport, connect_timeout=plan.connect_timeout, request_timeout=plan.request_timeout
+    )
+    ended = asyncio.Event()
+    client.add_event_handler("on_disconnected", ended.set)
+    output = _FirstOutput(client, record)
+    context = SessionContext(client, plan, stopping, record)
+    watcher = asyncio.ensure_future(_disconnect_when_set(stopping, client))
+    outcome: Outcome = "ok"
+    try:
+        async with context.phase("start"):
+            response = await client.start_bot(plan.start)
+        async with context.phase("connect"):
+            await client.connect(response)
+        if on_ready is not None:
+            on_ready()
+        if scenario is not None or plan.say is None:
+            output.mark()  # with --say, the first output is timed from the text turn
+        if scenario is not None:
+            async with context.phase("scenario"):
+                await scenario(context)
+        else:
+            await _default_body(context, output, ended)
+    except PhaseError:
+        outcome = "failed"
+    except (_Interrupted, SessionCancelledError, SessionClosedError):
+        outcome = "interrupted"
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        started = time.monotonic()
+        await client.disconnect()
+        if outcome == "ok":
+            record("disconnect", _ms(started), None)
+    if outcome == "ok" and stopping.is_set():
+        outcome = "interrupted"
+    return outcome
+
+
+async def _default_body(
+    context: SessionContext, output: _FirstOutput, ended: asyncio.Event
+) -> None:
+    plan, client = context.plan, context.client
+    if plan.request is not None:
+        async with context.phase("request"):
+            await client.send_client_request(plan.request, plan.request_data)
+    if plan.say is not None:
+        # The callback records the latency; the phase block records only a failure.
+        async with context.phase("first_output", timed=False):
+            await client.send_text(plan.say)
+            output.mark()
+            async with asyncio.timeout(plan.request_timeout):
+                await output.seen.wait()
+    if plan.hold > 0:
+        # Stopping the run disconnects the session, which ends the hold early too.
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(ended.wait(), plan.hold)
+        except TimeoutError:
+            return
+        if not context.stopping.is_set():
+            error = SessionLostError("the session ended while it was held")
+            context.record("hold", _ms(started), error)
+            raise PhaseError("hold", error)
+
+
+async def _disconnect_when_set(stopping: asyncio.Event, client: PipecatClient) -> None:
+    await stopping.wait()
+    await client.disconnect()
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000.0
