@@ -53,7 +53,7 @@ from lifecycle.machine import SessionLifecycle, TransitionEvent
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_text
 from lifecycle.rtvi import BotReadyData, RTVIError
-from lifecycle.start import APIRequest, post_start
+from lifecycle.start import APIRequest, as_api_request, post_start
 from lifecycle.states import State
 from lifecycle.trace import SessionTrace
 from lifecycle.transport import ConnectRequest, Inbound, Transport
@@ -139,7 +139,7 @@ class _SessionEvents:
 
     def message_dropped(self, reason: str) -> None:
         if self._live():
-            self._session.log.warning("inbound frame dropped", reason=reason)
+            self._session.log.warning_limited("inbound frame dropped", reason=reason)
 
     def audio_received(self, frame: AudioFrame) -> None:
         if self._live():
@@ -741,7 +741,7 @@ class PipecatClient:
         try:
             event = rtvi.decode(raw, self._transport.max_message_size)
         except rtvi.InvalidMessage as exc:
-            session.log.warning("inbound message dropped", reason=exc.reason)
+            session.log.warning_limited("inbound message dropped", reason=exc.reason)
             return
         self._trace.record_note(session.id, "message-in", event.type)
         if not session.ready.done():
@@ -957,4 +957,4 @@ def _expire(future: asyncio.Future[Any], message: str) -> None:
 
 
 def _as_request(request: APIRequest | str) -> APIRequest:
-    return APIRequest(request) if isinstance(request, str) else request
+    return as_api_request(request)

@@ -3,20 +3,61 @@
 Requests go through an ``httpx.AsyncHTTPTransport`` directly: ``httpx.AsyncClient`` logs every
 request's full URL at INFO on the stdlib ``httpx`` logger, which would put tokens in query
 strings into applications' logs.
+
+httpcore's DEBUG lines print the response headers (``Set-Cookie``, an echoed
+``Authorization``, a ``Location`` with ``?token=``) and h11's errors quote illegal header
+values. The library never configures logging, so it neither raises levels nor adds handlers:
+it adds one filter to httpcore's own loggers that rewrites only the records emitted while
+one of *our* requests runs (a context variable marks them). The application's own httpx
+traffic and every other logger are left exactly as they were.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import json
+import logging
 import ssl
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["BodyTooLarge", "HTTPResult", "send_json", "tls_context"]
+from lifecycle.redact import redact_header_reprs, redact_text
+
+__all__ = ["BodyTooLarge", "HTTPResult", "UnusableJSON", "parse_json", "send_json", "tls_context"]
+
+_HTTPCORE_LOGGERS: Final = (
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_IN_OUR_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lifecycle_http_request", default=False
+)
+
+
+class _RedactOurRequests(logging.Filter):
+    """Redacts httpcore's records emitted during the library's requests; passes all others."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _IN_OUR_REQUEST.get():
+            record.msg = redact_text(redact_header_reprs(record.getMessage()))
+            record.args = ()
+        return True
+
+
+@functools.cache
+def _guard_httpcore_logs() -> None:
+    """Put the filter on httpcore's loggers, once (records exist only at DEBUG: no cost else)."""
+    guard = _RedactOurRequests()
+    for name in _HTTPCORE_LOGGERS:
+        logging.getLogger(name).addFilter(guard)
 
 
 class HTTPResult(NamedTuple):
@@ -33,6 +74,38 @@ class BodyTooLarge(ValueError):
         super().__init__(f"response body over the limit (HTTP {status})")
         self.status = status
         self.partial = partial
+
+
+class UnusableJSON(ValueError):
+    """A body that cannot be used as JSON; the message says why (``is not JSON``...)."""
+
+
+def _int_or_refuse(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # over sys.get_int_max_str_digits(), which the application controls
+        digits = len(text.lstrip("-"))
+        raise UnusableJSON(
+            f"holds a {digits}-digit integer, over this interpreter's limit for integer"
+            " conversion (sys.set_int_max_str_digits)"
+        ) from None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """The JSON value of ``raw``, or :class:`UnusableJSON` saying what is wrong with it.
+
+    Never anything else: a body nested deeper than the interpreter's recursion limit
+    (``json.loads`` raises ``RecursionError``) and an integer over ``int_max_str_digits``
+    are ``UnusableJSON`` with their own message, not "not JSON" and not a crash.
+    """
+    try:
+        return json.loads(raw, parse_int=_int_or_refuse)
+    except UnusableJSON:
+        raise
+    except RecursionError:
+        raise UnusableJSON("is nested too deeply to parse") from None
+    except ValueError:
+        raise UnusableJSON("is not JSON") from None
 
 
 @functools.cache
@@ -61,6 +134,7 @@ async def send_json(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http:// or https:// URL")
     _ = parts.port  # raises ValueError for a port out of range
+    _guard_httpcore_logs()
     request = httpx.Request(
         method,
         url,
@@ -68,19 +142,27 @@ async def send_json(
         headers=dict(headers),
         extensions={"timeout": httpx.Timeout(timeout).as_dict()},
     )
-    async with (
-        asyncio.timeout(timeout),
-        httpx.AsyncHTTPTransport(verify=ssl_context or tls_context()) as transport,
-    ):
-        response = await transport.handle_async_request(request)
-        try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise BodyTooLarge(response.status_code, b"".join(chunks))
-                chunks.append(chunk)
-            return HTTPResult(response.status_code, b"".join(chunks))
-        finally:
-            await response.aclose()
+    marked = _IN_OUR_REQUEST.set(True)
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncHTTPTransport(verify=ssl_context or tls_context()) as transport,
+        ):
+            response = await transport.handle_async_request(request)
+            try:
+                return await _read_bounded(response, max_bytes)
+            finally:
+                await response.aclose()
+    finally:
+        _IN_OUR_REQUEST.reset(marked)
+
+
+async def _read_bounded(response: httpx.Response, max_bytes: int) -> HTTPResult:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(response.status_code, b"".join(chunks))
+        chunks.append(chunk)
+    return HTTPResult(response.status_code, b"".join(chunks))

@@ -1,4 +1,11 @@
-"""Redaction of secrets (credential headers, token-like fields, URL query values)."""
+"""Redaction of secrets (credential headers, token-like fields, URL query values).
+
+What counts as a secret in text: every query value (``?token=x``, and a bare ``?x``), path
+parameters (``/p;token=x``), fragment parameters (``#access_token=x``), userinfo passwords,
+``Bearer``/``Basic`` credentials, and the value of a header named like a credential in the
+error messages of h11 and websockets. Bodies (:func:`redact_body`) also lose the value of any
+``name: value`` / ``name=value`` pair whose name looks like a credential.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,51 @@ import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_secret_key", "redact", "redact_query", "redact_text", "redact_url"]
+__all__ = [
+    "REDACTED",
+    "check_header_values",
+    "is_secret_key",
+    "redact",
+    "redact_body",
+    "redact_header_reprs",
+    "redact_query",
+    "redact_text",
+    "redact_url",
+]
 
 REDACTED: Final = "***"
 
-_SECRET_KEY = re.compile(
-    r"auth|token|secret|passw|pwd|key|cookie|credential|signature|session[-_]?key|bearer",
-    re.IGNORECASE,
+_SECRET_WORDS: Final = (
+    r"auth|token|secret|passw|pwd|key|cookie|credential|signature|session[-_]?key|bearer"
 )
+_SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-_QUERY_VALUE = re.compile(r"([?&;][^=&;#\s]+=)[^&;#\s]*")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# A query string: "?" right after a path-like character (so prose "why? because" is left).
+_QUERY_SPAN = re.compile(r"(?<=[^\s?'\"<>])\?([^\s#'\"<>]*)")
+_QUERY_ITEM = re.compile(r"[^&;]+")
+# Path parameters ("/p;token=x", ";jsessionid=x") and "k=v" pairs in a fragment.
+_PATH_PARAM = re.compile(r";([^=;/?#\s'\"<>]+)=[^;/?#&\s'\"<>]*")
+_FRAGMENT = re.compile(r"#([^\s#'\"<>]*=[^\s#'\"<>]*)")
+# Backslash too: an escaped "\r\n" inside a repr'd header value belongs to the credential.
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\\-]+")
+# h11: "Illegal header value b'...'", "illegal header line: bytearray(b'...')".
+_H11_HEADER = re.compile(
+    r"(?i)(illegal header (?:value|line|name)[: ]*)(?:bytearray\()?(b'(?:[^'\\]|\\.)*'|"
+    r"b\"(?:[^\"\\]|\\.)*\")\)?"
+)
+# websockets: "invalid Authorization header: <value>"; the value may hold raw CR/LF, so
+# the rest of the text goes with it.
+_WS_HEADER = re.compile(r"(?is)(invalid ([!#$%&'*+.^_`|~0-9A-Za-z-]+) header: ).*")
+_SECRET_PAIR = re.compile(
+    r"(?i)([\"']?[\w.-]*(?:" + _SECRET_WORDS + r")[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\s\"'&,;}<]+"
+)
+_HEADER_BREAKS = re.compile(r"[\r\n\0]")
+_BYTES_REPR: Final = r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\""
+_HEADER_PAIR = re.compile(rf"\((b'[^'\\]*'|b\"[^\"\\]*\"), ({_BYTES_REPR})\)")
+_ANY_BYTES = re.compile(_BYTES_REPR)
 
 
 def is_secret_key(key: object) -> bool:
@@ -31,13 +70,37 @@ def _is_secret_name(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
+def _redact_params(params: str) -> str:
+    """``a=1&b&c=2`` -> ``a=***&***&c=***``: a bare item may itself be the token."""
+
+    def item(match: re.Match[str]) -> str:
+        name, sep, _ = match.group().partition("=")
+        return f"{name}={REDACTED}" if sep else REDACTED
+
+    return _QUERY_ITEM.sub(item, params)
+
+
 def redact_query(text: str) -> str:
-    """``text`` (a URL, a path or a request line) with every query value replaced."""
-    return _QUERY_VALUE.sub(lambda m: m.group(1) + REDACTED, text) if "=" in text else text
+    """``text`` (a URL, a path or a request line) with query, path and fragment values replaced.
+
+    ``/ws?token=x HTTP/1.1`` -> ``/ws?token=*** HTTP/1.1``; ``/ws?x`` -> ``/ws?***``;
+    ``/p;token=x`` -> ``/p;token=***``; ``#access_token=x`` -> ``#access_token=***``.
+    """
+    if "?" in text:
+        text = _QUERY_SPAN.sub(lambda m: "?" + _redact_params(m.group(1)), text)
+    if "=" in text:
+        if ";" in text:
+            text = _PATH_PARAM.sub(lambda m: f";{m.group(1)}={REDACTED}", text)
+        if "#" in text:
+            text = _FRAGMENT.sub(lambda m: "#" + _redact_params(m.group(1)), text)
+    return text
 
 
 def redact_url(url: str) -> str:
-    """``url`` with every query value and any userinfo password replaced."""
+    """``url`` with every query value, path parameter and userinfo password replaced.
+
+    The fragment is dropped (it never travels, and OAuth puts tokens there).
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -45,21 +108,74 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        query = urlencode([(k, REDACTED) for k, _ in parse_qsl(query, keep_blank_values=True)])
-        query = query.replace("%2A", "*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    path = parts.path
+    if ";" in path:
+        path = _PATH_PARAM.sub(lambda m: f";{m.group(1)}={REDACTED}", path)
+    query = _redact_params(parts.query) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+def _ws_header(match: re.Match[str]) -> str:
+    return match.group(1) + REDACTED if _is_secret_name(match.group(2)) else match.group()
 
 
 def redact_text(text: str) -> str:
-    """``text`` with URLs' query strings and bearer credentials redacted."""
-    if "://" not in text:
-        lowered = text.lower()
-        if "bearer" not in lowered and "basic" not in lowered:
-            return text  # the common case, without running the regexes
-    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
-    return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    """``text`` with URLs' secrets, schemeless query strings and credentials redacted.
+
+    Covers full URLs, ``path?token=`` and bare ``?<token>``, ``;token=`` path parameters,
+    ``Bearer``/``Basic`` values, and the header value quoted by h11's and websockets'
+    errors about an illegal header (a value with CR/LF must not leak through them).
+    """
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    if "?" in text or "=" in text:
+        text = redact_query(text)
+    lowered = text.lower()
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if "header" in lowered:
+        text = _H11_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
+        text = _WS_HEADER.sub(_ws_header, text)
+    return text
+
+
+def redact_body(text: str) -> str:
+    """A response body's text with :func:`redact_text`'s rules and every credential pair.
+
+    ``X-Auth-Token: abc``, ``"token": "abc"``, ``password=abc`` lose their values.
+    """
+    return _SECRET_PAIR.sub(lambda m: m.group(1) + REDACTED, redact_text(text))
+
+
+def _header_pair(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    value = "b'***'" if _is_secret_name(name[2:-1]) else redact_text(value)
+    return f"({name}, {value})"
+
+
+def redact_header_reprs(text: str) -> str:
+    """Header lists and wire bytes as httpcore's debug lines print them (Python reprs).
+
+    ``(b'Set-Cookie', b'sid=x')`` -> ``(b'Set-Cookie', b'***')`` for every credential-named
+    header, URL secrets in the others (``Location``); in a failure line (``exception=``)
+    every bytes literal is wire data quoted by h11 and becomes ``b'***'``.
+    """
+    if "(b" in text:
+        text = _HEADER_PAIR.sub(_header_pair, text)
+    if "exception=" in text:
+        text = _ANY_BYTES.sub("b'***'", text)
+    return text
+
+
+def check_header_values(headers: Mapping[str, str]) -> None:
+    """Raise ``ValueError`` if a header value holds CR, LF or NUL, naming only the header.
+
+    HTTP and WebSocket libraries quote the offending value in their own errors; refusing
+    it first keeps a credential with a stray newline out of every message and log line.
+    """
+    for name, value in headers.items():
+        if isinstance(value, str) and _HEADER_BREAKS.search(value):
+            raise ValueError(f"header {name!r} has a value with CR, LF or NUL (value not shown)")
 
 
 def redact(value: Any, _depth: int = 0) -> Any:

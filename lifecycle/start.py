@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,19 +11,37 @@ from typing import Any, Final
 import httpx
 
 from lifecycle.errors import AuthenticationError, StartBotError
-from lifecycle.http import BodyTooLarge, send_json
-from lifecycle.redact import redact, redact_url
+from lifecycle.http import BodyTooLarge, UnusableJSON, parse_json, send_json
+from lifecycle.redact import check_header_values, redact, redact_body, redact_url
 
-__all__ = ["MAX_START_RESPONSE", "APIRequest", "post_start"]
+__all__ = ["MAX_START_RESPONSE", "APIRequest", "as_api_request", "check_timeout", "post_start"]
 
 MAX_START_RESPONSE: Final = 1024 * 1024
 """The largest start response read; a bigger one is a StartBotError."""
 _BODY_TEXT_LIMIT: Final = 4096
 
 
+def check_timeout(value: object, what: str = "timeout") -> float:
+    """``value`` as seconds: a finite number over 0, else ``TypeError``/``ValueError``.
+
+    ``None``, strings and booleans are refused (``TypeError``); NaN, infinities, zero and
+    negative numbers too (``ValueError``): each would otherwise mean an endless or no wait.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{what} must be a finite number of seconds over 0, not {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class APIRequest:
-    """How to ask a server to start a bot: ``POST endpoint`` with JSON ``request_data``."""
+    """How to ask a server to start a bot: ``POST endpoint`` with JSON ``request_data``.
+
+    Checked when built: ``endpoint`` a string, ``headers`` a mapping without CR/LF/NUL in
+    any value, ``timeout`` a finite number of seconds over 0 (``TypeError``/``ValueError``).
+    """
 
     endpoint: str
     """The start URL, e.g. ``http://localhost:7860/start``."""
@@ -36,6 +54,14 @@ class APIRequest:
     ssl: ssl.SSLContext | None = None
     """TLS context for ``https://`` (e.g. a private CA); the default verifies certificates."""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.endpoint, str):
+            raise TypeError(f"endpoint must be a URL string, not {type(self.endpoint).__name__}")
+        if not isinstance(self.headers, Mapping):
+            raise TypeError(f"headers must be a mapping, not {type(self.headers).__name__}")
+        check_header_values(self.headers)
+        check_timeout(self.timeout, "APIRequest.timeout")
+
     def __repr__(self) -> str:
         headers = redact(dict(self.headers))
         return (
@@ -45,26 +71,40 @@ class APIRequest:
         )
 
 
+def as_api_request(request: object) -> APIRequest:
+    """``request`` as an :class:`APIRequest`: a URL string is wrapped; else ``TypeError``."""
+    if isinstance(request, APIRequest):
+        return request
+    if isinstance(request, str):
+        return APIRequest(request)
+    raise TypeError(f"expected a start URL (str) or an APIRequest, not {type(request).__name__}")
+
+
 def _body_for_error(raw: bytes) -> Any:
-    """The response body for StartBotError.body: JSON if it parses, else bounded text."""
-    text = raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")
+    """The response body for StartBotError.body: JSON if it parses, else bounded text.
+
+    Redacted either way: a server may echo the request's credentials back.
+    """
     try:
-        return redact(json.loads(raw))
-    except ValueError:
-        return text
+        return redact(parse_json(raw))
+    except UnusableJSON:
+        return redact_body(raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"))
 
 
 async def post_start(request: APIRequest) -> Any:
     """POST the start request and return its parsed JSON body.
 
     Raises :class:`AuthenticationError` for 401/403 and :class:`StartBotError` for an
-    unreachable server, a timeout, any other HTTP error, an oversize body, or a body that
-    is not JSON. Messages never contain the URL's query or any header.
+    unreachable server, a timeout, any status outside 2xx (redirects are not followed),
+    an oversize body, or a body that is not usable JSON (not JSON, nested too deeply, an
+    integer too long to convert). Messages never contain the URL's query or any header;
+    nothing from the network stack is chained (its messages may quote header values).
     """
     where = redact_url(request.endpoint)
     body = request.request_data if request.request_data is not None else {}
+    failure: StartBotError
     try:
-        result = await send_json(
+        status, raw = await send_json(
             "POST",
             request.endpoint,
             body,
@@ -74,37 +114,43 @@ async def post_start(request: APIRequest) -> Any:
             ssl_context=request.ssl,
         )
     except TimeoutError:
-        raise StartBotError(
-            f"start_bot timed out after {request.timeout} s ({where})", status=None
-        ) from None
+        failure = StartBotError(f"start_bot timed out after {request.timeout} s ({where})")
     except BodyTooLarge as exc:
-        raise StartBotError(
+        failure = StartBotError(
             f"start response from {where} is over {MAX_START_RESPONSE} bytes",
             status=exc.status,
-            body=exc.partial[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"),
-        ) from None
+            body=redact_body(exc.partial[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")),
+        )
     except (ValueError, httpx.InvalidURL):
-        raise StartBotError(f"invalid start URL {where}", status=None) from None
+        failure = StartBotError(f"invalid start URL {where}")
     except Exception as exc:  # httpx.HTTPError, and whatever else the network stack raises
-        raise StartBotError(
-            f"start_bot could not reach {where}: {type(exc).__name__}", status=None
-        ) from None
-    status, raw = result
+        failure = StartBotError(f"start_bot could not reach {where}: {type(exc).__name__}")
+    else:
+        return _answer(where, status, raw)
+    # Raised here, outside the handler, so the network error is not kept as __context__.
+    raise failure
+
+
+def _answer(where: str, status: int, raw: bytes) -> Any:
     if status in (401, 403):
         raise AuthenticationError(
             f"start_bot was refused by {where}: HTTP {status}",
             status=status,
             body=_body_for_error(raw),
         )
-    if status >= 400:
+    if not 200 <= status < 300:
+        kind = "a redirect, not followed" if 300 <= status < 400 else "not a success"
         raise StartBotError(
-            f"start_bot failed at {where}: HTTP {status}", status=status, body=_body_for_error(raw)
+            f"start_bot failed at {where}: HTTP {status} ({kind})",
+            status=status,
+            body=_body_for_error(raw),
         )
     try:
-        return json.loads(raw)
-    except ValueError:
-        raise StartBotError(
-            f"start_bot got a response that is not JSON from {where} (HTTP {status})",
-            status=status,
-            body=raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"),
-        ) from None
+        return parse_json(raw)
+    except UnusableJSON as exc:
+        reason = str(exc)
+    raise StartBotError(
+        f"start_bot got a response that {reason} from {where} (HTTP {status})",
+        status=status,
+        body=redact_body(raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")),
+    )

@@ -3,8 +3,10 @@
 The client records every transition (with its trigger and reason) and notes such as
 messages in and out, errors and close codes. The trace keeps the last
 ``max_sessions`` sessions; within a session it keeps every transition (a session has
-at most a handful) and the newest notes up to ``max_entries`` entries in all, so
-memory stays bounded however long a session runs. It exports as JSON lines and as a
+at most a handful) and the newest notes up to ``max_entries`` entries in all, and of every
+note's text and transition's reason only a prefix of ``max_text`` characters (a bot controls
+message types and error texts), so memory stays bounded however long a session runs and
+whatever the bot sends. It exports as JSON lines and as a
 Mermaid sequence diagram. No I/O: it only builds strings.
 
 Each session also keeps a :class:`~lifecycle.timeline.Timeline` of the conversation (the
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from lifecycle.logs import BOT_TEXT_LIMIT, bounded
 from lifecycle.machine import TransitionEvent
 from lifecycle.states import State
 from lifecycle.timeline import RECORDED, Mark, Timeline
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "DEFAULT_MAX_SESSIONS",
+    "DEFAULT_MAX_TEXT",
     "TRANSITION",
     "SessionRecord",
     "SessionTrace",
@@ -49,6 +53,8 @@ DEFAULT_MAX_SESSIONS: Final = 20
 """Sessions kept by default; older ones fall off."""
 DEFAULT_MAX_ENTRIES: Final = 1000
 """Entries kept per session by default; the oldest notes fall off first."""
+DEFAULT_MAX_TEXT: Final = BOT_TEXT_LIMIT
+"""Characters kept of a note's text or a transition's reason by default."""
 TRANSITION: Final = "transition"
 """The ``kind`` of a transition entry (notes have their own kinds)."""
 
@@ -167,15 +173,21 @@ class SessionTrace:
     """
 
     def __init__(
-        self, *, max_sessions: int = DEFAULT_MAX_SESSIONS, max_entries: int = DEFAULT_MAX_ENTRIES
+        self,
+        *,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_text: int = DEFAULT_MAX_TEXT,
     ) -> None:
-        """Create an empty trace with the given bounds (both at least 1)."""
-        if max_sessions < 1 or max_entries < 1:
-            raise ValueError("max_sessions and max_entries must be at least 1")
+        """Create an empty trace with the given bounds (each at least 1)."""
+        if max_sessions < 1 or max_entries < 1 or max_text < 1:
+            raise ValueError("max_sessions, max_entries and max_text must be at least 1")
         self.max_sessions = max_sessions
         """How many sessions are kept."""
         self.max_entries = max_entries
         """How many entries one session keeps."""
+        self.max_text = max_text
+        """How many characters of a note's text or a reason are kept (then ``… (N chars)``)."""
         self._sessions: OrderedDict[int, _Session] = OrderedDict()
         self._evicted_upto = -1
         self._seq = 0
@@ -191,7 +203,7 @@ class SessionTrace:
                 source=State(event.source),
                 dest=State(event.dest),
                 trigger=event.trigger,
-                reason=event.reason,
+                reason=None if event.reason is None else bounded(event.reason, self.max_text),
             )
         )
 
@@ -199,12 +211,15 @@ class SessionTrace:
         """Record something that happened in a session without changing state.
 
         ``kind`` names it (``"message-in"``, ``"message-out"``, ``"error"``, ``"close"``...);
-        ``detail`` must already be redacted by the caller.
+        ``detail`` must already be redacted by the caller; only its first ``max_text``
+        characters are kept (as of ``kind``).
         """
         at = time.monotonic()
         session = self._session_for(session_id, at)
         if session is not None:
             self._seq += 1
+            limit = self.max_text
+            kind, detail = bounded(kind, limit), bounded(detail, limit)
             session.notes.append((self._seq, kind, at, time.time(), detail))
             self._bound(session)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +29,7 @@ from lifecycle import (
     State,
     TransportError,
 )
+from lifecycle.logs import BOT_TEXT_LIMIT, FIELD_LIMIT, RateLimiter, bounded, get_logger
 from lifecycle.rtvi import make_message
 from transports._pb import frames_pb2 as pb
 from transports.base import ConnectRequest, Transport, TransportEvents
@@ -516,3 +519,105 @@ async def test_start_response_not_an_object_falls_back_to_constructor_url(http: 
             await within(client.start_bot_and_connect(http.url()))
             await echo_ok(client)
             await within(client.disconnect())
+
+
+# ------------------------------------------- floods and huge strings in log lines (12.7)
+
+
+async def test_junk_flood_makes_a_handful_of_warnings_not_one_per_frame() -> None:
+    bot = LoopbackBot()
+    client = PipecatClient(LoopbackTransport(bot))
+    rec = Recorder(client)
+    await within(client.connect())
+    with structlog.testing.capture_logs() as logs:
+        started = time.monotonic()
+        for _ in range(5000):
+            await bot.send_raw("junk, not JSON")
+        await bot.send_server_message("marker")
+        await rec.wait_for("on_server_message")  # delivered in order: every junk frame handled
+        elapsed = time.monotonic() - started
+    lines = events_named(logs, "inbound message dropped")
+    # The first 10 go out, then at most one per second, each with the count held back.
+    assert 10 <= len(lines) <= 10 + int(elapsed) + 1
+    assert all(line["session_id"] == client.session_id for line in lines)
+    assert sum(line.get("suppressed", 0) for line in lines) <= 5000 - len(lines)
+    await within(client.disconnect())
+
+
+def test_rate_limiter_lets_a_burst_through_then_one_per_interval() -> None:
+    now = [100.0]
+    limiter = RateLimiter(burst=3, interval=1.0, clock=lambda: now[0])
+    assert [limiter.allow("k") for _ in range(3)] == [0, 0, 0]
+    assert [limiter.allow("k") for _ in range(50)] == [None] * 50
+    assert limiter.allow("other") == 0  # keys have their own buckets
+    now[0] += 1.0
+    assert limiter.allow("k") == 50  # one line, carrying what was held back
+    assert limiter.allow("k") is None
+    now[0] += 0.5
+    assert limiter.allow("k") is None
+    assert limiter.take_held() == {"k": 2}
+    assert limiter.take_held() == {}
+    now[0] += 60.0  # a quiet minute refills the burst, no more
+    assert [limiter.allow("k") for _ in range(4)] == [0, 0, 0, None]
+
+
+def test_rate_limiter_tracks_a_bounded_number_of_keys() -> None:
+    limiter = RateLimiter(burst=1, max_keys=4, clock=lambda: 0.0)
+    for i in range(1000):
+        assert limiter.allow(f"key-{i}") == 0
+    assert len(limiter._buckets) == 4
+    for bad in ({"burst": 0}, {"interval": 0.0}, {"max_keys": 0}):
+        with pytest.raises(ValueError):
+            RateLimiter(**bad)
+
+
+def test_warning_limited_counts_every_line_and_flush_reports_the_rest() -> None:
+    with structlog.testing.capture_logs() as logs:
+        log = get_logger().bind(session_id=1)
+        started = time.monotonic()
+        for i in range(25):
+            log.warning_limited("inbound message dropped", reason=f"bad {i}")
+        elapsed = time.monotonic() - started
+        log.flush_limited()
+    dropped = events_named(logs, "inbound message dropped")
+    flushed = events_named(logs, "repeated warnings suppressed")
+    assert 10 <= len(dropped) <= 10 + int(elapsed) + 1
+    held = sum(line.get("suppressed", 0) for line in dropped + flushed)
+    assert len(dropped) + held == 25  # every line is either logged or counted
+    assert all(line["session_id"] == 1 and line["log_level"] == "warning" for line in logs)
+    if flushed:
+        assert flushed[0]["warning"] == "inbound message dropped"
+
+
+def test_bounded_keeps_a_prefix_of_any_bot_value() -> None:
+    assert bounded("short") == "short"
+    assert bounded("x" * 1_000_000) == "x" * BOT_TEXT_LIMIT + "… (1000000 chars)"
+    assert bounded("abcdef", 3) == "abc… (6 chars)"
+    assert bounded(None) is None and bounded(True) is True and bounded(1.5) == 1.5
+    assert bounded(12345) == 12345
+    assert bounded(10**5000) == "<int of 16610 bits>"  # str() of it would raise
+    nested: Any = "leaf"
+    for _ in range(10_000):
+        nested = [nested]
+    text = bounded(nested)
+    assert isinstance(text, str) and len(text) <= BOT_TEXT_LIMIT + 1
+    assert len(str(bounded({"k" * 10_000: ["v" * 10_000] * 10_000}))) <= BOT_TEXT_LIMIT + 1
+
+
+def test_a_huge_string_field_is_cut_before_it_is_logged() -> None:
+    with structlog.testing.capture_logs() as logs:
+        get_logger().warning("response for no pending request dropped", msg_id="i" * 1_000_000)
+    (line,) = logs
+    assert len(line["msg_id"]) < FIELD_LIMIT + 30 and line["msg_id"].endswith("(1000000 chars)")
+
+
+def test_an_unprintable_integer_field_is_described_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        get_logger().warning("response for no pending request dropped", msg_id=10**5000)
+    assert logs[0]["msg_id"] == "<int of 16610 bits>"
+    structlog.reset_defaults()  # unconfigured: the stdlib key=value line renders it too
+    caplog.set_level(logging.WARNING, logger="lifecycle")
+    get_logger().warning("response for no pending request dropped", msg_id=10**5000)
+    assert "msg_id='<int of 16610 bits>'" in caplog.text

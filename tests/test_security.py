@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import h11
+import httpx
 import pytest
 import structlog
 from websockets.asyncio.server import ServerConnection, serve
@@ -42,6 +43,14 @@ from lifecycle import (
     State,
     TransportError,
 )
+from lifecycle.redact import (
+    check_header_values,
+    redact_body,
+    redact_query,
+    redact_text,
+    redact_url,
+)
+from tests.support.raw_http import raw_http, response
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -599,3 +608,181 @@ async def test_https_start_then_wss_whole_session_with_own_context(
                 assert client.state is State.READY
                 await within(client.disconnect())
             assert_no_secret(captured, out.getvalue(), client.trace.to_jsonl())
+
+
+# ------------------------------------------------------------------ redaction of free text
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f"wss://h/ws?{SECRET}", "wss://h/ws?***"),  # a bare query value is the token itself
+        (f"GET /ws?{SECRET} HTTP/1.1", "GET /ws?*** HTTP/1.1"),
+        (f"http://h/start;token={SECRET}?room=1", "http://h/start;token=***?room=***"),
+        (f"/start;jsessionid={SECRET}/x", "/start;jsessionid=***/x"),
+        (f"failed for localhost:7860/ws?token={SECRET} now", "localhost:7860/ws?token=*** now"),
+        (f"ws/connect?a=1&{SECRET}", "ws/connect?a=***&***"),
+        (f"/cb#access_token={SECRET}&x=1", "/cb#access_token=***&x=***"),
+        (f"ws://u:{SECRET}@h/ws#frag{SECRET}", "ws://***@h/ws"),
+        (f"Illegal header value b'Bearer a\\r\\n{SECRET}'", "Illegal header value ***"),
+        (f"illegal header line: bytearray(b'X-Token: {SECRET}\\r')", "illegal header line: ***"),
+        (
+            f"invalid Authorization header: Bearer a\r\n{SECRET}",
+            "invalid Authorization header: ***",
+        ),
+        (f"invalid X-Api-Key header: k\n{SECRET}\nmore", "invalid X-Api-Key header: ***"),
+        (f"Authorization: Bearer a\\r\\n{SECRET}", "Authorization: Bearer ***"),
+    ],
+)
+def test_redact_text_covers_every_place_a_token_hides(text: str, kept: str) -> None:
+    redacted = redact_text(text)
+    assert SECRET not in redacted
+    assert kept in redacted
+
+
+@pytest.mark.parametrize(
+    "text", ["why? because", "KeyError: 'token'", "invalid Host header: example.org", "a=1 b=2"]
+)
+def test_redact_text_leaves_ordinary_text(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_redact_query_and_url_handle_bare_items_and_path_parameters() -> None:
+    assert redact_query(f"/ws?{SECRET}") == "/ws?***"
+    assert redact_query(f"/ws;token={SECRET}?a=1") == "/ws;token=***?a=***"
+    assert (
+        redact_url(f"http://h/a;k={SECRET}/b?{SECRET}&t={SECRET}") == "http://h/a;k=***/b?***&t=***"
+    )
+
+
+def test_redact_body_removes_credential_pairs_from_text() -> None:
+    body = (
+        f"X-Auth-Token: {SECRET}\nSet-Cookie: sid={SECRET}\n"
+        f'{{"token": "{SECRET}", "ok": 1}} password={SECRET}&room=r1 echoed Bearer {SECRET}'
+    )
+    redacted = redact_body(body)
+    assert SECRET not in redacted
+    assert '"ok": 1' in redacted and "room=r1" in redacted
+
+
+def test_check_header_values_refuses_cr_lf_nul_without_showing_the_value() -> None:
+    for bad in (f"Bearer a\r\n{SECRET}", f"{SECRET}\n", f"a\0{SECRET}"):
+        with pytest.raises(ValueError, match="Authorization") as info:
+            check_header_values({"Authorization": bad})
+        assert_no_secret(*exception_texts(info.value))
+    check_header_values(HEADERS)  # ordinary values pass
+
+
+# ------------------------------------------- start responses that echo credentials (12.10)
+
+ECHOING_HEADERS = [
+    ("Set-Cookie", f"sid={SECRET}-cookie; HttpOnly"),
+    ("X-Auth-Token", f"{SECRET}-xauth"),
+    ("Authorization", f"Bearer {SECRET}-echo"),
+    ("WWW-Authenticate", f'Bearer realm="{SECRET}"'),
+    ("Location", f"/next?token={SECRET}-loc"),
+    ("Content-Type", "application/json"),
+]
+
+
+def debug_text(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record of every stdlib logger, formatted (message and arguments)."""
+    return "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+
+
+@pytest.mark.parametrize("status", [200, 302, 401, 500])
+async def test_httpcore_debug_lines_never_show_response_credentials(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger: httpcore, httpx, asyncio, everything
+    body = json.dumps({"wsUrl": "ws://127.0.0.1:1/ws", "token": f"{SECRET}-body"}).encode()
+    client = PipecatClient(WebSocketTransport())
+    async with raw_http(response(status, body, ECHOING_HEADERS)) as url:
+        with all_logs() as (captured, out):
+            try:
+                await within(client.start_bot(APIRequest(f"{url}?{SECRET}", HEADERS)))
+            except StartBotError as exc:
+                assert exc.status == status
+                assert_no_secret(*exception_texts(exc), exc.body)
+            await within(client.disconnect())
+    lines = debug_text(caplog)
+    assert "receive_response_headers.complete" in lines  # httpcore did log the headers
+    assert "(b'Set-Cookie', b'***')" in lines and "/next?token=***" in lines
+    assert_no_secret(lines, captured, out.getvalue(), client.trace.to_jsonl())
+
+
+async def test_httpcore_filter_leaves_other_requests_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with raw_http(response(200, b"{}", ECHOING_HEADERS)) as url:
+        await within(PipecatClient(WebSocketTransport()).start_bot(url))  # installs the filter
+        async with httpx.AsyncHTTPTransport() as transport:  # the application's own request
+            reply = await within(transport.handle_async_request(httpx.Request("GET", url)))
+            await within(reply.aread())
+    assert f"(b'X-Auth-Token', b'{SECRET}-xauth')" in debug_text(caplog)  # not ours: untouched
+
+
+async def test_illegal_response_header_lines_are_not_quoted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for line in (f"X-Auth-Token: {SECRET}\0", f"X-Auth-Token: a\r{SECRET}", f"bad {SECRET}"):
+        answer = f"HTTP/1.1 200 OK\r\n{line}\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+        client = PipecatClient(WebSocketTransport())
+        async with raw_http(answer) as url:
+            with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+                await within(client.start_bot(url))
+        assert info.value.status is None
+        assert_no_secret(*exception_texts(info.value), captured, out.getvalue())
+    assert "illegal header line" in debug_text(caplog)
+    assert_no_secret(debug_text(caplog))
+
+
+async def test_header_value_with_cr_lf_never_reaches_a_message_or_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bad = {"Authorization": f"Bearer a\r\n{SECRET}", "X-Api-Key": f"k\n{SECRET}"}
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=name) as refused:
+            APIRequest("http://127.0.0.1:1/start", {name: value})
+        assert_no_secret(*exception_texts(refused.value))
+    # A request that got past the check (built before, or by hand): h11 refuses it, and
+    # neither its error (as message, __cause__ or __context__) nor httpcore's line leaks.
+    async with raw_http(response(200, b"{}")) as url:
+        request = APIRequest(url)
+        object.__setattr__(request, "headers", bad)
+        client = PipecatClient(WebSocketTransport())
+        with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+            await within(client.start_bot(request))
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert "send_request_headers.failed" in debug_text(caplog)
+    assert_no_secret(
+        *exception_texts(info.value), captured, out.getvalue(), client.trace.to_jsonl()
+    )
+    assert_no_secret(debug_text(caplog))
+
+
+@pytest.mark.parametrize("status", [200, 401, 403, 500])
+async def test_start_error_text_body_is_redacted(status: int) -> None:
+    body = (
+        f"Unauthorized. You sent: Authorization: Bearer {SECRET}-a\n"
+        f"X-Api-Key: {SECRET}-k\nurl was /start?token={SECRET}-q\npassword={SECRET}-p"
+    ).encode()
+    client = PipecatClient(WebSocketTransport())
+    async with raw_http(response(status, body, [("Content-Type", "text/plain")])) as url:
+        with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+            await within(client.start_bot(url))
+    assert isinstance(info.value.body, str) and "You sent" in info.value.body
+    assert_no_secret(info.value.body, *exception_texts(info.value), captured, out.getvalue())
+
+
+async def test_oversize_start_body_is_redacted_too() -> None:
+    body = f"Bearer {SECRET} ".encode() * 200_000  # 4 MB of echoed credentials
+    client = PipecatClient(WebSocketTransport())
+    async with raw_http(response(200, body, [("Content-Type", "text/plain")])) as url:
+        with pytest.raises(StartBotError, match="over") as info:
+            await within(client.start_bot(url))
+    assert isinstance(info.value.body, str) and len(info.value.body) <= 4096
+    assert_no_secret(info.value.body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from lifecycle import (
     StartBotError,
     State,
 )
+from lifecycle.http import UnusableJSON, parse_json
+from tests.support.raw_http import raw_http, response
 from transports.loopback import LoopbackBot, LoopbackTransport
 
 from .conftest import Recorder, within
@@ -161,3 +164,125 @@ async def test_cancel_while_authenticating_stops_http_request(http: Any) -> None
 
     with pytest.raises(SessionCancelledError):
         await within(task)
+
+
+# ------------------------------------------------- hostile start responses (issue 12.6, 12.11)
+
+DEEP = b"[" * 1000 + b"]" * 1000
+"""A 2 KB body nested 1,000 levels deep: json.loads raises RecursionError on it."""
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (200, StartBotError),
+        (401, AuthenticationError),
+        (403, AuthenticationError),
+        (500, StartBotError),
+    ],
+)
+async def test_deeply_nested_response_is_start_bot_error(
+    status: int, error: type[StartBotError]
+) -> None:
+    answer = response(status, DEEP, [("Content-Type", "application/json")])
+    client, rec = new_client()
+    async with raw_http(answer) as url:
+        with pytest.raises(StartBotError) as info:
+            await within(client.start_bot(url))
+    assert type(info.value) is error and info.value.status == status
+    if status == 200:
+        assert "nested too deeply" in str(info.value)
+    assert client.state is State.DISCONNECTED and rec.count("on_disconnected") == 1
+
+
+async def test_huge_integer_is_reported_as_such_not_as_not_json() -> None:
+    body = b'{"n": ' + b"7" * 100_000 + b"}"  # valid JSON, over the default 4,300 digits
+    client, _ = new_client()
+    async with raw_http(response(200, body)) as url:
+        with pytest.raises(StartBotError) as info:
+            await within(client.start_bot(url))
+        assert "100000-digit integer" in str(info.value)
+        assert "not JSON" not in str(info.value) and info.value.status == 200
+        # An application that lifted the interpreter's limit gets its integer.
+        previous = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            answer = await within(client.start_bot(url))
+        finally:
+            sys.set_int_max_str_digits(previous)
+    assert answer["n"] % 10 == 7 and answer["n"].bit_length() > 300_000
+    await within(client.disconnect())
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_redirect_with_json_body_is_not_a_successful_start(status: int) -> None:
+    body = json.dumps({"wsUrl": "ws://127.0.0.1:1/ws"}).encode()
+    headers = [("Location", f"/elsewhere?token={SECRET}"), ("Content-Type", "application/json")]
+    client, rec = new_client()
+    async with raw_http(response(status, body, headers)) as url:
+        with pytest.raises(StartBotError) as info:
+            await within(client.start_bot(url))
+    assert not isinstance(info.value, AuthenticationError)
+    assert info.value.status == status and "redirect" in str(info.value)
+    assert info.value.body == {"wsUrl": "ws://127.0.0.1:1/ws"}
+    assert SECRET not in str(info.value)
+    assert "authenticated" not in rec.states() and client.state is State.DISCONNECTED
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (float("-inf"), ValueError),
+        (0, ValueError),
+        (-1.0, ValueError),
+        (None, TypeError),
+        ("3", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_api_request_refuses_unusable_timeouts(timeout: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="timeout"):
+        APIRequest("http://127.0.0.1:1/start", timeout=timeout)
+
+
+def test_api_request_accepts_int_and_float_timeouts() -> None:
+    assert APIRequest("http://127.0.0.1:1/start", timeout=3).timeout == 3
+    assert APIRequest("http://127.0.0.1:1/start", timeout=0.25).timeout == 0.25
+
+
+@pytest.mark.parametrize("request_value", [None, 42, b"http://127.0.0.1:1/start", {"url": "x"}])
+async def test_start_bot_with_no_request_is_type_error_before_a_session(
+    request_value: Any,
+) -> None:
+    client, rec = new_client()
+    for call in (client.start_bot, client.start_bot_and_connect):
+        with pytest.raises(TypeError, match="APIRequest"):
+            await within(call(request_value))
+    assert client.state is State.IDLE and client.session_id == 0
+    assert rec.names(transitions=True) == []
+
+
+def test_api_request_refuses_a_non_string_endpoint_and_non_mapping_headers() -> None:
+    with pytest.raises(TypeError, match="endpoint"):
+        APIRequest(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="headers"):
+        APIRequest("http://127.0.0.1:1/start", headers=[("a", "b")])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (DEEP, "nested too deeply"),
+        ("[" * 100_000, "nested too deeply"),
+        (b'{"n": ' + b"1" * 10_000 + b"}", "10000-digit integer"),
+        ("-" + "9" * 5000, "5000-digit integer"),
+        (b"<html>", "is not JSON"),
+        (b"\xff\xfe\x00", "is not JSON"),
+    ],
+)
+def test_parse_json_says_why_a_body_is_unusable(raw: bytes | str, reason: str) -> None:
+    with pytest.raises(UnusableJSON, match=reason):
+        parse_json(raw)
+    assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}

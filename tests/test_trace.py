@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tracemalloc
 from datetime import datetime
 
 import pytest
@@ -239,3 +240,42 @@ def test_bounds_must_be_positive() -> None:
         SessionTrace(max_sessions=0)
     with pytest.raises(ValueError):
         SessionTrace(max_entries=0)
+
+
+# ------------------------------------------------- bot-controlled strings (issue 12.7)
+
+
+def test_bot_strings_are_kept_as_bounded_prefixes_and_memory_stays_small() -> None:
+    machine, trace = traced()
+    machine.connect()
+    sid = machine.session_id
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):  # 200 messages whose type is 1 MB (the hostile probe: +195 MiB)
+            huge = "t" * 1_000_000
+            trace.record_note(sid, "message-in", huge)
+            del huge
+        machine.transport_closed(reason="closed: " + "r" * 1_000_000)
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 250_000  # 200 notes of a 200-character prefix each, not 200 MB
+    (record,) = trace.sessions()
+    notes = [e for e in record.entries if not e.is_transition]
+    assert len(notes) == 200
+    assert all(e.detail == "t" * 200 + "… (1000000 chars)" for e in notes)
+    (closed,) = [e for e in record.entries if e.trigger == "transport_closed"]
+    assert closed.reason is not None and len(closed.reason) < 230
+    assert len(trace.to_jsonl()) < 200 * 400
+
+
+def test_text_bound_is_configurable_and_checked() -> None:
+    trace = SessionTrace(max_text=5)
+    trace.record_note(1, "message-in", "abcdefgh")
+    trace.record_note(1, "x" * 10, "ok")
+    entries = trace.sessions()[0].entries
+    assert entries[0].detail == "abcde… (8 chars)" and entries[1].kind == "xxxxx… (10 chars)"
+    assert entries[1].detail == "ok"
+    with pytest.raises(ValueError):
+        SessionTrace(max_text=0)
