@@ -12,6 +12,8 @@ Commands, one module each (a module registers its subparser with ``add_command``
     Run a whole session against a local testing bot and show what happened.
 ``load`` (:mod:`lifecycle.cli.load`)
     Run many sessions against a deployment and measure each phase.
+``test`` (:mod:`lifecycle.cli.test`)
+    Run pipecat.evals-format scenario files against a bot (needs the ``testing`` extra).
 
 This package is an application entry point: when structlog is not configured yet it
 sends log lines to stderr (warnings and up; ``-v`` for info, ``-vv`` for debug), so
@@ -26,7 +28,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lifecycle.cli import connect, demo, diagram, load
+from lifecycle.cli import connect, demo, diagram, load, test
 from lifecycle.cli.exits import (
     EXIT_CODES_HELP,
     EXIT_FAILURE,
@@ -48,7 +50,7 @@ __all__ = [
     "main",
 ]
 
-_COMMANDS = (diagram, connect, demo, load)
+_COMMANDS = (diagram, connect, demo, load, test)
 """The command modules, in the order ``--help`` lists them."""
 
 

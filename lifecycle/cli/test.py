@@ -1,0 +1,192 @@
+"""``pipecat-lifecycle test``: run pipecat.evals-format scenario files against a bot.
+
+Every file is validated first (a bad one: exit 2, naming file, line and key); then each
+scenario runs in a session of its own (``--start URL``: a start endpoint; without it a local
+testing bot), and a timing table per scenario shows each expectation's latency from its
+turn's anchor. See :mod:`lifecycle.testing.scenario` and :mod:`lifecycle.testing.runner`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
+from lifecycle.cli.logging_setup import configure_logging
+from lifecycle.cli.options import add_verbose, positive_float
+from lifecycle.cli.transport_factory import make_transport
+from lifecycle.errors import PipecatClientError
+
+if TYPE_CHECKING:
+    from lifecycle.testing.junit import Outcome
+    from lifecycle.testing.runner import Judge, ScenarioResult
+    from lifecycle.testing.scenario import Scenario
+
+TEST_EPILOG: Final = """\
+scenario files: pipecat.evals' scripted format (turns: / user: / audio: / dtmf: / expect:);
+keys outside the supported subset (judge:, persona:, send_after: ...) are errors.
+
+exit codes:
+  0  every scenario passed
+  1  a scenario failed (or an optional extra is missing)
+  2  usage error, or a scenario file that is not valid (file:line: key: problem)
+  3  the bot could not be started or reached (start endpoint, transport, bot-ready)
+"""
+INSTALL_HINT: Final = 'pip install "pipecat-lifecycle[testing]"'
+
+
+def add_command(commands: Any) -> None:
+    """Register ``test`` on the subcommand group."""
+    test = commands.add_parser(
+        "test",
+        help="run scripted scenario files (pipecat.evals format) against a bot",
+        description=(
+            "Run pipecat.evals-format scripted scenarios over the bot's production transport: "
+            "text turns as send-text, audio: turns played as the microphone, dtmf: turns "
+            "pressed; check the expected events and their latency."
+        ),
+        epilog=TEST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    test.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files")
+    test.add_argument(
+        "--start", metavar="URL", help="the bot's start endpoint (default: a local testing bot)"
+    )
+    test.add_argument(
+        "--transport", "-t", choices=("ws", "webrtc"), default="ws", help="default: ws"
+    )
+    test.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    test.add_argument(
+        "--judge",
+        metavar="MODULE:CALLABLE",
+        help="judge(criterion, text) -> bool or (bool, reason), for eval: criteria",
+    )
+    test.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="S",
+        help="seconds for the start request and bot-ready (default: 30)",
+    )
+    add_verbose(test)
+    test.set_defaults(run=run)
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Validate every file, then run the scenarios; returns the exit code."""
+    try:
+        from lifecycle.testing.scenario import ScenarioFileError, load_scenarios
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        print(f"pipecat-lifecycle test needs {INSTALL_HINT} ({exc})", file=sys.stderr)
+        return EXIT_FAILURE
+    judge = _load_judge(parser, args.judge) if args.judge else None
+    scenarios: list[Scenario] = []
+    try:
+        for path in args.files:
+            scenarios.extend(load_scenarios(path))
+    except ScenarioFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as exc:
+        print(f"pipecat-lifecycle test needs {INSTALL_HINT} ({exc})", file=sys.stderr)
+        return EXIT_FAILURE
+    configure_logging(args.verbose)
+    return asyncio.run(_run_all(args, scenarios, judge))
+
+
+def _load_judge(parser: argparse.ArgumentParser, spec: str) -> Judge:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        parser.error(f"--judge wants MODULE:CALLABLE, not {spec!r}")
+    try:
+        judge = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        parser.error(f"--judge {spec}: {exc}")
+    if not callable(judge):
+        parser.error(f"--judge {spec} is not callable")
+    return judge  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def _start_url(args: argparse.Namespace) -> AsyncIterator[str]:
+    """``--start``, or the start URL of a local testing bot running meanwhile."""
+    if args.start:
+        yield args.start
+        return
+    if args.transport == "webrtc":
+        from transports.testing.webrtc import TestingWebRTCBotServer
+
+        server: Any = TestingWebRTCBotServer()
+    else:
+        from transports.testing import TestingBotServer
+
+        server = TestingBotServer()
+    async with server:
+        print(f"(no --start: a local testing bot at {server.start_url})", file=sys.stderr)
+        yield server.start_url
+
+
+async def _run_all(
+    args: argparse.Namespace, scenarios: Sequence[Scenario], judge: Judge | None
+) -> int:
+    from lifecycle.testing.junit import Outcome, write_junit
+
+    outcomes: list[Outcome] = []
+    unreached = False
+    async with _start_url(args) as url:
+        for scenario in scenarios:
+            try:
+                result = await _run_one(args, url, scenario, judge)
+            except PipecatClientError as exc:
+                unreached = True
+                message = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
+                print(f"\n{scenario.name}: ERROR {message}", file=sys.stderr)
+                outcomes.append(Outcome(scenario, error=message))
+                continue
+            outcomes.append(Outcome(scenario, result=result))
+            print_table(result, sys.stdout)
+    passed = sum(1 for o in outcomes if o.result is not None and o.result.passed)
+    print(f"\n{passed} of {len(outcomes)} scenarios passed")
+    if args.junit_xml:
+        write_junit(args.junit_xml, outcomes)
+    if unreached:
+        return EXIT_STARTUP
+    return EXIT_OK if passed == len(outcomes) else EXIT_FAILURE
+
+
+async def _run_one(
+    args: argparse.Namespace, url: str, scenario: Scenario, judge: Judge | None
+) -> ScenarioResult:
+    from lifecycle.client import PipecatClient
+    from lifecycle.start import APIRequest
+    from lifecycle.testing.runner import run_scenario
+
+    client = PipecatClient(make_transport(args.transport, None, {}), connect_timeout=args.timeout)
+    try:
+        await client.start_bot_and_connect(APIRequest(url, timeout=args.timeout))
+        return await run_scenario(scenario, client, judge=judge)
+    finally:
+        await client.disconnect()
+
+
+def print_table(result: ScenarioResult, out: TextIO) -> None:
+    """The scenario's verdict, then one row per expectation: budget, latency, status."""
+    verdict = "PASSED" if result.passed else "FAILED"
+    scenario = result.scenario
+    print(f"\n{scenario.name}  {verdict}  ({result.duration_s:.2f} s)", file=out)
+    print(f"  {'turn':<5} {'expectation':<44} {'within':>9} {'latency':>9}  result", file=out)
+    for row in result.expectations:
+        latency = "-" if row.latency_ms is None else f"{row.latency_ms} ms"
+        label = row.expectation.label
+        label = label if len(label) <= 44 else label[:41] + "..."
+        print(
+            f"  {row.turn + 1:<5} {label:<44} {row.budget_ms:>6} ms {latency:>9}  {row.status}",
+            file=out,
+        )
+    for failure in result.failures:
+        print(f"  FAIL {failure}", file=out)

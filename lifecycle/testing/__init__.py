@@ -1,0 +1,15 @@
+"""Testing toolkit: drive a bot like a user and assert what it does (API.md §13).
+
+* :class:`Conversation` (:mod:`lifecycle.testing.conversation`): ``say``, ``play``, ``press``,
+  ``expect`` and ``record`` on a READY :class:`~lifecycle.PipecatClient`.
+* :mod:`lifecycle.testing.scenario`: pipecat.evals' scripted scenario files (a subset), parsed,
+  validated and run over any transport (``pipecat-lifecycle test``).
+* :mod:`lifecycle.testing.pytest_plugin`: the ``pipecat_bot`` / ``pipecat_client`` fixtures.
+
+Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also PyYAML):
+``pip install "pipecat-lifecycle[testing]"``. ``import lifecycle`` never imports this package.
+"""
+
+from lifecycle.testing.conversation import DEFAULT_WITHIN, Conversation, event_text
+
+__all__ = ["DEFAULT_WITHIN", "Conversation", "event_text"]

@@ -1,0 +1,310 @@
+"""``Conversation``: drive a READY client like a user and assert what the bot does, in order.
+
+Built on the client's event stream (API.md §11): the stream opens when the conversation is
+built, so nothing the bot sends afterwards is missed, however late ``expect`` is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from os import PathLike
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from lifecycle.events import EVENT_NAMES
+from lifecycle.media import AudioFrame
+from lifecycle.testing import audio
+
+if TYPE_CHECKING:
+    from lifecycle.client import PipecatClient
+    from lifecycle.dispatch import ClientEvent, EventStream
+
+__all__ = ["DEFAULT_WITHIN", "Conversation", "event_text"]
+
+DEFAULT_WITHIN: Final = 10.0
+"""Seconds ``expect`` waits by default."""
+TRAILING_SILENCE: Final = 1.0
+"""Seconds of silence ``play`` sends after the audio, as a microphone keeps sending."""
+_SHOWN_EVENTS: Final = 40  # the most events a failure lists (the latest ones)
+_SHOWN_TEXT: Final = 80
+_QUIET: Final = frozenset(
+    {
+        "on_bot_audio",
+        "on_bot_tts_audio",
+        "on_user_audio_level",
+        "on_bot_audio_level",
+        "on_transition",
+        "on_transport_state_changed",
+    }
+)  # not listed one by one in a failure (only counted): they would bury the rest
+_ENDS_SESSION: Final = "on_disconnected"
+_SURVIVES_END: Final = frozenset(
+    {"on_disconnected", "on_bot_disconnected", "on_transition", "on_transport_state_changed"}
+    | {"on_error"}
+)
+
+
+def event_text(data: Any) -> str | None:
+    """The text an event carries (``.text`` of the typed events, ``"text"`` of a mapping)."""
+    text = data.get("text") if isinstance(data, Mapping) else getattr(data, "text", None)
+    return text if isinstance(text, str) else None
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _contains(text: str | None, needle: str) -> bool:
+    """Whether ``needle`` is in ``text``, ignoring differences in whitespace (as pipecat.evals)."""
+    return text is not None and _squash(needle) in _squash(text)
+
+
+class Conversation:
+    """A user's side of a conversation with a READY client's bot (API.md §13).
+
+    ``say`` / ``play`` / ``press`` act as the user; ``expect`` asserts the next matching
+    event, in order; ``record`` writes the bot's audio to a WAV file. Use it as
+    ``async with Conversation(client) as conv:`` (or call :meth:`close`): that closes its
+    event stream and any recording. It keeps at most ``history`` events.
+    """
+
+    def __init__(self, client: PipecatClient, *, history: int = 10_000) -> None:
+        """Start watching ``client``'s events (from now on)."""
+        self._client = client
+        self._stream: EventStream = client.events(maxsize=history)
+        self._seen: deque[ClientEvent] = deque(maxlen=history)
+        self._first = 0  # absolute index of _seen[0]
+        self._cursor = 0  # absolute index where the next expectation looks from
+        self._acted_at = time.monotonic()
+        self._acted = "the conversation started"
+        self._matched_at: float | None = None
+        self._recordings: list[_Recording] = []
+
+    # ------------------------------------------------------------------ the user's side
+    async def say(
+        self, text: str, *, run_immediately: bool = True, audio_response: bool = True
+    ) -> str:
+        """Send ``text`` as the user (RTVI ``send-text``); returns its message id."""
+        msg_id = await self._client.send_text(
+            text, run_immediately=run_immediately, audio_response=audio_response
+        )
+        self._acted_now(f"say({text[:_SHOWN_TEXT]!r})")
+        return msg_id
+
+    async def play(
+        self,
+        source: str | PathLike[str] | Iterable[AudioFrame],
+        *,
+        trailing_silence: float = TRAILING_SILENCE,
+    ) -> None:
+        """Send a WAV file (or frames) as the user's microphone, in real time.
+
+        The audio is converted to what the transport sends (WebSocket: 16 kHz mono,
+        SmallWebRTC: 48 kHz mono) and sent in 20 ms frames at the pace of real time, then
+        ``trailing_silence`` seconds of silence follow, as a microphone keeps sending (a
+        bot's VAD hears the end of speech in it). ``within`` of the next ``expect`` counts
+        from the end of the audio, before the silence.
+        """
+        if trailing_silence < 0:
+            raise ValueError("trailing_silence must be >= 0")
+        rate, channels = audio.input_format(self._client.transport)
+        frames = audio.prepare(source, rate, channels)
+        await audio.stream_to(self._client.send_audio, frames)
+        self._acted_now(f"play({source if isinstance(source, (str, PathLike)) else 'frames'})")
+        await audio.stream_to(self._client.send_audio, audio.silence(trailing_silence, rate))
+
+    async def press(self, keys: str | Iterable[str]) -> None:
+        """Press DTMF keys (``0``-``9``, ``*``, ``#``); see ``PipecatClient.send_dtmf``."""
+        buttons = keys if isinstance(keys, str) else list(keys)
+        await self._client.send_dtmf(buttons)
+        self._acted_now(f"press({''.join(buttons)!r})")
+
+    def _acted_now(self, what: str) -> None:
+        self._acted_at = time.monotonic()
+        self._acted = what
+
+    # ------------------------------------------------------------------ expectations
+    async def expect(
+        self,
+        event_name: str,
+        *,
+        text_contains: str | None = None,
+        text_excludes: str | None = None,
+        within: float = DEFAULT_WITHIN,
+        predicate: Callable[[Any], object] | None = None,
+    ) -> Any:
+        """Wait for the next ``event_name`` event that matches; returns its data.
+
+        Expectations are met in order: each looks only at events after the previous one's
+        match. ``within`` (seconds) counts from the later of the last ``say``/``play``/
+        ``press`` and the previous match. An event matches when its text holds
+        ``text_contains`` (whitespace-insensitive) and ``predicate(data)`` is true; a
+        matching event whose text holds ``text_excludes`` fails at once. Raises
+        ``AssertionError`` (expected event, budget, and the events seen with their text and
+        time since the anchor) when nothing matches in time or the session ends first.
+        """
+        if event_name not in EVENT_NAMES:
+            raise ValueError(f"unknown event {event_name!r}")
+        if not within > 0 or within == float("inf"):
+            raise ValueError("within must be a positive, finite number of seconds")
+        anchor = max(self._acted_at, self._matched_at or 0.0)
+        deadline = anchor + within
+        wanted = _describe(event_name, text_contains, predicate)
+        index = self._cursor
+        while True:
+            event = await self._event_at(index, deadline)
+            if event is None or event.at > deadline:
+                raise AssertionError(
+                    self._failure(f"no {wanted} within {within:g}s", anchor, within)
+                )
+            index += 1
+            if event.name == event_name:
+                text = event_text(event.data)
+                if (text_contains is None or _contains(text, text_contains)) and (
+                    predicate is None or predicate(event.data)
+                ):
+                    if text_excludes is not None and _contains(text, text_excludes):
+                        raise AssertionError(
+                            self._failure(
+                                f"{wanted} arrived but its text {text!r} holds the excluded "
+                                f"{text_excludes!r}",
+                                anchor,
+                                within,
+                            )
+                        )
+                    self._cursor = index
+                    self._matched_at = time.monotonic()
+                    return event.data
+            if event.name == _ENDS_SESSION and event_name not in _SURVIVES_END:
+                raise AssertionError(
+                    self._failure(f"the session ended before {wanted}", anchor, within)
+                )
+
+    async def _event_at(self, index: int, deadline: float) -> ClientEvent | None:
+        """The event at absolute ``index``, waiting for it until ``deadline``; None on timeout."""
+        index = max(index, self._first)
+        while index >= self._first + len(self._seen):
+            # Past the deadline this still takes what the stream already holds (timeout(0)
+            # fires only once the stream would have to wait).
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(remaining):
+                    event = await anext(self._stream)
+            except (TimeoutError, StopAsyncIteration):
+                return None
+            if len(self._seen) == self._seen.maxlen:
+                self._first += 1
+            self._seen.append(event)
+        return self._seen[index - self._first]
+
+    @property
+    def events(self) -> list[ClientEvent]:
+        """The events taken from the stream so far (the latest ``history``), in order."""
+        return list(self._seen)
+
+    def _failure(self, headline: str, anchor: float, within: float) -> str:
+        seen = list(self._seen)[max(0, self._cursor - self._first) :]
+        shown = [e for e in seen if e.name not in _QUIET]
+        quiet = len(seen) - len(shown)
+        lines = [
+            f"{headline} (budget {within:g}s from {self._anchor_name(anchor)})",
+            f"events since the previous match ({len(shown)}, ms since the anchor):",
+        ]
+        if len(shown) > _SHOWN_EVENTS:
+            lines.append(f"  ... {len(shown) - _SHOWN_EVENTS} earlier events")
+        for event in shown[-_SHOWN_EVENTS:]:
+            text = event_text(event.data)
+            shown_text = "" if text is None else f"  {text[:_SHOWN_TEXT]!r}"
+            lines.append(f"  {1000 * (event.at - anchor):+8.0f} ms  {event.name}{shown_text}")
+        if not shown:
+            lines.append("  (none)")
+        if quiet:
+            lines.append(f"  (+{quiet} audio/level/transition events not listed)")
+        return "\n".join(lines)
+
+    def _anchor_name(self, anchor: float) -> str:
+        if self._matched_at is not None and anchor == self._matched_at:
+            return "the previous match"
+        return self._acted
+
+    # ------------------------------------------------------------------ recording
+    def record(self, path: str | PathLike[str]) -> None:
+        """From now on write the bot's audio (``on_bot_audio``) to the WAV file ``path``.
+
+        The file is closed when the session ends (or at :meth:`close`). Call it from a
+        running event loop.
+        """
+        recorder = audio.WavRecorder(path)
+        stream = self._client.events("on_bot_audio", _ENDS_SESSION)
+        task = asyncio.get_running_loop().create_task(_record(stream, recorder))
+        self._recordings.append(_Recording(recorder, stream, task))
+
+    # ------------------------------------------------------------------ closing
+    async def close(self) -> None:
+        """Stop watching; finish every recording (with the audio already received). Idempotent."""
+        self._stream.close()
+        for recording in self._recordings:
+            await recording.finish()
+
+    async def __aenter__(self) -> Self:
+        """The conversation itself."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close it."""
+        await self.close()
+
+
+class _Recording:
+    """One ``record(path)``: a task writing the stream's bot audio until the session ends."""
+
+    def __init__(
+        self, recorder: audio.WavRecorder, stream: EventStream, task: asyncio.Task[None]
+    ) -> None:
+        self.recorder, self.stream, self.task = recorder, stream, task
+
+    async def finish(self) -> None:
+        """Stop the task, write what the stream already holds, close the file."""
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        while not self.recorder.closed:
+            try:
+                # timeout(0) fires only if the stream would have to wait: nothing is left.
+                async with asyncio.timeout(0):
+                    event = await anext(self.stream)
+            except (TimeoutError, StopAsyncIteration):
+                break
+            _write(self.recorder, event)
+        self.stream.close()
+        self.recorder.close()
+
+
+def _write(recorder: audio.WavRecorder, event: ClientEvent) -> None:
+    if event.name == _ENDS_SESSION:
+        recorder.close()
+    else:
+        recorder.write(event.data)
+
+
+async def _record(stream: EventStream, recorder: audio.WavRecorder) -> None:
+    async for event in stream:
+        _write(recorder, event)
+        if recorder.closed:
+            stream.close()
+
+
+def _describe(name: str, text_contains: str | None, predicate: object) -> str:
+    parts = [name]
+    if text_contains is not None:
+        parts.append(f"with text containing {text_contains!r}")
+    if predicate is not None:
+        parts.append("matching the predicate")
+    return " ".join(parts)
