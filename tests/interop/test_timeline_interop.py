@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import PipecatClient
+from lifecycle import AudioFrame, PipecatClient
 from lifecycle.report import LANE_TITLES
 from tests.support.browser import ARTIFACTS, browse, chromium, console_errors, png_size
 from tests.support.interop_bots import BotProcess
+from transports.testing.messages import sine_pcm
 from transports.websocket import WebSocketTransport
 
 T = 20.0
@@ -52,7 +53,14 @@ def voice_bot(interop_python_path: Path) -> Iterator[BotProcess]:
         bot.stop()
 
 
-async def one_text_turn(voice_bot: BotProcess, kind: str) -> PipecatClient:
+async def speak(client: PipecatClient) -> None:
+    """A microphone: 400 ms of a tone then 500 ms of silence, in 20 ms frames (16 kHz mono)."""
+    speech = sine_pcm(400, 16000) + b"\x00\x00" * 8000
+    for offset in range(0, len(speech), 640):
+        await client.send_audio(AudioFrame(speech[offset : offset + 640], 16000, 1))
+
+
+async def one_turn(voice_bot: BotProcess, kind: str, *, spoken: bool = False) -> PipecatClient:
     if kind == "ws":
         client = PipecatClient(WebSocketTransport(), connect_timeout=T)
         connect = client.start_bot_and_connect(f"{voice_bot.base_url}/start")
@@ -66,7 +74,10 @@ async def one_text_turn(voice_bot: BotProcess, kind: str) -> PipecatClient:
     async with asyncio.timeout(T):
         await connect
         async with client.events("on_bot_stopped_speaking") as done:
-            await client.send_text("hello there")
+            if spoken:
+                await speak(client)
+            else:
+                await client.send_text("hello there")
             await anext(done)
         await client.disconnect()
     return client
@@ -76,7 +87,7 @@ async def one_text_turn(voice_bot: BotProcess, kind: str) -> PipecatClient:
 async def test_a_scripted_turn_is_timed_and_drawn(
     voice_bot: BotProcess, kind: str, tmp_path: Path
 ) -> None:
-    client = await one_text_turn(voice_bot, kind)
+    client = await one_turn(voice_bot, kind)
     (turn,) = client.trace.turns()
     print(f"\nreal Pipecat bot over {kind}: {turn.summary()}")
     assert turn.source == "text" and turn.user_text == "hello there"
@@ -106,3 +117,17 @@ async def test_a_scripted_turn_is_timed_and_drawn(
     )
     assert console_errors(log) == [] and png_size(shot) == (1280, 900)
     print(f"screenshot: {shot}")
+
+
+@pytest.mark.parametrize("kind", ["ws", "webrtc"])
+async def test_a_spoken_turn_is_timed_from_user_stopped_speaking(
+    voice_bot: BotProcess, kind: str
+) -> None:
+    client = await one_turn(voice_bot, kind, spoken=True)
+    (turn,) = client.trace.turns()
+    print(f"\nreal Pipecat bot over {kind}, spoken: {turn.summary()}")
+    assert turn.source == "speech" and turn.user_stopped_at is not None
+    assert turn.input_ended_at is not None  # the last sound the client sent
+    assert turn.user_text == "hello from the microphone"  # the stand-in STT
+    assert turn.llm_first_ms is not None and turn.bot_speaking_ms is not None
+    assert turn.llm_first_ms >= 0 and "StandInLLM" in {n.split("#")[0] for n in turn.ttfb}
