@@ -31,6 +31,7 @@ from lifecycle.events import (
     UserInput,
     UserTranscript,
 )
+from lifecycle.logs import BOT_TEXT_LIMIT, bounded
 from lifecycle.media import AudioFrame
 
 __all__ = [
@@ -44,8 +45,8 @@ __all__ = [
     "timeline_of_events",
 ]
 
-MARK_TEXT_LIMIT: Final = 200
-"""Characters of text a mark keeps (a coalesced reply keeps its first ones)."""
+MARK_TEXT_LIMIT: Final = BOT_TEXT_LIMIT
+"""Characters of text a mark keeps (then ``… (N chars)``; a coalesced reply its first ones)."""
 MARK_VALUES_LIMIT: Final = 16
 """Metric values one mark keeps."""
 DEFAULT_MAX_MARKS: Final = 1000
@@ -277,6 +278,4 @@ def _metric_values(metrics: Metrics) -> Mapping[str, float]:
 
 
 def _bounded(text: str | None, limit: int = MARK_TEXT_LIMIT) -> str | None:
-    if text is None:
-        return None
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return None if text is None else bounded(text, limit)
