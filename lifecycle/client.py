@@ -48,7 +48,7 @@ from lifecycle.events import (
     UserTranscript,
 )
 from lifecycle.functions import FunctionCallHandler, FunctionCalls, SessionCalls
-from lifecycle.logs import SafeLogger, describe_exception, get_logger
+from lifecycle.logs import SafeLogger, bounded, describe_exception, get_logger
 from lifecycle.machine import SessionLifecycle, TransitionEvent
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_text
@@ -74,7 +74,7 @@ _PREFIX: Final = 100  # bot-controlled strings in logs and errors keep this many
 
 def _prefix(text: str) -> str:
     """A bounded prefix of a bot-controlled string, for log lines and error messages."""
-    return text if len(text) <= _PREFIX else f"{text[:_PREFIX]}...({len(text)} chars)"
+    return bounded(text, _PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,13 @@ class _SessionEvents:
 
     def message_received(self, message: Inbound) -> None:
         if self._live():
-            self._client._on_inbound(self._session, message)
+            # The events this message fires count its wire size against the byte bound.
+            bus = self._client._bus
+            bus.inbound_size = len(message) if isinstance(message, str | bytes) else 0
+            try:
+                self._client._on_inbound(self._session, message)
+            finally:
+                bus.inbound_size = 0
 
     def message_dropped(self, reason: str) -> None:
         if self._live():
@@ -716,6 +722,7 @@ class PipecatClient:
             except Exception as exc:
                 session.log.warning("transport disconnect failed", error=describe_exception(exc))
         self._lifecycle.disconnected(reason)  # refused after transport_closed: already there
+        session.log.flush_limited()
         session.log.info("session ended", reason=reason)
         for name in session.after_cleanup:  # what the transition hook left for this moment
             self._emit(name)
@@ -758,7 +765,7 @@ class PipecatClient:
                 accepted, session.bot_info = session.bot_info, info
                 if not self._lifecycle.bot_ready():
                     session.bot_info = accepted  # a refused bot-ready changes nothing
-                    session.log.warning(
+                    session.log.warning_limited(
                         "bot-ready dropped",
                         state=self.state.value,
                         refused=self._lifecycle.refusal("bot_ready"),
@@ -772,8 +779,8 @@ class PipecatClient:
             case rtvi.ServerResponse(id=msg_id, result=result):
                 future = self._pending_future(session, msg_id)
                 if future is None:
-                    session.log.warning(
-                        "response for no pending request dropped", msg_id=_prefix(str(msg_id))
+                    session.log.warning_limited(
+                        "response for no pending request dropped", msg_id=bounded(msg_id, _PREFIX)
                     )
                 else:
                     future.set_result(result)
@@ -798,7 +805,9 @@ class PipecatClient:
         return None if future is None or future.done() else future
 
     def _on_bot_error(self, session: _Session, error: RTVIError) -> None:
-        session.log.warning("bot error", error_message=_prefix(error.message), fatal=error.fatal)
+        session.log.warning_limited(
+            "bot error", error_message=_prefix(error.message), fatal=error.fatal
+        )
         self._emit("on_error", error)
         if error.fatal:
             session.fatal = error

@@ -9,7 +9,8 @@ Both queues are bounded (API.md §11, §12), because nothing a bot sends may gro
 without bound. The callback queue has three tiers: lifecycle events and fatal errors are
 never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped first,
 oldest first; everything else only when no high-rate event is queued. A stream drops its
-oldest non-lifecycle event when it falls ``maxsize`` behind.
+oldest non-lifecycle event when it falls ``maxsize`` behind. Both also hold at most
+:data:`MAX_PENDING_BYTES` of bot data, since a count alone would allow 10,000 1 MiB messages.
 
 Decisions:
 
@@ -41,9 +42,12 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 
 from lifecycle.errors import SessionClosedError
 from lifecycle.logs import SafeLogger, describe_exception
+from lifecycle.media import AudioFrame
 
 __all__ = [
     "HIGH_RATE_EVENTS",
+    "LIFECYCLE_GRACE",
+    "MAX_PENDING_BYTES",
     "NEVER_DROPPED_EVENTS",
     "ClientEvent",
     "EventBus",
@@ -92,6 +96,10 @@ SESSION_END_EVENT: Final = "on_disconnected"
 
 LIFECYCLE_GRACE: Final = 1.0
 """Seconds a drain still waits for the never-dropped callbacks once it discarded the rest."""
+
+MAX_PENDING_BYTES: Final = 32 * 2**20
+"""Bytes of bot data (wire size, PCM) the callback queue, and each stream, holds at most:
+a bot message may be 1 MiB, so the count bound alone would allow gigabytes."""
 
 
 class Tier(enum.IntEnum):
@@ -148,58 +156,68 @@ class ClientEvent:
 
 
 class _TieredQueue(Generic[_T]):
-    """A FIFO over tiers: pops in push order; past ``maxsize`` it drops a droppable item.
+    """A FIFO over tiers: pops in push order; past its bounds it drops droppable items.
 
-    Each tier is its own deque of ``(seq, item)``; one sequence number across tiers keeps
-    the order, so push, pop and drop are all O(1). Over the bound the oldest item of the
+    Each tier is its own deque of ``(seq, size, item)``; one sequence number across tiers
+    keeps the order, so push, pop and drop are all O(1). Two bounds: ``maxsize`` items and
+    ``max_bytes`` (the sizes given at push: the wire size of a bot message, the PCM of an
+    audio frame), because one bot message may be 1 MiB. Over a bound the oldest item of the
     highest non-empty droppable tier goes; KEEP items are never dropped, so they alone may
-    take the queue past ``maxsize`` (they are few: a session's lifecycle events).
+    take the queue past a bound (they are few and small: a session's lifecycle events).
     """
 
-    __slots__ = ("_seq", "_size", "_tiers", "maxsize")
+    __slots__ = ("_bytes", "_seq", "_size", "_tiers", "max_bytes", "maxsize")
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self._seq = 0
         self._size = 0
-        self._tiers: list[deque[tuple[int, _T]]] = [deque() for _ in Tier]
+        self._bytes = 0
+        self._tiers: list[deque[tuple[int, int, _T]]] = [deque() for _ in Tier]
 
     def __len__(self) -> int:
         return self._size
 
-    def push(self, item: _T, tier: Tier) -> int:
-        """Append ``item``; return how many items were dropped to stay within the bound."""
+    def push(self, item: _T, tier: Tier, size: int = 0) -> int:
+        """Append ``item``; return how many items were dropped to stay within the bounds."""
         self._seq += 1
-        self._tiers[tier].append((self._seq, item))
-        if self._size < self.maxsize:
-            self._size += 1
-            return 0
-        for droppable in (Tier.HIGH_RATE, Tier.NORMAL):
-            if self._tiers[droppable]:
-                self._tiers[droppable].popleft()
-                return 1
-        self._size += 1  # only never-dropped items: they may exceed the bound
-        return 0
+        self._tiers[tier].append((self._seq, size, item))
+        self._size += 1
+        self._bytes += size
+        dropped = 0
+        while self._size > self.maxsize or self._bytes > self.max_bytes:
+            high, normal = self._tiers[Tier.HIGH_RATE], self._tiers[Tier.NORMAL]
+            victims = high or normal
+            if not victims:
+                break  # only never-dropped items: they may exceed the bounds
+            self._bytes -= victims.popleft()[1]
+            self._size -= 1
+            dropped += 1
+        return dropped
 
     def pop(self) -> _T:
         """Remove and return the oldest item; IndexError when empty."""
-        oldest: deque[tuple[int, _T]] | None = None
+        oldest: deque[tuple[int, int, _T]] | None = None
         for queue in self._tiers:
             if queue and (oldest is None or queue[0][0] < oldest[0][0]):
                 oldest = queue
         if oldest is None:
             raise IndexError("pop from an empty queue")
+        _, size, item = oldest.popleft()
         self._size -= 1
-        return oldest.popleft()[1]
+        self._bytes -= size
+        return item
 
     def discard(self, matches: Callable[[_T], bool]) -> int:
         """Drop every droppable item that ``matches``; return how many."""
         dropped = 0
         for tier in (Tier.NORMAL, Tier.HIGH_RATE):
             queue = self._tiers[tier]
-            kept = [entry for entry in queue if not matches(entry[1])]
+            kept = deque(entry for entry in queue if not matches(entry[2]))
             dropped += len(queue) - len(kept)
-            self._tiers[tier] = deque(kept)
+            self._bytes -= sum(entry[1] for entry in queue) - sum(entry[1] for entry in kept)
+            self._tiers[tier] = kept
         self._size -= dropped
         return dropped
 
@@ -207,11 +225,11 @@ class _TieredQueue(Generic[_T]):
         """Drop everything."""
         for queue in self._tiers:
             queue.clear()
-        self._size = 0
+        self._size = self._bytes = 0
 
 
 class _Subscriber(Protocol):
-    def feed(self, event: ClientEvent, tier: Tier) -> None: ...
+    def feed(self, event: ClientEvent, tier: Tier, size: int) -> None: ...
 
 
 class EventStream:
@@ -219,29 +237,36 @@ class EventStream:
 
     It collects from the moment it is made until it is closed (leaving its ``async with``
     block, or :meth:`close`), across sessions. It holds at most ``maxsize`` events that
-    were not read yet; past that it drops its oldest one (never a lifecycle event).
+    were not read yet (and :data:`MAX_PENDING_BYTES` of bot data); past that it drops its
+    oldest one (never a lifecycle event). One task reads it.
     """
 
     def __init__(
-        self, bus: EventBus, names: frozenset[str] | None, maxsize: int, log: SafeLogger
+        self,
+        bus: EventBus,
+        names: frozenset[str] | None,
+        maxsize: int,
+        log: SafeLogger,
+        max_bytes: int = MAX_PENDING_BYTES,
     ) -> None:
         self._bus = bus
         self._names = names
         self._log = log
-        self._queue: _TieredQueue[ClientEvent] = _TieredQueue(maxsize)
+        self._queue: _TieredQueue[ClientEvent] = _TieredQueue(maxsize, max_bytes)
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self.dropped = 0
-        """How many events this stream dropped because it fell ``maxsize`` behind."""
+        """How many events this stream dropped because it fell behind its bounds."""
 
-    def feed(self, event: ClientEvent, tier: Tier) -> None:
+    def feed(self, event: ClientEvent, tier: Tier, size: int) -> None:
         """Take one emitted event (the bus calls this)."""
         if self._names is not None and event.name not in self._names:
             return
         # A stream keeps order and drops only oldest-first: one droppable tier.
-        if self._queue.push(event, Tier.KEEP if tier is Tier.KEEP else Tier.NORMAL):
-            self.dropped += 1
-            if self.dropped == 1:
+        dropped = self._queue.push(event, Tier.KEEP if tier is Tier.KEEP else Tier.NORMAL, size)
+        if dropped:
+            self.dropped += dropped
+            if self.dropped == dropped:
                 self._log.warning(
                     "event stream fell behind: dropping its oldest events",
                     session_id=event.session_id,
@@ -298,7 +323,7 @@ class _Waiter:
         self.predicate = predicate
         self.future = future
 
-    def feed(self, event: ClientEvent, tier: Tier) -> None:
+    def feed(self, event: ClientEvent, tier: Tier, size: int) -> None:
         if self.future.done():
             return
         if event.name == self.name:
@@ -330,12 +355,14 @@ class EventBus:
         session_id: Callable[[], int],
         log: SafeLogger,
         max_pending: int = 10_000,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
         drain_timeout: float = 5.0,
     ) -> None:
         self.names: frozenset[str] = frozenset(event_names)
         self.drain_timeout = check_seconds(drain_timeout, "drain_timeout")
+        self._max_bytes = check_size(max_pending_bytes, "max_pending_bytes")
         self._queue: _TieredQueue[tuple[int, str, tuple[Any, ...]]] = _TieredQueue(
-            check_size(max_pending, "max_pending_events")
+            check_size(max_pending, "max_pending_events"), self._max_bytes
         )
         self._session_id = session_id
         self._log = log
@@ -348,6 +375,9 @@ class EventBus:
         self._warned_stale = -1
         self.dropped = 0
         """Events dropped by the queue's bound or a drain's time limit, over all sessions."""
+        self.inbound_size = 0
+        """Bytes of the bot message being handled now (set around it by the client): the
+        events it fires count them against the byte bound."""
 
     # ------------------------------------------------------------- callbacks
 
@@ -363,19 +393,27 @@ class EventBus:
         return ValueError(f"unknown event {name!r}; known events: {known}")
 
     def emit(self, name: str, *args: Any) -> None:
-        """Fire ``name``: feed every stream now, queue the callbacks if any are registered."""
+        """Fire ``name``: feed every stream now, queue the callbacks if any are registered.
+
+        Against the byte bound it counts :attr:`inbound_size`, or an
+        :class:`AudioFrame` argument's PCM.
+        """
         tier = tier_of(name, args)
         session_id = self._session_id()
+        size = self.inbound_size
+        if args and isinstance(args[0], AudioFrame):
+            size = max(size, len(args[0].pcm))
         if self._feeders:
             event = ClientEvent(name, args[0] if args else None, session_id, time.monotonic())
             for ref in self._feeders:
                 subscriber = ref()
                 if subscriber is not None:
-                    subscriber.feed(event, tier)
+                    subscriber.feed(event, tier, size)
         if not self._handlers[name]:
             return
-        if self._queue.push((session_id, name, args), tier):
-            self._count_dropped(session_id, 1)
+        dropped = self._queue.push((session_id, name, args), tier, size)
+        if dropped:
+            self._count_dropped(session_id, dropped)
         self._ensure_dispatcher()
 
     def _ensure_dispatcher(self) -> None:
@@ -390,6 +428,7 @@ class EventBus:
                 "callback queue full: dropping events (callbacks too slow for the bot's rate)",
                 session_id=session_id,
                 max_pending_events=self._queue.maxsize,
+                max_pending_bytes=self._max_bytes,
             )
 
     def _skip_stale(self, session_id: int) -> None:
@@ -489,7 +528,9 @@ class EventBus:
         for name in wanted:
             if name not in self.names:
                 raise self._unknown(name)
-        stream = EventStream(self, wanted or None, check_size(maxsize, "maxsize"), self._log)
+        stream = EventStream(
+            self, wanted or None, check_size(maxsize, "maxsize"), self._log, self._max_bytes
+        )
         self._subscribe(stream)
         return stream
 

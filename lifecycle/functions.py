@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from lifecycle import rtvi
 from lifecycle.events import FunctionCall
-from lifecycle.logs import SafeLogger
+from lifecycle.logs import SafeLogger, bounded
 
 __all__ = ["ANY_FUNCTION", "FunctionCallHandler", "FunctionCalls", "SessionCalls"]
 
@@ -36,7 +36,7 @@ _NAME_PREFIX: Final = 80  # a function name is bot-controlled: log a bounded pre
 
 
 def _bounded(text: str) -> str:
-    return text if len(text) <= _NAME_PREFIX else text[:_NAME_PREFIX] + "..."
+    return bounded(text, _NAME_PREFIX)
 
 
 class FunctionCalls:

@@ -500,3 +500,31 @@ def test_conversation_printer_keeps_bounded_text() -> None:
     (reply,) = [line for line in stream.getvalue().splitlines() if "bot: " in line]
     assert 2000 <= len(reply.split("bot: ", 1)[1]) <= 2001 and reply.endswith("…")
     assert stream.getvalue().count("function call f({})") == 1000
+
+
+async def test_connect_prints_the_testing_bots_answer(server: TestingBotServer) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", "connect", "--start", server.start_url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdin is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            process.stdin.write(b"how are you\n")
+            await process.stdin.drain()
+            while not any(line.startswith("bot: ") for line in lines):
+                raw = await process.stdout.readline()
+                assert raw, "connect ended before the bot answered"
+                lines.append(raw.decode().split("ms  ", 1)[-1].rstrip("\n"))
+            rest, _ = await process.communicate(b"/quit\n")
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+    assert process.returncode == 0
+    assert "sent text: how are you" in lines
+    (answer,) = [line for line in lines if line.startswith("bot: ")]
+    assert "how are you" in answer
+    assert "session ended: disconnected (exit 0)" in rest.decode()

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifecycle import ClientEvent, PipecatClient, State
-from lifecycle.dispatch import LIFECYCLE_GRACE, EventBus, EventStream
+from lifecycle import AudioFrame, ClientEvent, PipecatClient, State
+from lifecycle.dispatch import LIFECYCLE_GRACE, MAX_PENDING_BYTES, EventBus, EventStream
 from lifecycle.logs import get_logger
 from tests.support.flood import Gate
 from transports.loopback import LoopbackBot, LoopbackTransport
@@ -430,3 +430,32 @@ async def test_an_ended_sessions_callbacks_never_run_in_the_next_one(
     assert ended == [2]  # session 1's was skipped, never run inside session 2
     assert client.dropped_events == 1
     assert len(warnings(logs, "callbacks of an ended session skipped")) == 1
+
+
+# ------------------------------------------------------------------ bytes
+
+
+async def test_queued_bot_data_is_bounded_in_bytes_too(bot: LoopbackBot) -> None:
+    # 10,000 queued 1 MiB messages would be 10 GiB: the queue also holds at most
+    # MAX_PENDING_BYTES of bot data (wire size; PCM for audio), dropping by the same tiers.
+    client, gate, delivered = await blocked_client(bot)
+    big = '{"label":"rtvi-ai","type":"server-message","data":"' + "x" * 1_000_000 + '"}'
+    pcm = AudioFrame(bytes(1_000_000), 16_000, 1)
+    audio: list[AudioFrame] = []
+    client.add_event_handler("on_bot_audio", audio.append)
+    async with client.events("on_server_message", "on_bot_audio") as stream:
+        for _ in range(60):
+            await bot.send_raw(big)
+        for _ in range(60):
+            await bot.send_audio(pcm)
+        await send(bot, ["s-last"])
+        await read_until(stream, "on_server_message", "s-last")
+        assert stream.dropped > 0  # a stream has the same byte bound
+    gate.open()
+    async with asyncio.timeout(WAIT):
+        await client.disconnect()
+    kept = len(delivered) - 2 + len(audio)  # less "block" and "s-last"
+    assert kept * 1_000_000 <= MAX_PENDING_BYTES
+    assert client.dropped_events == 120 - kept
+    assert audio == []  # high-rate audio went first; the server messages after
+    assert delivered[-1] == "s-last"

@@ -107,18 +107,12 @@ async def test_flood_to_slow_callbacks_is_bounded(
     assert (rss_bytes() - stats.rss_start) / 2**20 < RSS_BOUND_MIB
 
 
-READER_STARVES_LOOP = pytest.mark.xfail(
-    strict=False,
-    reason="WebSocketTransport._read never yields while websockets has frames buffered "
-    "(recv() returns without suspending): under this flood the loop lags 1.5-2 s and "
-    "every timer, the drain's included, fires late. Yielding every 64 frames: lag 0.18 s, "
-    "disconnect() 1.0 s (transports/ owns the fix).",
-)
-
-
 @pytest.mark.parametrize(
     ("rate", "callback_seconds"),
-    [(20_000, 0.001), pytest.param(100_000, 0.01, marks=READER_STARVES_LOOP)],
+    [
+        pytest.param(20_000, 0.001),
+        pytest.param(100_000, 0.01),
+    ],
     ids=["20k-1ms", "100k-10ms"],
 )
 async def test_websocket_flood_from_another_process_is_bounded(

@@ -329,3 +329,13 @@ async def test_readme_load_example_runs(server: TestingBotServer) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     await asyncio.wait_for(namespace["main"](), TIMEOUT)
+
+
+async def test_cli_say_times_the_testing_bots_answer(server: TestingBotServer) -> None:
+    code, out, err = await run_cli(
+        "load", "--start", server.start_url, "--sessions", "6", "--concurrency", "3",
+        "--say", "hello there", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["ok"] == 6 and summary["latency_ms"]["first_output"]["count"] == 6

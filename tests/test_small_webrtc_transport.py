@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import structlog
 
 pytest.importorskip("aiortc")
 
@@ -35,6 +36,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
+from tests.support.threaded import in_thread
 from transports.base import ConnectRequest
 from transports.small_webrtc import (
     INSTALL_HINT,
@@ -719,3 +721,54 @@ async def test_testing_webrtc_bot_with_client(loopback_ice: None) -> None:
         assert bot.sessions_started == 2
         await asyncio.wait_for(client.disconnect(), T)
     assert not transport_tasks()
+
+
+# ---------------------------------------------------------------------------- event loops
+
+
+def test_transport_survives_the_event_loop_ending_while_connected(loopback_ice: None) -> None:
+    """asyncio.run() may end with a session up; the next connect() on a new loop works."""
+    from transports.testing_webrtc import TestingWebRTCBotServer
+
+    with in_thread(TestingWebRTCBotServer()) as bot:
+        transport = SmallWebRTCTransport(bot.offer_url)
+
+        async def session(end: bool) -> None:
+            events = Recorder()
+            await asyncio.wait_for(transport.connect(ConnectRequest(), events), T)
+            transport.send_message(rtvi("client-ready", {"version": "2.2.0"}, "cr"))
+            await events.wait_message(lambda m: m["type"] == "bot-ready")
+            if end:
+                await asyncio.wait_for(transport.disconnect(), T)
+
+        with structlog.testing.capture_logs() as logs:
+            asyncio.run(session(end=False))  # the loop ends with the session up
+            asyncio.run(session(end=False))  # a new loop: the old session is dropped, not awaited
+            asyncio.run(session(end=True))
+        assert transport.pc_id is None
+        # Nothing of a dead loop was awaited (aiortc's close() of it would fail or time out).
+        assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
+
+
+def test_client_and_transport_on_two_event_loops_in_a_row(loopback_ice: None) -> None:
+    from lifecycle import PipecatClient, State
+    from transports.testing_webrtc import TestingWebRTCBotServer
+
+    with in_thread(TestingWebRTCBotServer()) as bot:
+        client = PipecatClient(SmallWebRTCTransport(), connect_timeout=T, request_timeout=T)
+
+        async def session() -> None:
+            # The last loop ended with the session READY, without disconnect().
+            await asyncio.wait_for(client.start_bot_and_connect(bot.start_url), T)
+            assert await asyncio.wait_for(client.send_client_request("echo", {"n": 1}), T) == {
+                "n": 1
+            }
+
+        asyncio.run(session())
+        asyncio.run(session())
+
+        async def end() -> None:
+            await asyncio.wait_for(client.disconnect(), T)
+
+        asyncio.run(end())
+        assert client.state is State.DISCONNECTED

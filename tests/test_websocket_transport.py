@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,6 +25,8 @@ from lifecycle import (
 )
 from lifecycle.rtvi import make_message
 from tests.conftest import Recorder, within
+from tests.support.threaded import in_thread
+from tests.support.ws_servers import raw_server, raw_ws_server, ws_server
 from tests.tls_support import tls_pair
 from transports._pb import frames_pb2 as pb
 from transports.base import ConnectRequest
@@ -38,7 +38,6 @@ from transports.websocket import (
     encode_message,
 )
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLIENT_READY = make_message("client-ready", {"version": "2.2.0", "about": {}}, "ready-1")
 
 
@@ -79,41 +78,6 @@ class Events:
 async def server() -> AsyncIterator[TestingBotServer]:
     async with TestingBotServer() as s:
         yield s
-
-
-@contextlib.asynccontextmanager
-async def ws_server(
-    handler: Callable[[ServerConnection], Awaitable[None]], **kwargs: Any
-) -> AsyncIterator[str]:
-    """A one-off websockets server on 127.0.0.1; yields its ws:// URL."""
-    async with serve(handler, "127.0.0.1", 0, **kwargs) as srv:
-        port = next(iter(srv.sockets)).getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/ws"
-        srv.close()
-        await within(srv.wait_closed())
-
-
-@contextlib.asynccontextmanager
-async def raw_server(reply: bytes | None) -> AsyncIterator[int]:
-    """A TCP server answering every connection with ``reply`` (None: never answers)."""
-    conns: list[asyncio.StreamWriter] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conns.append(writer)
-        await reader.readuntil(b"\r\n\r\n")
-        if reply is not None:
-            writer.write(reply)
-            await writer.drain()
-            writer.close()
-
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield srv.sockets[0].getsockname()[1]
-    finally:
-        for w in conns:
-            w.close()
-        srv.close()
-        await within(srv.wait_closed())
 
 
 async def connect_ready(transport: WebSocketTransport, url: str) -> Events:
@@ -217,10 +181,13 @@ async def test_bad_or_missing_url_raises(url: str | None) -> None:
         await within(WebSocketTransport(url).connect(ConnectRequest(), Events()))
 
 
-async def test_refused_port_raises() -> None:
-    transport = WebSocketTransport("ws://127.0.0.1:1/ws")
-    with pytest.raises(OSError):
+async def test_refused_port_raises_naming_the_url() -> None:
+    transport = WebSocketTransport("ws://127.0.0.1:1/ws?token=s3cr3t")
+    with pytest.raises(TransportError) as info:
         await within(transport.connect(ConnectRequest(), Events()))
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    assert "ws://127.0.0.1:1/ws?token=***" in str(info.value)
+    assert "refused" in str(info.value) and "s3cr3t" not in str(info.value)
     assert not transport.connected
 
 
@@ -232,16 +199,18 @@ async def test_html_answer_to_handshake_raises() -> None:
     )
     async with raw_server(reply) as port:
         transport = WebSocketTransport(f"ws://127.0.0.1:{port}/ws")
-        with pytest.raises(Exception) as info:
+        with pytest.raises(TransportError) as info:
             await within(transport.connect(ConnectRequest(), Events()))
-        assert "500" in str(info.value)
+        assert "HTTP 500" in str(info.value) and f"ws://127.0.0.1:{port}/ws" in str(info.value)
 
 
 async def test_silent_handshake_times_out() -> None:
     async with raw_server(None) as port:
         transport = WebSocketTransport(f"ws://127.0.0.1:{port}/ws", open_timeout=0.3)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TransportError) as info:
             await within(transport.connect(ConnectRequest(), Events()))
+        assert isinstance(info.value.__cause__, TimeoutError)
+        assert "opening handshake" in str(info.value)
 
 
 async def test_headers_sent_and_token_never_logged() -> None:
@@ -351,31 +320,6 @@ async def test_frame_beyond_hard_cap_closes_connection() -> None:
         await within(transport.disconnect())
 
 
-@pytest.mark.parametrize(
-    ("code", "clean"), [(1000, True), (1011, False), (1012, False), (None, False)]
-)
-async def test_bot_side_close(code: int | None, clean: bool) -> None:
-    async def handler(ws: ServerConnection) -> None:
-        await ws.recv()
-        if code is None:
-            ws.transport.abort()  # lost without a close frame
-        else:
-            await ws.close(code)
-
-    async with ws_server(handler) as url:
-        transport = WebSocketTransport(url)
-        events = await connect_ready(transport, url)
-        transport.send_message(CLIENT_READY)
-        kind, info = await events.next()
-        assert kind == "closed"
-        assert info["clean"] is clean
-        assert info["reason"] == f"close {code or 1006}"
-        assert not transport.connected
-        with pytest.raises(TransportError):
-            transport.send_message(CLIENT_READY)
-        await within(transport.disconnect())
-
-
 async def test_client_disconnect_closes_with_1000_and_reports_nothing() -> None:
     codes: list[int | None] = []
 
@@ -397,37 +341,14 @@ async def test_client_disconnect_closes_with_1000_and_reports_nothing() -> None:
 async def test_disconnect_of_unresponsive_peer_is_bounded() -> None:
     # A peer that completes the handshake, then never reads again: the close handshake
     # cannot finish, and disconnect() still returns within its bound.
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
-        await writer.drain()
-        held.append(writer)
-
-    held: list[asyncio.StreamWriter] = []
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    try:
-        transport = WebSocketTransport(f"ws://127.0.0.1:{port}/ws")
-        events = await connect_ready(transport, f"ws://127.0.0.1:{port}/ws")
+    async with raw_ws_server() as url:
+        transport = WebSocketTransport(url)
+        events = await connect_ready(transport, url)
         loop = asyncio.get_running_loop()
         started = loop.time()
         await within(transport.disconnect(), 6.0)
         assert loop.time() - started < 4.0
         assert not transport.connected and events.queue.empty()
-    finally:
-        for w in held:
-            w.close()
-        srv.close()
-        await within(srv.wait_closed())
 
 
 async def test_reconnect_same_instance_and_no_task_growth(server: TestingBotServer) -> None:
@@ -446,7 +367,8 @@ async def test_connect_again_after_bot_left(server: TestingBotServer) -> None:
     events = await connect_ready(transport, server.ws_url)
     transport.send_message(make_message("disconnect-bot"))
     kind, info = await events.next()
-    assert (kind, info["clean"], info["reason"]) == ("closed", True, "close 1000")
+    assert (kind, info["clean"]) == ("closed", True)
+    assert info["reason"] == "server closed the connection: code 1000 (OK)"
     events = await connect_ready(transport, server.ws_url)  # no disconnect() in between
     transport.send_message(CLIENT_READY)
     assert (await events.next_message())["type"] == "bot-ready"
@@ -646,8 +568,10 @@ async def test_wss_verifies_by_default_and_accepts_given_context(tmp_path: Any) 
 
     async with serve(handler, "127.0.0.1", 0, ssl=server_ctx) as srv:
         url = f"wss://127.0.0.1:{next(iter(srv.sockets)).getsockname()[1]}/ws"
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(TransportError) as info:
             await within(WebSocketTransport(url).connect(ConnectRequest(), Events()))
+        assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+        assert "certificate" in str(info.value)
         transport = WebSocketTransport(url, ssl=client_ctx)
         events = Events()
         await within(transport.connect(ConnectRequest(), events))
@@ -655,3 +579,196 @@ async def test_wss_verifies_by_default_and_accepts_given_context(tmp_path: Any) 
         await within(transport.disconnect())
         srv.close()
         await within(srv.wait_closed())
+
+
+# --- errors that say what to do (issue 12.3) and keep secrets (issue 12.10) -----------------
+
+
+async def test_start_response_without_ws_url_names_its_keys_and_the_runner_body() -> None:
+    response = {"sessionId": "s3cr3t-session", "iceConfig": {"iceServers": ["stun:s3cr3t"]}}
+    with pytest.raises(TransportError) as info:
+        await within(WebSocketTransport().connect(ConnectRequest(params=response), Events()))
+    text = str(info.value)
+    assert "'sessionId'" in text and "'iceConfig'" in text and "no WebSocket URL" in text
+    assert '{"transport": "websocket"}' in text and "request_data" in text
+    assert "s3cr3t" not in text
+
+
+async def test_start_response_without_ws_url_through_the_client(http: Any) -> None:
+    http.json_reply({"sessionId": "s3cr3t-id", "token": "s3cr3t-token"})
+    client = make_client()
+    with structlog.testing.capture_logs() as logs, pytest.raises(TransportError) as info:
+        await within(client.start_bot_and_connect(http.url("/start")))
+    assert "'sessionId', 'token'" in str(info.value)
+    assert "s3cr3t" not in str(info.value) and "s3cr3t" not in repr(logs)
+    assert client.state is State.DISCONNECTED
+
+
+async def test_wss_to_a_plain_http_server_says_so() -> None:
+    async def plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # a TLS ClientHello: not HTTP, answered as uvicorn does
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(plain_http, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        url = f"wss://127.0.0.1:{port}/ws-client?token=s3cr3t"
+        client = PipecatClient(WebSocketTransport(url), connect_timeout=3.0)
+        with pytest.raises(TransportError) as info:
+            await within(client.connect())
+    finally:
+        srv.close()
+        await within(srv.wait_closed())
+    text = str(info.value)
+    assert f"wss://127.0.0.1:{port}/ws-client?token=***" in text
+    assert "TLS" in text and "ws://" in text and "s3cr3t" not in text
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+async def test_cause_of_an_invalid_uri_keeps_no_token() -> None:
+    import traceback
+
+    secret = "s3" + "cr3t"  # built here, so that the traceback's source lines do not show it
+    client = PipecatClient(WebSocketTransport(), connect_timeout=3.0)
+    with pytest.raises(TransportError) as info:
+        await within(client.connect({"wsUrl": "ws:///ws?token=" + secret}))
+    err = info.value
+    assert "?token=***" in str(err)
+    assert err.__cause__ is not None and err.__context__ is None
+    for exc in _chain(err):
+        assert "s3cr3t" not in str(exc) and "s3cr3t" not in repr(exc.args)
+    assert "s3cr3t" not in "".join(traceback.format_exception(err))
+
+
+@pytest.mark.parametrize("where", ["headers", "token"])
+async def test_header_value_with_crlf_never_shown(where: str, caplog: Any) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    caplog.set_level(logging.DEBUG)
+    async with ws_server(handler) as url:
+        params: dict[str, Any] = {"wsUrl": url}
+        if where == "headers":
+            params["headers"] = {"X-Api-Key": "s3cr3t\r\nX-Evil: 1"}
+        else:
+            params["token"] = "s3cr3t\r\n"
+        client = PipecatClient(WebSocketTransport(), connect_timeout=3.0)
+        with structlog.testing.capture_logs() as logs, pytest.raises(TransportError) as info:
+            await within(client.connect(params))
+    name = "X-Api-Key" if where == "headers" else "Authorization"
+    assert name in str(info.value) and "not shown" in str(info.value)
+    for exc in _chain(info.value):
+        assert "s3cr3t" not in str(exc) and "s3cr3t" not in repr(exc)
+    assert "s3cr3t" not in repr(logs) and "s3cr3t" not in caplog.text
+
+
+def test_constructor_refuses_a_crlf_header_without_quoting_it() -> None:
+    with pytest.raises(ValueError) as info:
+        WebSocketTransport(headers={"Authorization": "Bearer s3cr3t\r\n"})
+    assert "Authorization" in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+async def test_websockets_debug_lines_show_no_message_payload(caplog: Any) -> None:
+    got = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        async for data in ws:
+            await ws.send(data)  # echoed: the inbound frame is logged too
+            got.set()
+
+    caplog.set_level(logging.DEBUG)  # every logger, websockets' included
+    async with ws_server(handler) as url:
+        transport = WebSocketTransport(url)
+        events = await connect_ready(transport, url)
+        secret = make_message("client-message", {"t": "login", "d": {"password": "hunter2-pw"}})
+        transport.send_message(secret)
+        await within(got.wait())
+        await events.next_message()
+        await within(transport.disconnect())
+    client_lines = [r.getMessage() for r in caplog.records if r.name == "websockets.client"]
+    assert any("BINARY [" in line and "payload not logged" in line for line in client_lines)
+    assert "hunter2" not in "\n".join(client_lines)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"dead_peer_timeout": 0}, "dead_peer_timeout"),
+        ({"dead_peer_timeout": float("nan")}, "dead_peer_timeout"),
+        ({"dead_peer_timeout": float("inf")}, "dead_peer_timeout"),
+        ({"dead_peer_timeout": "5"}, "dead_peer_timeout"),
+        ({"open_timeout": -1.0}, "open_timeout"),
+        ({"open_timeout": None}, "open_timeout"),
+    ],
+)
+def test_timeouts_are_validated(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=name):
+        WebSocketTransport(**kwargs)
+
+
+# --- a client may move to a new event loop between sessions (issue 12.9) --------------------
+
+
+def test_transport_survives_the_event_loop_ending_while_connected() -> None:
+    with in_thread(TestingBotServer()) as server:
+        transport = WebSocketTransport(server.ws_url)
+
+        async def session() -> None:
+            events = Events()
+            await within(transport.connect(ConnectRequest(), events))
+            transport.send_message(CLIENT_READY)
+            assert (await events.next_message())["type"] == "bot-ready"
+            # no disconnect(): asyncio.run() ends with the session up
+
+        asyncio.run(session())
+        asyncio.run(session())  # a new loop: the old connection is dropped, not awaited
+
+        async def last() -> None:
+            await session()
+            await within(transport.disconnect())
+
+        asyncio.run(last())
+        assert not transport.connected
+
+
+def test_client_and_transport_on_two_event_loops_in_a_row() -> None:
+    with in_thread(TestingBotServer()) as server:
+        client = PipecatClient(WebSocketTransport(), connect_timeout=3.0, request_timeout=3.0)
+
+        async def session() -> None:
+            # The last loop ended with the session READY, without disconnect().
+            await within(client.start_bot_and_connect(server.start_url))
+            assert await within(client.send_client_request("echo", {"n": 1})) == {"n": 1}
+
+        asyncio.run(session())
+        asyncio.run(session())
+
+        async def end() -> None:
+            await within(client.disconnect())
+
+        asyncio.run(end())
+        assert client.state is State.DISCONNECTED
+
+
+async def test_ws_to_a_tls_server_suggests_wss(tmp_path: Any) -> None:
+    server_ctx, _ = tls_pair(tmp_path)
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, ssl=server_ctx) as srv:
+        url = f"ws://127.0.0.1:{next(iter(srv.sockets)).getsockname()[1]}/ws"
+        with pytest.raises(TransportError) as info:
+            await within(WebSocketTransport(url).connect(ConnectRequest(), Events()))
+        srv.close()
+        await within(srv.wait_closed())
+    assert "use wss://" in str(info.value) and url in str(info.value)

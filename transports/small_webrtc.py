@@ -33,6 +33,19 @@ Speaks the same protocol as the JS client's ``SmallWebRTCTransport``:
   without a ``peerLeft`` first -> ``transport_closed(clean=False)``. During connect the same
   failures, an HTTP error from the offer endpoint, or no connection within
   ``connect_timeout`` raise instead.
+* Dead peers: a live Pipecat 1.14 bot never answers the data channel ``ping``, but it sends
+  audio from connect on (~50 RTP packets/s, silence included) and RTCP receiver reports for
+  the audio this client sends; ICE consent alone notices a killed bot only after ~30 s. Every
+  inbound RTP packet (any track, at its arrival time, not when it is decoded: the jitter
+  buffer and a busy reader delay that), RTCP receiver report and data channel message counts
+  as a sign of life; a peer from which nothing arrives is reported lost within
+  ``dead_peer_timeout`` seconds (default 5; None: off): ``transport_closed(clean=False,
+  reason="peer silent for N s")``, after which the session ends as any lost link does.
+  The check runs 10 times per timeout and fires after 0.8-0.9 of it (a tick is left for a
+  loaded machine); a stall of this process's own event loop is not counted as the peer's
+  silence.
+* Event loops: a session left up by an event loop that ended (``asyncio.run()`` returned) is
+  dropped, not awaited, by the next :meth:`SmallWebRTCTransport.connect` on a new loop.
 
 aiortc is an optional extra: it is imported only by this module, and only when a transport
 is constructed. Without it the constructor raises :class:`WebRTCUnavailableError`.
@@ -42,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -55,7 +69,10 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import encode
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from transports._errors import transport_error
+from transports._liveness import PeerLiveness
 from transports._tasks import TaskSet
+from transports._timeouts import check_seconds
 from transports.webrtc_media import (
     INSTALL_HINT,
     OutgoingAudio,
@@ -82,6 +99,8 @@ _CLOSE_TIMEOUT: Final = 3.0
 _HTTP_TIMEOUT: Final = 15.0
 _MAX_SIGNALLING_BODY: Final = 1024 * 1024
 _SIGNALLING: Final = "signalling"
+DEFAULT_DEAD_PEER_TIMEOUT: Final = 5.0
+"""Seconds of silence after which a peer is reported lost."""
 
 
 def start_base_url(start_endpoint: str) -> str:
@@ -188,6 +207,12 @@ class _Session:
         self.link_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.renegotiating: asyncio.Lock = asyncio.Lock()
         self.close_task: asyncio.Task[None] | None = None
+        self.liveness: PeerLiveness | None = None  # set once connected
+
+    def heard(self) -> None:
+        """A sign of life from the peer."""
+        if self.liveness is not None:
+            self.liveness.heard(time.monotonic())
 
     def spawn(self, coro: Any, name: str) -> None:
         self.tasks.spawn(coro, name=name)
@@ -240,6 +265,8 @@ class SmallWebRTCTransport(Transport):
     ``audio_source``: an aiortc audio ``MediaStreamTrack`` to send instead of the PCM fed
     through :meth:`send_audio`.
     ``connect_timeout``: seconds from the offer until the data channel must be open.
+    ``dead_peer_timeout``: a peer from which nothing (RTP, RTCP, data channel) arrives for this
+    many seconds is reported lost (None: rely on ICE consent alone, ~30 s).
     """
 
     carries_audio = True
@@ -251,13 +278,18 @@ class SmallWebRTCTransport(Transport):
         ice_servers: Sequence[Any] | None = None,
         audio_source: MediaStreamTrack | None = None,
         connect_timeout: float = 30.0,
+        dead_peer_timeout: float | None = DEFAULT_DEAD_PEER_TIMEOUT,
         logger: Any = None,
     ) -> None:
         require_aiortc()
+        self._connect_timeout = check_seconds("connect_timeout", connect_timeout)
+        self._dead_peer_timeout = check_seconds(
+            "dead_peer_timeout", dead_peer_timeout, optional=True
+        )
         self._webrtc_url = webrtc_url
         self._ice_servers = parse_ice_servers(ice_servers)
         self._audio_source = audio_source
-        self._connect_timeout = connect_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._log = get_logger(logger).bind(transport="small_webrtc")
         self._session: _Session | None = None
         self._audio: OutgoingAudio | None = None
@@ -274,6 +306,7 @@ class SmallWebRTCTransport(Transport):
         from aiortc import RTCConfiguration, RTCPeerConnection
         from aiortc.rtcconfiguration import RTCBundlePolicy
 
+        self._bind_loop()
         if self._session is not None:
             await self.disconnect()
         params = request.params
@@ -306,6 +339,9 @@ class SmallWebRTCTransport(Transport):
             raise
         session.connected = True
         session.spawn(self._keepalive(session), "webrtc-keepalive")
+        if self._dead_peer_timeout is not None:
+            session.liveness = PeerLiveness(self._dead_peer_timeout, time.monotonic())
+            session.spawn(self._watch_peer(session, session.liveness), "webrtc-liveness")
         log.info("webrtc connected", pc_id=session.pc_id)
         events.transport_connected()
 
@@ -374,6 +410,7 @@ class SmallWebRTCTransport(Transport):
     async def _post(self, session: _Session, method: str, body: Mapping[str, Any]) -> Any:
         """One signalling request; any failure raises TransportError (URL redacted)."""
         where = redact_url(session.url)
+        failure: TransportError | None = None
         try:
             status, raw = await send_json(
                 method,
@@ -384,7 +421,9 @@ class SmallWebRTCTransport(Transport):
                 max_bytes=_MAX_SIGNALLING_BODY,
             )
         except Exception as exc:  # network errors, timeout, oversize body, unusable URL
-            raise TransportError(f"{method} {where} failed: {describe_exception(exc)}") from exc
+            failure = transport_error(f"{method} {where} failed: {describe_exception(exc)}", exc)
+        if failure is not None:
+            raise failure  # outside the except block: no raw __context__ either
         if status >= 400:
             raise TransportError(f"{method} {where} answered HTTP {status}")
         try:
@@ -422,6 +461,7 @@ class SmallWebRTCTransport(Transport):
     def _on_message(self, session: _Session, message: str | bytes) -> None:
         if session.ending:
             return
+        session.heard()
         if isinstance(message, str):
             if message.startswith("ping"):
                 return
@@ -476,6 +516,24 @@ class SmallWebRTCTransport(Transport):
             channel.send(f"ping: {int(time.time() * 1000)}")
             await asyncio.sleep(KEEPALIVE_INTERVAL)
 
+    async def _watch_peer(self, session: _Session, liveness: PeerLiveness) -> None:
+        """End the session as lost once the peer has been silent for ``dead_peer_timeout``."""
+        marks: set[tuple[Any, datetime.datetime]] = set()
+        while not session.ending and not session.closed_reported:
+            await asyncio.sleep(liveness.tick)
+            now_marks = await _media_marks(session.pc)
+            new = now_marks - marks
+            marks = now_marks
+            if new:
+                # When the newest packet arrived (aiortc stamps them in UTC), not now.
+                age = (datetime.datetime.now(datetime.UTC) - max(t for _, t in new)).total_seconds()
+                liveness.heard(time.monotonic() - max(0.0, age))
+            silence = liveness.check(time.monotonic())
+            if silence is not None:
+                session.log.warning("webrtc peer silent", seconds=round(silence, 1))
+                session.lost(clean=False, reason=f"peer silent for {silence:.1f} s")
+                return
+
     # ------------------------------------------------------------------ outbound
 
     def send_message(self, message: Mapping[str, Any]) -> None:
@@ -501,11 +559,28 @@ class SmallWebRTCTransport(Transport):
 
     async def disconnect(self) -> None:
         """Close the data channel and peer connection (bounded); idempotent; reports nothing."""
+        self._bind_loop()
         session = self._session
         if session is None:
             return
         self._session = None
         await self._teardown(session)
+
+    def _bind_loop(self) -> None:
+        """Drop a session of an event loop that is not the running one (that loop ended).
+
+        Its tasks were cancelled with that loop and aiortc's objects cannot be awaited on
+        another one: the peer connection is left to the garbage collector, not closed.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._session is not None:
+            self._session.ending = True
+            self._session.log.debug("webrtc session of an ended event loop dropped")
+        self._session = None
+        self._audio = None
+        self._loop = loop
 
     async def _teardown(self, session: _Session) -> None:
         session.ending = True
@@ -528,3 +603,25 @@ class SmallWebRTCTransport(Transport):
                 task.cancel()
             if tasks or late:
                 await asyncio.wait([*tasks, *late], timeout=_CLOSE_TIMEOUT)
+
+
+async def _media_marks(pc: RTCPeerConnection) -> set[tuple[Any, datetime.datetime]]:
+    """When each inbound RTP source and each RTCP receiver report was last seen (UTC).
+
+    A new mark between two calls means the peer sent something. aiortc's public API: RTP via
+    ``getSynchronizationSources()``, receiver reports as ``remote-inbound-rtp`` stats.
+    """
+    marks: set[tuple[Any, datetime.datetime]] = set()
+    for transceiver in pc.getTransceivers():
+        try:
+            sources = transceiver.receiver.getSynchronizationSources()
+            marks.update((s.source, s.timestamp) for s in sources)
+            stats = await transceiver.sender.getStats()
+        except Exception:  # a transceiver not (or no longer) negotiated has nothing to say
+            continue
+        marks.update(
+            (stat.id, stat.timestamp)
+            for stat in stats.values()
+            if getattr(stat, "type", None) == "remote-inbound-rtp"
+        )
+    return marks

@@ -34,10 +34,37 @@ and its ``token`` as ``Authorization: Bearer <token>`` where the constructor set
 them is ever logged. ``wss://`` verifies certificates with the default context unless
 ``ssl`` gives an :class:`ssl.SSLContext`; verification is never turned off implicitly.
 
-Ends: the bot closing with 1000 -> ``transport_closed(clean=True, reason="close 1000")``; any
-other close code, or a connection lost without a close frame -> ``clean=False`` (``reason``
-e.g. ``"close 1011"`` or ``"close 1006"``). :meth:`WebSocketTransport.disconnect` closes with
-1000, waits (bounded) for the close handshake, and reports nothing.
+Ends (the close codes, decided in issue 12.5): the bot closing with **1000** (normal closure,
+what Pipecat sends when the bot ends the session) or **1005** (a close frame without a code: a
+deliberate close by a peer that names no reason, e.g. Node's ``ws.close()``) is a clean
+bot-side end -> ``transport_closed(clean=True)``. Every other code is a lost link ->
+``clean=False``: **1001** "going away" too, because from a server it means the server is
+shutting down or restarting, not that the bot finished the conversation (Pipecat bots end with
+1000; a websockets server shutting down sends 1001, uvicorn sends **1012**), so the user must
+hear about it (``on_error``) and may reconnect; likewise **1006** (no close frame: crash,
+abort, network), **1011** (server error), **1012** (service restart), **1013** (try again
+later), 1002/1003/1007/1008/1009 (protocol and policy errors), 3000-4999 (registered and
+application codes, e.g. Pipecat's runner rejects a bad token with 4003). ``reason`` says who
+closed, the code and the peer's reason, e.g. ``"server closed the connection: code 1011
+(internal error), reason 'boom'"`` or ``"connection lost without a close frame (code 1006)"``.
+:data:`CLEAN_CLOSE_CODES` holds the clean ones. :meth:`WebSocketTransport.disconnect` closes
+with 1000, waits (bounded) for the close handshake, and reports nothing.
+
+Dead peers: websockets' keepalive sends a ping every ``dead_peer_timeout / 4`` seconds and
+expects the pong within ``dead_peer_timeout / 2``; a peer that stops answering (frozen, or its
+host gone without a FIN) is closed within ``dead_peer_timeout`` (default 5 s) and reported as
+lost (``reason`` "peer silent: ..."). ``dead_peer_timeout=None`` turns keepalive off.
+
+Failures to connect raise :class:`~lifecycle.errors.TransportError` naming the URL dialled
+(query values and passwords redacted) and what went wrong, with a hint where one is known
+(``wss://`` to a plain-HTTP server, an HTTP status to the handshake, a start response without
+``wsUrl``). Secrets never reach a message or a chained cause: header values are checked here
+(CR/LF) and never quoted, and an exception whose text shows a secret is replaced by a redacted
+stand-in as ``__cause__``. websockets' own DEBUG lines go through a redacting adapter that
+also drops the payload of data frames (a client message may hold a password).
+
+Event loops: one instance may serve sessions on successive event loops (``asyncio.run()``
+twice): a connection left open by a loop that ended is dropped at the next :meth:`connect`.
 """
 
 from __future__ import annotations
@@ -54,6 +81,7 @@ from google.protobuf.message import DecodeError
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from lifecycle.errors import TransportError
 from lifecycle.logs import RedactingStdlibLogger, describe_exception, get_logger
@@ -61,25 +89,64 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from transports._errors import transport_error
 from transports._pb import frames_pb2 as pb
+from transports._timeouts import check_seconds
+from transports._ws_diagnosis import (
+    CLEAN_CLOSE_CODES,
+    check_headers,
+    connect_hint,
+    describe_close,
+    describe_keys,
+)
 
 __all__ = [
+    "CLEAN_CLOSE_CODES",
+    "DEFAULT_DEAD_PEER_TIMEOUT",
     "HARD_CAP_FACTOR",
     "WebSocketTransport",
     "decode_frame",
+    "describe_close",
     "encode_audio",
     "encode_message",
 ]
 
-# websockets' own debug lines dump the handshake (Authorization, ?token=...): redact them.
-_WS_LOGGER: Final = RedactingStdlibLogger(logging.getLogger("websockets.client"), {})
-
+DEFAULT_DEAD_PEER_TIMEOUT: Final = 5.0
+"""Seconds within which a peer that stopped answering pings is reported lost."""
 HARD_CAP_FACTOR: Final = 16
 """Frames larger than this many times ``max_message_size`` close the connection."""
 # A live Pipecat bot answers a close in ~2 ms; a frozen one must not delay the session end
 # past the caller's timeout + 1 s.
 _CLOSE_TIMEOUT: Final = 0.5
 _FLUSH_TIMEOUT: Final = 0.25
+_FRAMES_PER_YIELD: Final = 64  # inbound frames handled per event-loop turn under a flood
+_DATA_OPCODES: Final = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
+
+
+class _WebSocketsLogger(RedactingStdlibLogger):
+    """websockets' logger: handshake lines redacted, data frames logged without their payload.
+
+    websockets logs ``> BINARY 7b 22 ... [96 bytes]`` with the start and end of every frame,
+    which shows the cleartext of small client messages (a ``password`` field). Only the
+    opcode and the size are kept; control frames (ping, pong, close) are logged as they are.
+    """
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Replace data frames by their summary, then redact and log as usual."""
+        if not self.isEnabledFor(level):
+            return
+        args = tuple(_frame_summary(a) if isinstance(a, Frame) else a for a in args)
+        super().log(level, msg, *args, **kwargs)
+
+
+def _frame_summary(frame: Frame) -> object:
+    if frame.opcode not in _DATA_OPCODES:
+        return frame
+    more = "" if frame.fin else ", continued"
+    return f"{frame.opcode.name} [{len(frame.data)} bytes{more}, payload not logged]"
+
+
+_WS_LOGGER: Final = _WebSocketsLogger(logging.getLogger("websockets.client"), {})
 
 
 def encode_message(message: Mapping[str, Any]) -> bytes:
@@ -132,7 +199,8 @@ class WebSocketTransport(Transport):
     """A transport to a Pipecat bot over a WebSocket with protobuf frames.
 
     One instance serves one client session after session: after :meth:`disconnect` (or after
-    the bot closed the connection) :meth:`connect` may be called again.
+    the bot closed the connection) :meth:`connect` may be called again, on the same or on a new
+    event loop.
     """
 
     carries_audio = True
@@ -145,6 +213,7 @@ class WebSocketTransport(Transport):
         ssl: ssl_module.SSLContext | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         open_timeout: float = 10.0,
+        dead_peer_timeout: float | None = DEFAULT_DEAD_PEER_TIMEOUT,
         logger: Any = None,
     ) -> None:
         """Configure the transport; nothing connects until :meth:`connect`.
@@ -152,14 +221,23 @@ class WebSocketTransport(Transport):
         ``ws_url`` is used when the connect params carry no ``wsUrl``/``ws_url``. ``headers``
         are sent on the opening handshake. ``ssl`` is the context for ``wss://`` (default:
         verify certificates). ``open_timeout`` bounds the opening handshake in seconds.
+        ``dead_peer_timeout``: a peer that stops answering pings is reported lost within this
+        many seconds (None: no keepalive pings).
         """
         if max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
+        check_seconds("open_timeout", open_timeout)
+        check_seconds("dead_peer_timeout", dead_peer_timeout, optional=True)
         self._ws_url = ws_url
         self._headers: dict[str, str] = dict(headers or {})
+        try:
+            check_headers(self._headers)
+        except TransportError as exc:
+            raise ValueError(str(exc)) from None
         self._ssl = ssl
         self.max_message_size = max_message_size
         self._open_timeout = open_timeout
+        self._dead_peer_timeout = dead_peer_timeout
         self._base_log = get_logger(logger).bind(transport="websocket")
         self._log = self._base_log
         self._ws: ClientConnection | None = None
@@ -167,6 +245,7 @@ class WebSocketTransport(Transport):
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -182,6 +261,14 @@ class WebSocketTransport(Transport):
     def _url(self, params: Mapping[str, Any] | None) -> str:
         url = first_param(params, "wsUrl", "ws_url") or self._ws_url
         if not url:
+            if params:
+                raise TransportError(
+                    "no WebSocket URL: the connect params (a start response?) hold no "
+                    f"wsUrl/ws_url, only the keys {describe_keys(params)}; a {{'sessionId'}} "
+                    "alone is a WebRTC start answer. Pipecat's development runner picks its "
+                    "transport from the start request body: pass "
+                    'APIRequest(request_data={"transport": "websocket"}), or give ws_url='
+                )
             raise TransportError("no WebSocket URL: pass wsUrl/ws_url params or ws_url=")
         if not isinstance(url, str):
             raise TransportError("the WebSocket URL is not a string")
@@ -209,13 +296,35 @@ class WebSocketTransport(Transport):
         present = {name.lower() for name in self._headers}
         headers = {k: v for k, v in headers.items() if k.lower() not in present}
         headers.update(self._headers)
+        check_headers(headers)
         return headers
+
+    def _bind_loop(self) -> None:
+        """Forget a connection that belongs to an event loop that is not the running one.
+
+        ``asyncio.run()`` may have ended while a session was up: that loop's tasks are gone
+        and its sockets cannot be awaited any more, so the old state is dropped, not closed.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        ws = self._ws
+        if ws is not None:
+            self._log.debug("websocket of an ended event loop dropped")
+            with contextlib.suppress(Exception):
+                ws.transport.abort()
+        self._ws = self._reader = self._writer = self._queue = None
+        self._closing = False
+        self._loop = loop
+        self._lock = asyncio.Lock()  # an asyncio.Lock belongs to the loop that first waits
 
     async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
         """Open the WebSocket, start the reader and writer, then report ``transport_connected``.
 
-        Raises on any handshake failure (refused, HTTP error, bad URL, timeout).
+        Raises :class:`TransportError` on any handshake failure (refused, HTTP error, TLS, bad
+        URL or header, timeout), naming the URL (redacted) and the likely cause.
         """
+        self._bind_loop()
         async with self._lock:
             if self._ws is not None:
                 if self.connected:
@@ -223,21 +332,38 @@ class WebSocketTransport(Transport):
                 await self._teardown()  # the last session ended by the bot's side
             self._log = self._base_log.bind(session_id=request.session_id)
             url = self._url(request.params)
+            headers = self._handshake_headers(request.params)
+            scheme = urlsplit(url).scheme.lower()
             kwargs: dict[str, Any] = {}
-            if urlsplit(url).scheme.lower() == "wss" and self._ssl is not None:
+            if scheme == "wss" and self._ssl is not None:
                 kwargs["ssl"] = self._ssl
+            if self._dead_peer_timeout is not None:
+                kwargs["ping_interval"] = self._dead_peer_timeout / 4
+                kwargs["ping_timeout"] = self._dead_peer_timeout / 2
+            else:
+                kwargs["ping_interval"] = None
             safe_url = redact_url(url)
             self._log.debug("websocket connecting", url=safe_url)
-            # The hard cap: larger frames close the connection (1009) instead of being read.
-            ws = await ws_connect(
-                url,
-                logger=_WS_LOGGER,
-                additional_headers=self._handshake_headers(request.params) or None,
-                open_timeout=self._open_timeout,
-                close_timeout=_CLOSE_TIMEOUT,
-                max_size=HARD_CAP_FACTOR * self.max_message_size,
-                **kwargs,
-            )
+            failure: TransportError | None = None
+            try:
+                # The hard cap: larger frames close the connection (1009) instead of being read.
+                ws = await ws_connect(
+                    url,
+                    logger=_WS_LOGGER,
+                    additional_headers=headers or None,
+                    open_timeout=self._open_timeout,
+                    close_timeout=_CLOSE_TIMEOUT,
+                    max_size=HARD_CAP_FACTOR * self.max_message_size,
+                    **kwargs,
+                )
+            except Exception as exc:
+                failure = transport_error(
+                    f"could not open the WebSocket: {describe_exception(exc)}"
+                    f"{connect_hint(exc, scheme)}; URL dialled: {safe_url}",
+                    exc,
+                )
+            if failure is not None:
+                raise failure  # outside the except block: no raw __context__ either
             self._ws = ws
             self._closing = False
             self._queue = asyncio.Queue()
@@ -262,6 +388,7 @@ class WebSocketTransport(Transport):
 
     async def disconnect(self) -> None:
         """Close with 1000 (bounded wait for the close handshake), stop every task; idempotent."""
+        self._bind_loop()
         async with self._lock:
             await self._teardown()
 
@@ -305,10 +432,19 @@ class WebSocketTransport(Transport):
         error: BaseException | None = None
         try:
             while True:
-                data = await ws.recv()
-                self._dispatch(data, events)
+                # recv() returns without suspending while frames are buffered: yield now and
+                # then, so a flooding bot cannot starve timers, pings and the callbacks.
+                for _ in range(_FRAMES_PER_YIELD):
+                    self._dispatch(await ws.recv(), events)
+                await asyncio.sleep(0)
         except ConnectionClosed as exc:
             error = exc
+        except asyncio.CancelledError:
+            if not self._closing:
+                # Not our disconnect: the event loop is ending (asyncio.run() returns with the
+                # session up). Close the socket while the loop still runs its callbacks.
+                ws.transport.abort()
+            raise
         except Exception as exc:  # never let the reader die silently
             error = exc
             self._log.warning("websocket reader failed", error=describe_exception(exc))
@@ -318,11 +454,13 @@ class WebSocketTransport(Transport):
                 writer.cancel()
         if self._closing or self._ws is not ws:
             return  # our own disconnect: nothing to report
-        rcvd = ws.protocol.close_rcvd
-        code = rcvd.code if rcvd is not None else 1006
-        clean = code == 1000
-        reason = f"close {code}"
-        self._log.info("websocket closed by the remote side", code=code, clean=clean)
+        protocol = ws.protocol
+        clean, reason = describe_close(
+            protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent, ws.ping_timeout
+        )
+        if protocol.close_rcvd is not None and protocol.close_rcvd_then_sent is not False:
+            error = None  # the bot's own close frame: the reason says all there is
+        self._log.info("websocket closed", clean=clean, reason=reason)
         with contextlib.suppress(Exception):
             events.transport_closed(clean=clean, error=None if clean else error, reason=reason)
 

@@ -161,7 +161,9 @@ async def _text_turn(client: PipecatClient, out: Output) -> None:
 
 def _demo_function(call: FunctionCall) -> dict[str, Any]:
     """Answers any function the bot's LLM calls, so the demo shows a complete call."""
-    return {"answered_by": "pipecat-lifecycle demo", "arguments": dict(call.arguments)}
+    if "weather" in (call.function_name or ""):
+        return {"conditions": "sunny", "temperature_c": 21}
+    return {"answered_by": "pipecat-lifecycle demo"}
 
 
 async def _demo_session(

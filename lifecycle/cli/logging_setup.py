@@ -14,7 +14,9 @@ def configure_logging(verbosity: int) -> None:
     """Send log lines to stderr, filtered by level, unless the embedding app configured them."""
     import structlog
 
-    if structlog.is_configured():
+    from lifecycle.logs import structlog_configured
+
+    if structlog_configured():  # the embedding application's configuration wins
         return
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     structlog.configure(
