@@ -6,8 +6,10 @@ DEV_STAMP := $(VENV)/.installed
 INTEROP := .venv-interop
 INTEROP_STAMP := $(INTEROP)/.installed
 PYTEST_ARGS ?=
+# Hypothesis profile (tests/conftest.py): "ci" runs the same examples every time.
+export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: test lint unit interop demo bench soak diagrams proto lock clean
+.PHONY: test lint unit pythons interop demo bench soak diagrams proto lock clean
 
 $(DEV_STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,15 +23,21 @@ $(INTEROP_STAMP): tests/interop/requirements.txt
 	touch $@
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check lifecycle transports tests benchmarks
-	$(BIN)/ruff format --check lifecycle transports tests benchmarks
+	$(BIN)/ruff check lifecycle transports tests benchmarks noxfile.py
+	$(BIN)/ruff format --check lifecycle transports tests benchmarks noxfile.py
 	$(BIN)/mypy --strict lifecycle transports
 
-test: lint $(INTEROP_STAMP)
-	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/pytest -q $(PYTEST_ARGS)
+# Lint, then the unit and property tests on every supported Python found (noxfile.py, in
+# series), then the interop tests on the default interpreter.
+test: lint pythons interop
 
+# Unit and property tests on the default interpreter only (the quick loop while developing).
 unit: $(DEV_STAMP)
 	$(BIN)/pytest -q --ignore=tests/interop $(PYTEST_ARGS)
+
+# One nox session per Python version found (3.11, 3.12, 3.13); a missing one is skipped.
+pythons: $(DEV_STAMP)
+	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PYTEST_ARGS)
 
 interop: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
@@ -76,4 +84,4 @@ lock: $(DEV_STAMP)
 	rm requirements-dev.txt.new
 
 clean:
-	rm -rf $(VENV) $(INTEROP) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INTEROP) .nox .mypy_cache .ruff_cache .pytest_cache

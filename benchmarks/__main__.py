@@ -102,10 +102,8 @@ def run_all(quick: bool, real_bot: bool) -> tuple[list[Row], list[str]]:
         done("throughput")
         return rows, notes
 
-    sys.path.insert(0, str(REPO / "tests" / "interop"))
-    from interop_support import BotServer  # type: ignore[import-not-found]
-
     from benchmarks import session_overhead
+    from tests.support.processes import BotServer
 
     bot = BotServer(python, Path(tempfile.mkdtemp(prefix="pipecat-bench-")))
     bot.start()

@@ -202,6 +202,9 @@ class PipecatClient:
         self._lifecycle.add_transition_hook(self._on_transition)
         self._session: _Session | None = None
         self._trace = SessionTrace()
+        # Counts disconnect() calls, so a start/connect still waiting in _begin (for the
+        # previous session's end and callbacks) notices one and does not start a session.
+        self._disconnects = 0
 
     # ----------------------------------------------------------------- state
 
@@ -532,6 +535,7 @@ class PipecatClient:
 
     async def _begin(self, trigger: str) -> _Session:
         loop = asyncio.get_running_loop()
+        disconnects = self._disconnects
         previous = self._session
         if previous is not None:
             self._check_loop(previous, loop)
@@ -545,6 +549,8 @@ class PipecatClient:
         # Callbacks of the previous session run before a new session starts (bounded, as
         # in disconnect(): a flood left queued by a session that ended itself can't stall it).
         await self._drain()
+        if self._disconnects != disconnects:
+            raise SessionCancelledError("disconnect() was called before the session started")
         if not self._lifecycle.fire(trigger):
             raise InvalidStateError(
                 f"cannot {trigger.replace('_', ' ')}: {self._lifecycle.refusal(trigger)}; "
@@ -681,6 +687,7 @@ class PipecatClient:
         most ``drain_timeout`` s: then the queued rest is discarded (``dropped_events``)
         except the lifecycle events, ``on_disconnected`` among them, which still run.
         """
+        self._disconnects += 1
         session, loop = self._session, asyncio.get_running_loop()
         began = loop.time()  # callbacks run while the session ends
         if session is not None:
@@ -707,7 +714,11 @@ class PipecatClient:
         self._lifecycle.fire(trigger, reason)
         attempt = session.attempt
         if attempt is not None and not attempt.done():
-            attempt.cancel()
+            # Once bot-ready arrived the attempt only returns it (a few loop turns): let it,
+            # so connect() resolves as bot-ready decided and its caller never gets a bare
+            # CancelledError it did not ask for.
+            if not session.ready.done():
+                attempt.cancel()
             await asyncio.wait([attempt], timeout=_TRANSPORT_CLOSE_TIMEOUT)
         closed = SessionClosedError(f"the session ended before a response arrived ({reason})")
         for future in session.pending.values():

@@ -1,67 +1,30 @@
-"""Shared fixtures: a loopback bot and client, bounded waits, captured logs."""
+"""Shared fixtures: a loopback bot and client, a recorder, captured logs, an HTTP stub.
+
+The helpers they use live in tests/support/ (tests import them from there, never from here).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+import os
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import structlog
+from hypothesis import settings
 
 from lifecycle import PipecatClient
 from transports.loopback import LoopbackBot, LoopbackTransport
 
-T = TypeVar("T")
+from .support.http_stub import HTTPStub
+from .support.recorder import Recorder, within
 
-WAIT = 5.0
-"""Upper bound of any single await in a test: a bug fails instead of hanging."""
-
-
-async def within(awaitable: Awaitable[T], timeout: float = WAIT) -> T:
-    """Await with a bound."""
-    return await asyncio.wait_for(awaitable, timeout)
-
-
-class Recorder:
-    """Records every client event, in order, and lets a test wait for one."""
-
-    def __init__(self, client: PipecatClient) -> None:
-        self.events: list[tuple[str, tuple[Any, ...]]] = []
-        self._changed = asyncio.Event()
-        from lifecycle import EVENT_NAMES
-
-        for name in sorted(EVENT_NAMES):
-            client.add_event_handler(name, self._make(name))
-
-    def _make(self, name: str) -> Callable[..., None]:
-        def record(*args: Any) -> None:
-            self.events.append((name, args))
-            self._changed.set()
-
-        return record
-
-    def names(self, *, transitions: bool = False) -> list[str]:
-        skip = set() if transitions else {"on_transition", "on_transport_state_changed"}
-        return [n for n, _ in self.events if n not in skip]
-
-    def count(self, name: str) -> int:
-        return sum(1 for n, _ in self.events if n == name)
-
-    def args(self, name: str) -> list[tuple[Any, ...]]:
-        return [a for n, a in self.events if n == name]
-
-    def states(self) -> list[str]:
-        return [str(a[0].value) for n, a in self.events if n == "on_transport_state_changed"]
-
-    async def wait_for(self, name: str, count: int = 1) -> tuple[Any, ...]:
-        async def waiter() -> tuple[Any, ...]:
-            while self.count(name) < count:
-                self._changed.clear()
-                await self._changed.wait()
-            return self.args(name)[count - 1]
-
-        return await within(waiter())
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default "dev"; `make test` uses "ci").
+# Both print the failing example and a @reproduce_failure blob. "ci" is derandomized (the
+# same examples on every run, no example database), so a CI failure reruns as it failed.
+settings.register_profile("dev", print_blob=True)
+settings.register_profile("ci", print_blob=True, derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture
@@ -89,7 +52,5 @@ def logs() -> Any:
 
 @pytest.fixture
 async def http() -> AsyncIterator[Any]:
-    from .http_stub import HTTPStub
-
     async with HTTPStub() as stub:
         yield stub

@@ -36,8 +36,8 @@ from transports.base import ConnectRequest, Transport, TransportEvents
 from transports.loopback import LoopbackBot, LoopbackTransport
 from transports.websocket import WebSocketTransport, encode_message
 
-from .conftest import Recorder, within
-from .http_stub import Reply
+from .support.http_stub import Reply
+from .support.recorder import Recorder, within
 
 LIMIT = 4096
 """max_message_size of the clients here: small, so oversize frames are cheap."""

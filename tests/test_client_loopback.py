@@ -25,7 +25,7 @@ from lifecycle import (
 )
 from transports.loopback import LoopbackBot, LoopbackTransport
 
-from .conftest import Recorder, within
+from .support.recorder import Recorder, within
 
 FULL_PATH = ["connecting", "connected", "ready"]
 

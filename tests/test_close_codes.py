@@ -16,7 +16,7 @@ from websockets.frames import Close
 
 from lifecycle import PipecatClient, State, TransportError
 from lifecycle.rtvi import make_message
-from tests.conftest import Recorder, within
+from tests.support.recorder import Recorder, within
 from tests.support.ws_servers import close_frame, raw_ws_server, ws_server
 from transports._pb import frames_pb2 as pb
 from transports.base import ConnectRequest

@@ -20,7 +20,7 @@ from websockets.asyncio.server import ServerConnection
 
 from lifecycle import PipecatClient, State
 from lifecycle.rtvi import make_message
-from tests.conftest import Recorder, within
+from tests.support.recorder import Recorder, within
 from tests.support.ws_servers import raw_ws_server, ws_server
 from transports._liveness import PeerLiveness
 from transports._pb import frames_pb2 as pb

@@ -54,9 +54,9 @@ from tests.support.raw_http import raw_http, response
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
-from .conftest import Recorder, within
-from .http_stub import Reply
-from .tls_support import tls_pair
+from .support.http_stub import Reply
+from .support.recorder import Recorder, within
+from .support.tls import tls_pair
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "Zq9-s3cr3t-Vx7"

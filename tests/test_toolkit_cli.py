@@ -20,6 +20,8 @@ from tests.support.toolkit import (
     cli_command,
     cli_env,
     free_port_url,
+    let_webrtc_bot_close,
+    patch_loopback_ice,
     readme_testing_blocks,
     run_cli,
     write_scenario,
@@ -151,12 +153,16 @@ def test_eval_with_a_judge(
         "    return ('hello' in text, 'saw hello' if 'hello' in text else 'no hello')\n"
         "def strict(criterion, text):\n"
         "    return False\n"
+        "def broken(criterion, text):\n"
+        "    raise RuntimeError('no model')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     path = write_scenario(tmp_path, "judged.yaml", JUDGED)
     assert main(["test", str(path), "--judge", "my_judge:judge"]) == 0
     assert main(["test", str(path), "--judge", "my_judge:strict"]) == 1
     assert "judge said no to 'repeats what the user said'" in capsys.readouterr().out
+    assert main(["test", str(path), "--judge", "my_judge:broken"]) == 1
+    assert "the judge raised RuntimeError: no model" in capsys.readouterr().out
     with pytest.raises(SystemExit) as usage:
         main(["test", str(path), "--judge", "my_judge"])
     assert usage.value.code == 2
@@ -313,3 +319,55 @@ async def test_load_runs_a_scenario_file_in_each_session(tmp_path: Path) -> None
     assert "scenario" in summary["latency_ms"]
     texts = [m["data"]["content"] for m in bot.received if m["type"] == "send-text"]
     assert texts.count("goodbye") == 2
+
+
+@pytest.mark.webrtc
+async def test_scenario_runner_over_webrtc_in_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # aiortc gathers no candidate on a loopback-only host from the command line: the WebRTC
+    # path runs in process, with the tests' aioice patch.
+    patch_loopback_ice(monkeypatch)
+    pytest.importorskip("aiortc")
+    from lifecycle import PipecatClient
+    from lifecycle.testing.runner import run_scenario
+    from lifecycle.testing.scenario import load_scenarios
+    from transports.small_webrtc import SmallWebRTCTransport
+    from transports.testing.webrtc import TestingWebRTCBotServer
+
+    write_tone(tmp_path / "caller.wav", rate=24000, seconds=0.5)
+    path = write_scenario(
+        tmp_path,
+        "webrtc.yaml",
+        """
+        name: webrtc
+        turns:
+          - audio: caller.wav
+            expect:
+              - event: user_transcription
+                text_contains: "microphone"
+                within_ms: 5000
+              - event: bot_stopped_speaking
+                within_ms: 5000
+          - user: "hello over webrtc"
+            expect:
+              - event: llm_response
+                text_contains: "hello over webrtc"
+                within_ms: 5000
+              - event: bot_stopped_speaking
+                within_ms: 5000
+        """,
+    )
+    (scenario,) = load_scenarios(path)
+    async with TestingWebRTCBotServer() as server:
+        client = PipecatClient(SmallWebRTCTransport(ice_servers=[]), connect_timeout=15)
+        try:
+            async with asyncio.timeout(30):
+                await client.start_bot_and_connect(server.start_url)
+                result = await run_scenario(scenario, client)
+        finally:
+            await client.disconnect()
+            await let_webrtc_bot_close(server)
+    assert result.passed, result.failures
+    assert [r.status for r in result.expectations] == ["passed"] * 4
+    assert all(r.latency_ms is not None for r in result.expectations)

@@ -19,7 +19,7 @@ import soundfile
 from lifecycle import AudioFrame, PipecatClient
 from lifecycle.testing import Conversation
 from lifecycle.testing import audio as toolkit_audio
-from tests.support.toolkit import patch_loopback_ice, write_tone
+from tests.support.toolkit import let_webrtc_bot_close, patch_loopback_ice, write_tone
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -236,4 +236,14 @@ async def test_webrtc_play_and_record_in_process(
                 info = await within(_wait_closed_wav(tmp_path / "bot.wav"))
         finally:
             await within(client.disconnect())
+            await let_webrtc_bot_close(server)
     assert info.samplerate == 48000  # as aiortc decodes Opus (stereo)
+
+
+async def test_history_is_bounded(client: PipecatClient) -> None:
+    async with Conversation(client, history=20) as conv:
+        for n in range(4):  # each reply is ~20 events
+            await conv.say(f"turn {n}")
+            await conv.expect("on_bot_output", text_contains=f"turn {n}")
+            await conv.expect("on_bot_stopped_speaking")
+        assert len(conv.events) <= 20

@@ -24,10 +24,10 @@ from lifecycle import (
     TransportError,
 )
 from lifecycle.rtvi import make_message
-from tests.conftest import Recorder, within
+from tests.support.recorder import WAIT, Recorder, within
 from tests.support.threaded import in_thread
+from tests.support.tls import tls_pair
 from tests.support.ws_servers import raw_server, raw_ws_server, ws_server
-from tests.tls_support import tls_pair
 from transports._pb import frames_pb2 as pb
 from transports.base import ConnectRequest
 from transports.testing import TestingBotServer
@@ -353,13 +353,19 @@ async def test_disconnect_of_unresponsive_peer_is_bounded() -> None:
 
 async def test_reconnect_same_instance_and_no_task_growth(server: TestingBotServer) -> None:
     transport = WebSocketTransport(server.ws_url)
-    baseline = len(asyncio.all_tasks())
+    baseline = set(asyncio.all_tasks())
     for _ in range(10):
         events = await connect_ready(transport, server.ws_url)
         transport.send_message(CLIENT_READY)
         assert (await events.next_message())["type"] == "bot-ready"
         await within(transport.disconnect())
-    assert len(asyncio.all_tasks()) <= baseline
+    # The test server's side of the last connection (websockets' protocol_handler, its
+    # keepalive) may end a loop turn after disconnect() returned (Python 3.12+); a task the
+    # transport leaked would never end.
+    extra = [t for t in asyncio.all_tasks() if t not in baseline]
+    if extra:
+        await asyncio.wait(extra, timeout=WAIT)
+    assert [t for t in extra if not t.done()] == []
 
 
 async def test_connect_again_after_bot_left(server: TestingBotServer) -> None:

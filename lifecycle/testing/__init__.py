@@ -2,8 +2,10 @@
 
 * :class:`Conversation` (:mod:`lifecycle.testing.conversation`): ``say``, ``play``, ``press``,
   ``expect`` and ``record`` on a READY :class:`~lifecycle.PipecatClient`.
-* :mod:`lifecycle.testing.scenario`: pipecat.evals' scripted scenario files (a subset), parsed,
-  validated and run over any transport (``pipecat-lifecycle test``).
+* :mod:`lifecycle.testing.scenario`: pipecat.evals' scripted scenario files (a subset), parsed
+  and validated; :mod:`lifecycle.testing.runner` runs them on a READY client as pipecat.evals'
+  driver does, :mod:`lifecycle.testing.junit` reports them (``pipecat-lifecycle test``).
+* :mod:`lifecycle.testing.audio`: WAV I/O (soundfile), resampling (soxr), real-time pacing.
 * :mod:`lifecycle.testing.pytest_plugin`: the ``pipecat_bot`` / ``pipecat_client`` fixtures.
 
 Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also PyYAML):

@@ -295,9 +295,12 @@ def _summary(item: dict[str, Any]) -> str:
 
 
 async def _verdict(judge: Judge, criterion: str, text: str) -> tuple[bool, str]:
-    result = judge(criterion, text)
-    if inspect.isawaitable(result):
-        result = await result
+    try:
+        result = judge(criterion, text)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:  # the user's judge: its failure fails the expectation
+        raise _Failed(f"the judge raised {type(exc).__name__}: {exc}") from exc
     if isinstance(result, tuple):
         return bool(result[0]), str(result[1]) if len(result) > 1 else ""
     return bool(result), ""

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from interop_support import BotServer, protobuf_check
 from websockets.asyncio.client import ClientConnection
+
+from tests.support.processes import BotServer, protobuf_check
 
 CLIENT_READY = {
     "label": "rtvi-ai",

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop_support import BotServer
+from tests.support.processes import BotServer
 
 from lifecycle import APIRequest, PipecatClient, State
-from tests.conftest import within
+from tests.support.recorder import within
 from transports.base import Transport
 from transports.websocket import DEFAULT_DEAD_PEER_TIMEOUT, WebSocketTransport
 

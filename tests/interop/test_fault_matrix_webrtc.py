@@ -1,6 +1,7 @@
 """Fault matrix over SmallWebRTC against the real Pipecat 1.14 bot (its own bot process).
 
-Same cells, engine and assertions as tests/interop/test_fault_matrix_ws.py. WebRTC specifics:
+Same cells, engine (tests/support/fault_matrix_interop.py) and assertions as
+tests/interop/test_fault_matrix_ws.py. WebRTC specifics:
 session options travel in the ``/api/start`` body; a held offer (stopped bot, or the
 :class:`Gate` stub) keeps the client in CONNECTING; SIGTERM makes the bot send ``peerLeft``
 (the server closes the connection); a SIGKILLed bot is noticed only by ICE consent expiry
@@ -15,19 +16,11 @@ import pytest
 pytest.importorskip("aiortc")
 
 import aioice.ice
-from test_fault_matrix_ws import (  # the shared engine (tests/interop is on sys.path)
-    BotControl,
-    Flavor,
-    control,
-    own_bot,
-    run_interop_cell,
-)
 
 from lifecycle import State
-from tests.test_fault_matrix_loopback import MATRIX
+from tests.support.fault_matrix import MATRIX
+from tests.support.fault_matrix_interop import BotControl, Flavor, run_interop_cell
 from transports.small_webrtc import SmallWebRTCTransport
-
-__all__ = ["control", "own_bot"]  # module fixtures: this module gets its own bot process
 
 
 @pytest.fixture(autouse=True)

@@ -14,11 +14,11 @@ import os
 from typing import Any
 
 import pytest
-from interop_support import BotServer
 
 from lifecycle import APIRequest, PipecatClient, State
-from tests.conftest import within
-from tests.test_soak import soak, soak_count
+from tests.support.processes import BotServer
+from tests.support.recorder import within
+from tests.support.soak import soak, soak_count
 from transports.base import Transport
 from transports.websocket import WebSocketTransport
 

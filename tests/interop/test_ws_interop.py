@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from interop_support import BotServer, protobuf_check
 
 from lifecycle import (
     APIRequest,
@@ -29,7 +28,8 @@ from lifecycle import (
     State,
     TransportError,
 )
-from tests.conftest import Recorder, within
+from tests.support.processes import BotServer, protobuf_check
+from tests.support.recorder import Recorder, within
 from transports.websocket import WebSocketTransport, decode_frame, encode_audio, encode_message
 
 WAIT = 10.0

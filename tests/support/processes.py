@@ -1,6 +1,6 @@
-"""Support for the interop tests: the bot server subprocess and the protobuf cross-check.
+"""Processes of the interop tests and benchmarks: the real Pipecat bot server, the protobuf check.
 
-Imported by conftest.py and by the tests (``from interop_support import ...``).
+Both run under the interop python (Pipecat 1.14 in its own venv, :func:`interop_python`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import IO
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-BOT_SERVER = HERE / "bot_server.py"
-PROTOBUF_CHECK = HERE / "protobuf_check.py"
+REPO = Path(__file__).resolve().parent.parent.parent
+INTEROP = REPO / "tests" / "interop"
+BOT_SERVER = INTEROP / "bot_server.py"
+PROTOBUF_CHECK = INTEROP / "protobuf_check.py"
 READY_PREFIX = "BOT-SERVER-READY "
 READY_TIMEOUT_S = 60.0
 TERM_GRACE_S = 5.0
