@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.processes import BotServer
 
 from lifecycle import APIRequest, PipecatClient, State
+from tests.support.processes import BotServer
 from tests.support.recorder import within
 from transports.base import Transport
 from transports.websocket import DEFAULT_DEAD_PEER_TIMEOUT, WebSocketTransport
