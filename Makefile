@@ -23,8 +23,8 @@ $(INTEROP_STAMP): tests/interop/requirements.txt
 	touch $@
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check lifecycle transports tests benchmarks noxfile.py
-	$(BIN)/ruff format --check lifecycle transports tests benchmarks noxfile.py
+	$(BIN)/ruff check lifecycle transports tests benchmarks examples noxfile.py
+	$(BIN)/ruff format --check lifecycle transports tests benchmarks examples noxfile.py
 	$(BIN)/mypy --strict lifecycle transports
 
 # Lint, then the unit and property tests on every supported Python found (noxfile.py, in

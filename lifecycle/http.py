@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import importlib
 import json
 import logging
 import ssl
@@ -27,6 +28,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from lifecycle.redact import redact_header_reprs, redact_text
+
+# httpx imports httpcore, and httpcore its asyncio backend, on the first request: ~40 ms that
+# a fresh process would pay inside its first start_bot. Pay them when the client is imported.
+for _module in ("httpcore", "httpcore._backends.anyio", "anyio._backends._asyncio"):
+    importlib.import_module(_module)
 
 __all__ = ["BodyTooLarge", "HTTPResult", "UnusableJSON", "parse_json", "send_json", "tls_context"]
 
@@ -114,6 +120,13 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+@functools.cache
+def _no_tls_context() -> ssl.SSLContext:
+    # For http:// URLs, which never use it: httpx wants a context, and loading the CA
+    # bundle costs ~30 ms. It still verifies (and trusts no CA), so it can never weaken TLS.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 async def send_json(
     method: str,
     url: str,
@@ -146,7 +159,7 @@ async def send_json(
     try:
         async with (
             asyncio.timeout(timeout),
-            httpx.AsyncHTTPTransport(verify=ssl_context or tls_context()) as transport,
+            httpx.AsyncHTTPTransport(verify=_context_for(parts.scheme, ssl_context)) as transport,
         ):
             response = await transport.handle_async_request(request)
             try:
@@ -155,6 +168,12 @@ async def send_json(
                 await response.aclose()
     finally:
         _IN_OUR_REQUEST.reset(marked)
+
+
+def _context_for(scheme: str, given: ssl.SSLContext | None) -> ssl.SSLContext:
+    if given is not None:
+        return given
+    return tls_context() if scheme == "https" else _no_tls_context()
 
 
 async def _read_bounded(response: httpx.Response, max_bytes: int) -> HTTPResult:

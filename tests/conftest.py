@@ -27,6 +27,14 @@ settings.register_profile("ci", print_blob=True, derandomize=True, database=None
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Any:
+    # The CLI's in-process runs configure structlog for their process; put the defaults
+    # back so a later test's logging does not depend on which tests ran before it.
+    yield
+    structlog.reset_defaults()
+
+
 @pytest.fixture
 def bot() -> LoopbackBot:
     return LoopbackBot(handlers={"echo": lambda d: d})

@@ -35,7 +35,7 @@ transports:
 """
     + EXIT_CODES_HELP
 )
-DEMO_TEXT: Final = "Hello! What's the weather like in Paris today?"
+DEMO_TEXT: Final = "Hello! What's the weather like in Lisbon today?"
 """The text turn the demo sends (the testing bots answer it, calling a function)."""
 _ANSWER_WAIT: Final = 3.0
 _REPO_DIAGRAM: Final = Path(__file__).resolve().parents[2] / "diagrams" / "lifecycle.mmd"
