@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, TypeVar
 
 from lifecycle import __version__, rtvi
 from lifecycle.dispatch import EventBus, EventStream, check_seconds
@@ -28,30 +28,15 @@ from lifecycle.errors import (
 )
 from lifecycle.events import (
     EVENT_NAMES,
-    AnyDataEvent,
-    AudioEvent,
-    AudioLevel,
-    AudioLevelEvent,
-    BotOutput,
-    BotText,
-    BotTextEvent,
-    DataMappingEvent,
     FunctionCall,
-    FunctionCallEvent,
-    FunctionCallStarted,
     FunctionCallStopped,
-    LLMMarker,
-    MessageEvent,
-    Metrics,
-    NoArgumentEvent,
-    UserInput,
-    UserTranscript,
 )
 from lifecycle.functions import FunctionCallHandler, FunctionCalls, SessionCalls
 from lifecycle.logs import SafeLogger, bounded, describe_exception, get_logger
 from lifecycle.machine import SessionLifecycle, TransitionEvent
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_text
+from lifecycle.registration import EventCallback, EventRegistration
 from lifecycle.rtvi import BotReadyData, RTVIError
 from lifecycle.start import APIRequest, as_api_request, post_start
 from lifecycle.states import State
@@ -60,12 +45,7 @@ from lifecycle.transport import ConnectRequest, Inbound, Transport
 
 __all__ = ["EVENT_NAMES", "EventCallback", "PipecatClient"]
 
-EventCallback = Callable[..., Any]
-"""A plain function or coroutine function taking the event's arguments."""
-
-_F = TypeVar("_F", bound=EventCallback)
 _T = TypeVar("_T")
-_R = TypeVar("_R")
 
 _TRANSPORT_CLOSE_TIMEOUT: Final = 10.0
 _ARRIVED_KEPT: Final = 8  # message types remembered for a connect timeout's message
@@ -158,7 +138,7 @@ class _SessionEvents:
             self._client._on_transport_closed(self._session, clean, error, reason)
 
 
-class PipecatClient:
+class PipecatClient(EventRegistration):
     """A client for Pipecat bots speaking RTVI; one instance serves many sessions in turn.
 
     Start a session with :meth:`start_bot_and_connect`, :meth:`connect`, or
@@ -229,180 +209,6 @@ class PipecatClient:
         return self._trace
 
     # ---------------------------------------------------------------- events
-
-    # Typed registration: one overload per argument type (lifecycle.events groups the
-    # names), so mypy checks each callback against its event's argument.
-    @overload
-    def add_event_handler(self, name: NoArgumentEvent, callback: Callable[[], object]) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_transition"], callback: Callable[[TransitionEvent], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_transport_state_changed"], callback: Callable[[State], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(self, name: AnyDataEvent, callback: Callable[[Any], object]) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_bot_ready"], callback: Callable[[BotReadyData], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: MessageEvent, callback: Callable[[dict[str, Any]], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_error"], callback: Callable[[RTVIError], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: AudioEvent, callback: Callable[[AudioFrame], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_user_transcript"], callback: Callable[[UserTranscript], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_user_input"], callback: Callable[[UserInput], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: BotTextEvent, callback: Callable[[BotText], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_bot_output"], callback: Callable[[BotOutput], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_metrics"], callback: Callable[[Metrics], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self,
-        name: Literal["on_llm_function_call_started"],
-        callback: Callable[[FunctionCallStarted], object],
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: FunctionCallEvent, callback: Callable[[FunctionCall], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self,
-        name: Literal["on_llm_function_call_stopped"],
-        callback: Callable[[FunctionCallStopped], object],
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: Literal["on_bot_llm_marker"], callback: Callable[[LLMMarker], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: AudioLevelEvent, callback: Callable[[AudioLevel], object]
-    ) -> None: ...
-    @overload
-    def add_event_handler(
-        self, name: DataMappingEvent, callback: Callable[[Mapping[str, Any]], object]
-    ) -> None: ...
-    def add_event_handler(self, name: str, callback: EventCallback) -> None:
-        """Call ``callback`` on event ``name``; unknown names raise ``ValueError``."""
-        self._handlers_for(name).append(callback)
-
-    def remove_event_handler(self, name: str, callback: EventCallback) -> None:
-        """Stop calling ``callback`` on event ``name``."""
-        handlers = self._handlers_for(name)
-        with contextlib.suppress(ValueError):
-            handlers.remove(callback)
-
-    @overload
-    def event_handler(
-        self, name: NoArgumentEvent
-    ) -> Callable[[Callable[[], _R]], Callable[[], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_transition"]
-    ) -> Callable[[Callable[[TransitionEvent], _R]], Callable[[TransitionEvent], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_transport_state_changed"]
-    ) -> Callable[[Callable[[State], _R]], Callable[[State], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: AnyDataEvent
-    ) -> Callable[[Callable[[Any], _R]], Callable[[Any], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_bot_ready"]
-    ) -> Callable[[Callable[[BotReadyData], _R]], Callable[[BotReadyData], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: MessageEvent
-    ) -> Callable[[Callable[[dict[str, Any]], _R]], Callable[[dict[str, Any]], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_error"]
-    ) -> Callable[[Callable[[RTVIError], _R]], Callable[[RTVIError], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: AudioEvent
-    ) -> Callable[[Callable[[AudioFrame], _R]], Callable[[AudioFrame], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_user_transcript"]
-    ) -> Callable[[Callable[[UserTranscript], _R]], Callable[[UserTranscript], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_user_input"]
-    ) -> Callable[[Callable[[UserInput], _R]], Callable[[UserInput], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: BotTextEvent
-    ) -> Callable[[Callable[[BotText], _R]], Callable[[BotText], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_bot_output"]
-    ) -> Callable[[Callable[[BotOutput], _R]], Callable[[BotOutput], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_metrics"]
-    ) -> Callable[[Callable[[Metrics], _R]], Callable[[Metrics], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_llm_function_call_started"]
-    ) -> Callable[[Callable[[FunctionCallStarted], _R]], Callable[[FunctionCallStarted], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: FunctionCallEvent
-    ) -> Callable[[Callable[[FunctionCall], _R]], Callable[[FunctionCall], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_llm_function_call_stopped"]
-    ) -> Callable[[Callable[[FunctionCallStopped], _R]], Callable[[FunctionCallStopped], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: Literal["on_bot_llm_marker"]
-    ) -> Callable[[Callable[[LLMMarker], _R]], Callable[[LLMMarker], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: AudioLevelEvent
-    ) -> Callable[[Callable[[AudioLevel], _R]], Callable[[AudioLevel], _R]]: ...
-    @overload
-    def event_handler(
-        self, name: DataMappingEvent
-    ) -> Callable[[Callable[[Mapping[str, Any]], _R]], Callable[[Mapping[str, Any]], _R]]: ...
-    def event_handler(self, name: str) -> Callable[[_F], _F]:
-        """Decorator form of :meth:`add_event_handler`."""
-        self._handlers_for(name)  # unknown names fail here, not at decoration
-
-        def register(callback: _F) -> _F:
-            self._handlers_for(name).append(callback)
-            return callback
-
-        return register
 
     def _handlers_for(self, name: str) -> list[EventCallback]:
         return self._bus.handlers_for(name)

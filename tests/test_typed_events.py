@@ -329,7 +329,7 @@ def _overload_names() -> set[str]:
     for method in (PipecatClient.add_event_handler, PipecatClient.event_handler):
         found: set[str] = set()
         for overload in typing.get_overloads(method):
-            hint = typing.get_type_hints(overload, vars(sys.modules["lifecycle.client"]))["name"]
+            hint = typing.get_type_hints(overload, vars(sys.modules[method.__module__]))["name"]
             found |= set(typing.get_args(hint))
         assert names in (set(), found)
         names = found
