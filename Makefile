@@ -51,6 +51,22 @@ bench: $(DEV_STAMP) $(INTEROP_STAMP)
 soak: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python SOAK=1 $(BIN)/pytest -q -m soak tests
 
+# The browser test (tests/test_report_browser.py) and the docs site are part of make test.
+.PHONY: chromium docs
+test: chromium docs
+
+# Headless Chromium from Debian's packages for the browser test; installed with apt-get when
+# missing and we are root (as CI is). Otherwise it says so: the test then skips, or fails in CI.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "chromium missing: apt-get install chromium (as root) for the browser test"; fi
+
+# The docs site (mkdocs.yml, docs/), built with --strict: a broken reference fails.
+docs: $(DEV_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 diagrams: $(DEV_STAMP)
 	$(BIN)/pipecat-lifecycle diagram --format mermaid -o diagrams/lifecycle.mmd
 	$(BIN)/pipecat-lifecycle diagram --format dot -o diagrams/lifecycle.dot

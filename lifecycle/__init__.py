@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from lifecycle.dispatch import ClientEvent, EventStream
     from lifecycle.functions import FunctionCallHandler
     from lifecycle.start import APIRequest
+    from lifecycle.turns import Turn
 
 __version__ = "0.1.0"
 
@@ -83,6 +84,7 @@ __all__ = [
     "State",
     "TransitionEvent",
     "TransportError",
+    "Turn",
     "UserInput",
     "UserTranscript",
     "__version__",
@@ -96,6 +98,7 @@ _LAZY = {
     "APIRequest": "lifecycle.start",
     "ClientEvent": "lifecycle.dispatch",
     "EventStream": "lifecycle.dispatch",
+    "Turn": "lifecycle.turns",
 }
 
 

@@ -241,6 +241,7 @@ class PipecatClient(EventRegistration):
         return await self._bus.wait_for(name, predicate, timeout)
 
     def _emit(self, name: str, *args: Any) -> None:
+        self._trace.record_event(self._lifecycle.session_id, name, args[0] if args else None)
         self._bus.emit(name, *args)
 
     async def _drain(self, since: float | None = None) -> None:
@@ -699,6 +700,7 @@ class PipecatClient(EventRegistration):
             content, run_immediately=run_immediately, audio_response=audio_response
         )
         self._send(message, session)
+        self._trace.record_event(session.id, "send_text", content)
         msg_id: str = message["id"]
         return msg_id
 
@@ -726,7 +728,8 @@ class PipecatClient(EventRegistration):
 
     async def send_audio(self, frame: AudioFrame) -> None:
         """Send s16le PCM audio to the bot (transports that carry audio); requires READY."""
-        self._require_ready()
+        session = self._require_ready()
+        self._trace.record_event(session.id, "user_audio", frame)
         self._transport.send_audio(frame)
 
     async def disconnect_bot(self) -> None:

@@ -9,6 +9,11 @@ message types and error texts), so memory stays bounded however long a session r
 whatever the bot sends. It exports as JSON lines and as a
 Mermaid sequence diagram. No I/O: it only builds strings.
 
+Each session also keeps a :class:`~lifecycle.timeline.Timeline` of the conversation (the
+client records its events there as they are emitted, bounded the same way), from which
+:meth:`SessionTrace.turns` computes turn latencies and :meth:`SessionTrace.to_html` draws a
+self-contained HTML timeline.
+
 Standalone use with the sans-I/O core::
 
     lifecycle = SessionLifecycle()
@@ -24,11 +29,15 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.logs import BOT_TEXT_LIMIT, bounded
 from lifecycle.machine import TransitionEvent
 from lifecycle.states import State
+from lifecycle.timeline import RECORDED, Mark, Timeline
+
+if TYPE_CHECKING:
+    from lifecycle.turns import Turn
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
@@ -102,6 +111,8 @@ class SessionRecord:
     """The kept entries in the order they were recorded."""
     dropped: int = 0
     """How many notes fell off because the session reached ``max_entries``."""
+    marks: tuple[Mark, ...] = ()
+    """The conversation's timeline marks (user, LLM, TTS, bot speech...), oldest first."""
 
     def elapsed(self, entry: TraceEntry) -> float:
         """Seconds from the session's start to ``entry``."""
@@ -115,7 +126,15 @@ _Note = tuple[int, str, float, float, str]
 class _Session:
     """Mutable storage of one session: transitions are never dropped, notes are bounded."""
 
-    __slots__ = ("dropped", "notes", "session_id", "started_at", "started_wall", "transitions")
+    __slots__ = (
+        "dropped",
+        "notes",
+        "session_id",
+        "started_at",
+        "started_wall",
+        "timeline",
+        "transitions",
+    )
 
     def __init__(self, session_id: int, at: float, wall: float) -> None:
         self.session_id = session_id
@@ -126,6 +145,7 @@ class _Session:
         self.transitions: list[tuple[int, TraceEntry]] = []
         self.notes: deque[_Note] = deque()
         self.dropped = 0
+        self.timeline = Timeline()
 
     def entries(self) -> list[TraceEntry]:
         """Every kept entry in recording order."""
@@ -203,6 +223,18 @@ class SessionTrace:
             session.notes.append((self._seq, kind, at, time.time(), detail))
             self._bound(session)
 
+    def record_event(self, session_id: int, name: str, data: Any = None) -> None:
+        """Put one emitted event on its session's timeline (if it is a kind turns use).
+
+        ``name`` as the client emits it (``"on_bot_llm_text"``...) or ``"send_text"`` /
+        ``"user_audio"`` for what the client sent; ``data`` its argument. Cheap for the
+        rest: one set lookup. Events of a session not traced (yet, or any more) are ignored.
+        """
+        if name in RECORDED:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                session.timeline.record(name, data, time.monotonic())
+
     def _session_for(self, session_id: int, at: float) -> _Session | None:
         session = self._sessions.get(session_id)
         if session is not None:
@@ -241,6 +273,7 @@ class SessionTrace:
                 started_wall=s.started_wall,
                 entries=tuple(s.entries()),
                 dropped=s.dropped,
+                marks=s.timeline.marks(),
             )
             for s in self._sessions.values()
         ]
@@ -253,6 +286,31 @@ class SessionTrace:
     def __len__(self) -> int:
         """The number of kept sessions."""
         return len(self._sessions)
+
+    def turns(self, session_id: int | None = None) -> tuple[Turn, ...]:
+        """The turns of the kept sessions (only ``session_id``'s if given), typed and timed.
+
+        See :class:`lifecycle.turns.Turn`: per turn, from when the user's input ended, the
+        first LLM text, TTS text, bot audio and bot-started-speaking, with the bot's metrics.
+        """
+        from lifecycle.turns import turns_from_marks
+
+        turns: list[Turn] = []
+        for record in self.sessions():
+            if session_id is None or record.session_id == session_id:
+                turns += turns_from_marks(record.marks, record.session_id, record.started_at)
+        return tuple(turns)
+
+    def to_html(self, *, title: str = "pipecat-lifecycle session timeline") -> str:
+        """A self-contained HTML page (inline CSS, SVG and script; no network) of the sessions.
+
+        Per session: state bands, lanes for the user, LLM, TTS, bot speech, function calls
+        and transport events, each turn's latency drawn and labelled, details on hover.
+        Every bot-controlled string is HTML-escaped.
+        """
+        from lifecycle.report import render_html
+
+        return render_html(self.sessions(), self.turns(), title=title)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """Every kept entry as a JSON-ready dict (the objects :meth:`to_jsonl` writes)."""

@@ -339,3 +339,16 @@ async def test_cli_say_times_the_testing_bots_answer(server: TestingBotServer) -
     assert code == 0, err
     summary = json.loads(out)
     assert summary["ok"] == 6 and summary["latency_ms"]["first_output"]["count"] == 6
+    # One turn per session: its figures are phases of their own, p50 to max like the others.
+    for phase in ("turn_llm_first", "turn_tts_first", "turn_bot_speaking", "turn_answered"):
+        latency = summary["latency_ms"][phase]
+        assert set(latency) == PERCENTILE_KEYS and latency["count"] == 6, (phase, latency)
+
+
+async def test_cli_table_shows_the_turn_figures(server: TestingBotServer) -> None:
+    code, out, err = await run_cli(
+        "load", "--start", server.start_url, "--sessions", "2", "--say", "hello"
+    )
+    assert code == 0, err
+    for title in ("turn: first LLM text", "turn: bot speaking", "turn: answered"):
+        assert title in out, out

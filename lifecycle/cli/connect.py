@@ -11,6 +11,7 @@ from lifecycle.cli.exits import EXIT_CODES_HELP, EXIT_FATAL, EXIT_OK
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_verbose, parse_headers, parse_json, positive_float
 from lifecycle.cli.output import Output, Progress, startup_failed
+from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.session import Interrupt, interact
 from lifecycle.cli.transport_factory import make_transport
 from lifecycle.cli.watch import Watch
@@ -99,6 +100,11 @@ def add_command(commands: Any) -> None:
     connect.add_argument(
         "--json", action="store_true", help="print one JSON object per line instead of text"
     )
+    connect.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="at the end, write the session's HTML timeline (turns, lanes, states) to FILE",
+    )
     add_verbose(connect)
     connect.set_defaults(run=run)
 
@@ -142,11 +148,11 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
                 key = "webrtcUrl" if args.transport == "webrtc" else "wsUrl"
                 await client.connect({key: args.url})
         except SessionCancelledError:
-            await _ended(client, watch)
+            await _ended(client, watch, out, args.report)
             out.emit("exit", "interrupted before the bot was ready", code=EXIT_OK)
             return EXIT_OK
         except (StartBotError, TransportError, ConnectionTimeoutError, PipecatClientError) as exc:
-            await _ended(client, watch)
+            await _ended(client, watch, out, args.report)
             code = startup_failed(out, exc)
             if out.json_mode:
                 out.emit("exit", f"exit {code}", code=code)
@@ -156,7 +162,7 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
                 await progress.stop()
         if not interrupt.hit:
             await interact(client, watch, out)
-        await _ended(client, watch)
+        await _ended(client, watch, out, args.report)
         code = watch.exit_code()
         how = (
             "fatal error"
@@ -173,7 +179,10 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
         await watch.close()
 
 
-async def _ended(client: PipecatClient, watch: Watch) -> None:
-    """Disconnect, then let the session's last events print before the command's own."""
+async def _ended(client: PipecatClient, watch: Watch, out: Output, report: str | None) -> None:
+    """Disconnect, let the session's last events print, then its turns and the report."""
     await client.disconnect()
     await watch.caught_up()
+    print_turns(client.trace, out, client.session_id)
+    if report:
+        write_report(client.trace, out, report)

@@ -3,7 +3,9 @@
 Every file is validated first (a bad one: exit 2, naming file, line and key); then each
 scenario runs in a session of its own (``--start URL``: a start endpoint; without it a local
 testing bot), and a timing table per scenario shows each expectation's latency from its
-turn's anchor. See :mod:`lifecycle.testing.scenario` and :mod:`lifecycle.testing.runner`.
+turn's anchor, then one line per turn (its latencies, see :mod:`lifecycle.turns`).
+``--report DIR`` writes each scenario's HTML timeline to ``DIR/<file>-<scenario>.html``.
+See :mod:`lifecycle.testing.scenario` and :mod:`lifecycle.testing.runner`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import re
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_verbose, positive_float
+from lifecycle.cli.output import Output
+from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.transport_factory import make_transport
 from lifecycle.errors import PipecatClientError
 
 if TYPE_CHECKING:
+    from lifecycle.client import PipecatClient
     from lifecycle.testing.junit import Outcome
     from lifecycle.testing.runner import Judge, ScenarioResult
     from lifecycle.testing.scenario import Scenario
@@ -61,6 +69,11 @@ def add_command(commands: Any) -> None:
         "--transport", "-t", choices=("ws", "webrtc"), default="ws", help="default: ws"
     )
     test.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    test.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write each scenario's HTML timeline to DIR/<file>-<scenario>.html (DIR is made)",
+    )
     test.add_argument(
         "--judge",
         metavar="MODULE:CALLABLE",
@@ -134,14 +147,19 @@ async def _start_url(args: argparse.Namespace) -> AsyncIterator[str]:
 async def _run_all(
     args: argparse.Namespace, scenarios: Sequence[Scenario], judge: Judge | None
 ) -> int:
+    from lifecycle.client import PipecatClient
     from lifecycle.testing.junit import Outcome, write_junit
 
     outcomes: list[Outcome] = []
     unreached = False
+    out = Output(json_mode=False, t0=time.monotonic())
     async with _start_url(args) as url:
         for scenario in scenarios:
+            client = PipecatClient(
+                make_transport(args.transport, None, {}), connect_timeout=args.timeout
+            )
             try:
-                result = await _run_one(args, url, scenario, judge)
+                result = await _run_one(args, url, client, scenario, judge)
             except PipecatClientError as exc:
                 unreached = True
                 message = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
@@ -150,6 +168,9 @@ async def _run_all(
                 continue
             outcomes.append(Outcome(scenario, result=result))
             print_table(result, sys.stdout)
+            print_turns(client.trace, out, client.session_id)
+            if args.report:
+                write_report(client.trace, out, str(report_path(args.report, scenario)))
     passed = sum(1 for o in outcomes if o.result is not None and o.result.passed)
     print(f"\n{passed} of {len(outcomes)} scenarios passed")
     if args.junit_xml:
@@ -160,18 +181,34 @@ async def _run_all(
 
 
 async def _run_one(
-    args: argparse.Namespace, url: str, scenario: Scenario, judge: Judge | None
+    args: argparse.Namespace,
+    url: str,
+    client: PipecatClient,
+    scenario: Scenario,
+    judge: Judge | None,
 ) -> ScenarioResult:
-    from lifecycle.client import PipecatClient
     from lifecycle.start import APIRequest
     from lifecycle.testing.runner import run_scenario
 
-    client = PipecatClient(make_transport(args.transport, None, {}), connect_timeout=args.timeout)
     try:
         await client.start_bot_and_connect(APIRequest(url, timeout=args.timeout))
         return await run_scenario(scenario, client, judge=judge)
     finally:
         await client.disconnect()
+
+
+def report_path(directory: str, scenario: Scenario) -> Path:
+    """``directory/<file stem>-<scenario name>.html`` (made if missing), the name made safe.
+
+    Anything but letters, digits, ``.``, ``_`` and ``-`` in the scenario's name becomes ``_``.
+    """
+    _, slash, name = scenario.name.partition("/")  # "<file name>/<scenario name>"
+    name = name if slash else scenario.name
+    safe = re.sub(r"[^\w.-]+", "_", f"{scenario.path.stem}-{name}", flags=re.ASCII)
+    folder = Path(directory)
+    with contextlib.suppress(OSError):  # if it cannot be made, writing the file says why
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{safe.lstrip('.') or 'scenario'}.html"
 
 
 def print_table(result: ScenarioResult, out: TextIO) -> None:

@@ -3,7 +3,9 @@
 The body is a scenario hook, or the default: an optional ``send_client_request`` round
 trip (phase ``request``), an optional text turn, a hold. The first bot output after
 bot-ready (or after the text turn) is timed as ``first_output``. One ``PipecatClient`` per
-session: clients are cheap, and a fresh one keeps sessions independent.
+session: clients are cheap, and a fresh one keeps sessions independent. When the session
+is over, each of its turns (``client.trace.turns()``) adds its figures to the ``turn_*``
+phases (see :data:`~lifecycle.load.stats.TURN_PHASES`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.errors import SessionCancelledError, SessionClosedError
 from lifecycle.load.plan import LoadPlan, Outcome, Recorder, Scenario
+from lifecycle.load.stats import TURN_PHASES
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -157,6 +160,7 @@ async def run_session(
         await client.disconnect()
         if outcome == "ok":
             record("disconnect", _ms(started), None)
+        _record_turns(client, record)
     if outcome == "ok" and stopping.is_set():
         outcome = "interrupted"
     return outcome
@@ -187,6 +191,15 @@ async def _default_body(
             error = SessionLostError("the session ended while it was held")
             context.record("hold", _ms(started), error)
             raise PhaseError("hold", error)
+
+
+def _record_turns(client: PipecatClient, record: Recorder) -> None:
+    """Each turn's figures that it has, one value per turn under its ``turn_*`` phase."""
+    for turn in client.trace.turns(client.session_id):
+        for phase, figure in TURN_PHASES.items():
+            value = getattr(turn, figure)
+            if value is not None:
+                record(phase, value, None)
 
 
 async def _disconnect_when_set(stopping: asyncio.Event, client: PipecatClient) -> None:

@@ -14,6 +14,16 @@ from typing import Any, Final
 PHASES: Final = ("start", "connect", "request", "first_output", "disconnect")
 """The phases every session may go through, in order (``connect`` is connect→ready)."""
 
+TURN_PHASES: Final = {
+    "turn_llm_first": "llm_first_ms",
+    "turn_tts_first": "tts_first_ms",
+    "turn_audio_first": "audio_first_ms",
+    "turn_bot_speaking": "bot_speaking_ms",
+    "turn_answered": "answered_ms",
+}
+"""Phase name -> the :class:`~lifecycle.turns.Turn` figure recorded under it (ms from the
+end of the user's input), one value per turn that has it."""
+
 PHASE_TITLES: Final = {
     "start": "start",
     "connect": "connect→ready",
@@ -22,6 +32,11 @@ PHASE_TITLES: Final = {
     "disconnect": "disconnect",
     "hold": "hold",
     "scenario": "scenario",
+    "turn_llm_first": "turn: first LLM text",
+    "turn_tts_first": "turn: first TTS text",
+    "turn_audio_first": "turn: first bot audio",
+    "turn_bot_speaking": "turn: bot speaking",
+    "turn_answered": "turn: answered",
 }
 """How the summary table names each phase (others are shown as named)."""
 
@@ -107,9 +122,10 @@ class LoadStats:
         return total
 
     def ordered_phases(self) -> list[str]:
-        """Phase names seen, the standard ones first in session order."""
-        known = [name for name in PHASES if name in self.phases]
-        return known + sorted(name for name in self.phases if name not in PHASES)
+        """Phase names seen: the standard ones in session order, the turn figures, the rest."""
+        order = (*PHASES, *TURN_PHASES)
+        known = [name for name in order if name in self.phases]
+        return known + sorted(name for name in self.phases if name not in order)
 
     def summary(self) -> dict[str, Any]:
         """The run as one JSON-ready mapping (the ``--json`` output)."""
