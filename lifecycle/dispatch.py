@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import inspect
-import math
 import time
 import weakref
 from collections import deque
@@ -40,6 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
 
+from lifecycle import timeouts
 from lifecycle.errors import SessionClosedError
 from lifecycle.logs import SafeLogger, describe_exception
 from lifecycle.media import AudioFrame
@@ -124,12 +124,7 @@ def tier_of(name: str, args: tuple[Any, ...]) -> Tier:
 
 def check_seconds(value: object, what: str) -> float:
     """``value`` as a finite, non-negative number of seconds; TypeError/ValueError if not."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{what} must be finite and >= 0, not {value!r}")
-    return seconds
+    return timeouts.check_seconds(value, what, allow_zero=True)
 
 
 def check_size(value: object, what: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import httpx
 from lifecycle.errors import AuthenticationError, StartBotError
 from lifecycle.http import BodyTooLarge, UnusableJSON, parse_json, send_json
 from lifecycle.redact import check_header_values, redact, redact_body, redact_url
+from lifecycle.timeouts import check_seconds
 
 __all__ = ["MAX_START_RESPONSE", "APIRequest", "as_api_request", "check_timeout", "post_start"]
 
@@ -27,12 +27,7 @@ def check_timeout(value: object, what: str = "timeout") -> float:
     ``None``, strings and booleans are refused (``TypeError``); NaN, infinities, zero and
     negative numbers too (``ValueError``): each would otherwise mean an endless or no wait.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{what} must be a finite number of seconds over 0, not {value!r}")
-    return seconds
+    return check_seconds(value, what)
 
 
 @dataclass(frozen=True, slots=True)

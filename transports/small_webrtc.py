@@ -68,11 +68,11 @@ from lifecycle.logs import describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import encode
+from lifecycle.timeouts import check_seconds
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
 from transports._errors import transport_error
 from transports._liveness import PeerLiveness
 from transports._tasks import TaskSet
-from transports._timeouts import check_seconds
 from transports.webrtc_media import (
     INSTALL_HINT,
     OutgoingAudio,
@@ -282,9 +282,11 @@ class SmallWebRTCTransport(Transport):
         logger: Any = None,
     ) -> None:
         require_aiortc()
-        self._connect_timeout = check_seconds("connect_timeout", connect_timeout)
-        self._dead_peer_timeout = check_seconds(
-            "dead_peer_timeout", dead_peer_timeout, optional=True
+        self._connect_timeout = check_seconds(connect_timeout, "connect_timeout")
+        self._dead_peer_timeout = (
+            None
+            if dead_peer_timeout is None
+            else check_seconds(dead_peer_timeout, "dead_peer_timeout")
         )
         self._webrtc_url = webrtc_url
         self._ice_servers = parse_ice_servers(ice_servers)

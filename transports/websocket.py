@@ -88,10 +88,10 @@ from lifecycle.logs import RedactingStdlibLogger, describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
+from lifecycle.timeouts import check_seconds
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
 from transports._errors import transport_error
 from transports._pb import frames_pb2 as pb
-from transports._timeouts import check_seconds
 from transports._ws_diagnosis import (
     CLEAN_CLOSE_CODES,
     check_headers,
@@ -226,8 +226,9 @@ class WebSocketTransport(Transport):
         """
         if max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
-        check_seconds("open_timeout", open_timeout)
-        check_seconds("dead_peer_timeout", dead_peer_timeout, optional=True)
+        check_seconds(open_timeout, "open_timeout")
+        if dead_peer_timeout is not None:
+            check_seconds(dead_peer_timeout, "dead_peer_timeout")
         self._ws_url = ws_url
         self._headers: dict[str, str] = dict(headers or {})
         try:
