@@ -36,6 +36,17 @@ def _structlog_defaults() -> Any:
 
 
 @pytest.fixture
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This host has only loopback: aioice must offer 127.0.0.1 (tests only, never the library)."""
+    aioice_ice = pytest.importorskip("aioice.ice")
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return ["127.0.0.1"] if use_ipv4 else []
+
+    monkeypatch.setattr(aioice_ice, "get_host_addresses", host_addresses)
+
+
+@pytest.fixture
 def bot() -> LoopbackBot:
     return LoopbackBot(handlers={"echo": lambda d: d})
 

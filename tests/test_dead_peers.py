@@ -154,17 +154,6 @@ async def test_healthy_idle_websocket_is_not_a_false_alarm() -> None:
 # ------------------------------------------------------------------ SmallWebRTC
 
 
-@pytest.fixture
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """aioice gathers no loopback address by default; this machine has only loopback."""
-    aioice = pytest.importorskip("aioice.ice")
-
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"] if use_ipv4 else []
-
-    monkeypatch.setattr(aioice, "get_host_addresses", host_addresses)
-
-
 @pytest.mark.webrtc
 async def test_killed_webrtc_bot_is_lost_within_the_timeout(loopback_ice: None) -> None:
     pytest.importorskip("aiortc")

@@ -54,17 +54,6 @@ def bot(own_bot: BotServer) -> Iterator[BotServer]:
         own_bot.ensure_running()
 
 
-@pytest.fixture
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This machine has only loopback: let aioice gather 127.0.0.1."""
-    aioice = pytest.importorskip("aioice.ice")
-
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"] if use_ipv4 else []
-
-    monkeypatch.setattr(aioice, "get_host_addresses", host_addresses)
-
-
 def webrtc_transport() -> Transport:
     pytest.importorskip("aiortc")
     from transports.small_webrtc import SmallWebRTCTransport

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from lifecycle import AudioFrame, PipecatClient
 from lifecycle.report import LANE_TITLES
 from tests.support.browser import ARTIFACTS, browse, chromium, console_errors, png_size
-from tests.support.interop_bots import BotProcess
+from tests.support.interop_bots import BotProcess, running_voice_bot
 from transports.testing.messages import sine_pcm
 from transports.websocket import WebSocketTransport
 
@@ -28,29 +27,14 @@ T = 20.0
 
 
 @pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This host has only loopback: aioice must offer 127.0.0.1 (tests only, never the library)."""
-    aioice_ice = pytest.importorskip("aioice.ice")
-
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"] if use_ipv4 else []
-
-    monkeypatch.setattr(aioice_ice, "get_host_addresses", host_addresses)
+def _loopback_ice(loopback_ice: None) -> None:
+    """Every test here may open a WebRTC peer on this loopback-only host."""
 
 
 @pytest.fixture(scope="module")
 def voice_bot(interop_python_path: Path) -> Iterator[BotProcess]:
-    bot = BotProcess(
-        interop_python_path,
-        "voice_bot.py",
-        ["--port", "{port}"],
-        Path(tempfile.mkdtemp(prefix="pipecat-timeline-")),
-    )
-    bot.start()
-    try:
+    with running_voice_bot(interop_python_path, "pipecat-timeline-") as bot:
         yield bot
-    finally:
-        bot.stop()
 
 
 async def speak(client: PipecatClient) -> None:

@@ -10,7 +10,6 @@ patch, over SmallWebRTC. Run with ``-s`` to see the timing tables and the figure
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from lifecycle import PipecatClient
 from lifecycle.testing import Conversation
-from tests.support.interop_bots import BotProcess
+from tests.support.interop_bots import BotProcess, running_voice_bot
 from tests.support.toolkit import patch_loopback_ice, run_cli, write_scenario, write_tone
 from transports.websocket import WebSocketTransport
 
@@ -30,18 +29,9 @@ AUDIO_TRANSCRIPT = "hello from the microphone"  # what voice_bot's stand-in STT 
 
 @pytest.fixture(scope="module")
 def voice_bot(interop_python_path: Path) -> Iterator[BotProcess]:
-    bot = BotProcess(
-        interop_python_path,
-        "voice_bot.py",
-        ["--port", "{port}"],
-        Path(tempfile.mkdtemp(prefix="pipecat-toolkit-")),
-    )
-    bot.start()
-    try:
+    with running_voice_bot(interop_python_path, "pipecat-toolkit-") as bot:
         yield bot
-    finally:
-        bot.stop()
-        print(f"\nvoice bot log: {bot.log_path}")
+    print(f"\nvoice bot log: {bot.log_path}")
 
 
 async def within(awaitable: Any, timeout: float = T) -> Any:

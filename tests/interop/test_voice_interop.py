@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import struct
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from lifecycle import AudioFrame, FunctionCall, PipecatClient
-from tests.support.interop_bots import BotProcess, EventLog, rtvi_types_received
+from tests.support.interop_bots import BotProcess, EventLog, rtvi_types_received, running_voice_bot
 from transports.websocket import WebSocketTransport
 
 T = 15.0
@@ -78,33 +77,18 @@ class Session:
 
 
 @pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This host has only loopback: aioice must offer 127.0.0.1 (tests only, never the library)."""
-    aioice_ice = pytest.importorskip("aioice.ice")
-
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"] if use_ipv4 else []
-
-    monkeypatch.setattr(aioice_ice, "get_host_addresses", host_addresses)
+def _loopback_ice(loopback_ice: None) -> None:
+    """Every test here may open a WebRTC peer on this loopback-only host."""
 
 
 @pytest.fixture(scope="module")
 def voice_bot(interop_python_path: Path) -> Iterator[BotProcess]:
-    bot = BotProcess(
-        interop_python_path,
-        "voice_bot.py",
-        ["--port", "{port}"],
-        Path(tempfile.mkdtemp(prefix="pipecat-voice-")),
-    )
-    bot.start()
-    try:
+    with running_voice_bot(interop_python_path, "pipecat-voice-") as bot:
         yield bot
-    finally:
-        bot.stop()
-        print(f"\nvoice bot: started in {bot.start_seconds:.2f}s, log {bot.log_path}")
-        for transport, types in SEEN_TYPES.items():
-            if types:
-                print(f"RTVI types received over {transport} ({len(types)}): {sorted(types)}")
+    print(f"\nvoice bot: started in {bot.start_seconds:.2f}s, log {bot.log_path}")
+    for transport, types in SEEN_TYPES.items():
+        if types:
+            print(f"RTVI types received over {transport} ({len(types)}): {sorted(types)}")
 
 
 @pytest.fixture(params=TRANSPORTS)

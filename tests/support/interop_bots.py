@@ -9,12 +9,14 @@ without sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,6 +133,19 @@ class BotProcess:
             self._log.close()
             self._log = None
         return proc.returncode
+
+
+@contextlib.contextmanager
+def running_voice_bot(python: Path, prefix: str) -> Iterator[BotProcess]:
+    """tests/interop/voice_bot.py started on a free port (logs in a new temp dir), then stopped."""
+    bot = BotProcess(
+        python, "voice_bot.py", ["--port", "{port}"], Path(tempfile.mkdtemp(prefix=prefix))
+    )
+    bot.start()
+    try:
+        yield bot
+    finally:
+        bot.stop()
 
 
 class EventLog:
