@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,19 +26,6 @@ from transports.websocket import DEFAULT_DEAD_PEER_TIMEOUT, WebSocketTransport
 START = 20.0  # bound on a session start against a bot process that may be restarting
 SLACK = 1.5  # scheduling slack on a loaded machine; the promise is the timeout itself
 IDLE = 60.0 if os.environ.get("SOAK") == "1" else 8.0
-
-
-@pytest.fixture(scope="module")
-def own_bot(interop_python_path: Path) -> Iterator[BotServer]:
-    """A bot server of this module alone: tests kill and stop it."""
-    server = BotServer(interop_python_path, Path(tempfile.mkdtemp(prefix="pipecat-dead-")))
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            os.kill(server.pid, signal.SIGCONT)
-        server.stop()
 
 
 @pytest.fixture
