@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from lifecycle.start import APIRequest
     from lifecycle.turns import Turn
 
-__version__ = "0.1.0"
+__version__ = "0.3.0.dev0"
 
 __all__ = [
     "EVENT_NAMES",
