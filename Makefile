@@ -5,11 +5,14 @@ BIN := $(VENV)/bin
 DEV_STAMP := $(VENV)/.installed
 INTEROP := .venv-interop
 INTEROP_STAMP := $(INTEROP)/.installed
+# make demo's own small venv: the package's runtime dependencies only (at the dev pins).
+DEMO := .venv-demo
+DEMO_STAMP := $(DEMO)/.installed
 PYTEST_ARGS ?=
 # Hypothesis profile (tests/conftest.py): "ci" runs the same examples every time.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: test lint unit pythons interop demo bench soak diagrams proto lock clean
+.PHONY: test lint unit pythons lowest interop demo bench soak diagrams proto lock clean
 
 $(DEV_STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,14 +25,19 @@ $(INTEROP_STAMP): tests/interop/requirements.txt
 	$(INTEROP)/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 	touch $@
 
+$(DEMO_STAMP): requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(DEMO)
+	$(DEMO)/bin/pip install -q --disable-pip-version-check -c requirements-dev.txt -e .
+	touch $@
+
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check lifecycle transports tests benchmarks examples noxfile.py
-	$(BIN)/ruff format --check lifecycle transports tests benchmarks examples noxfile.py
+	$(BIN)/ruff check lifecycle transports tests benchmarks examples tools noxfile.py
+	$(BIN)/ruff format --check lifecycle transports tests benchmarks examples tools noxfile.py
 	$(BIN)/mypy --strict lifecycle transports
 
 # Lint, then the unit and property tests on every supported Python found (noxfile.py, in
-# series), then the interop tests on the default interpreter.
-test: lint pythons interop
+# series), at the lowest declared dependency versions, then the interop tests.
+test: lint pythons lowest interop
 
 # Unit and property tests on the default interpreter only (the quick loop while developing).
 unit: $(DEV_STAMP)
@@ -39,11 +47,15 @@ unit: $(DEV_STAMP)
 pythons: $(DEV_STAMP)
 	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PYTEST_ARGS)
 
+# The unit tests with every direct dependency at its declared floor (nox session "lowest").
+lowest: $(DEV_STAMP)
+	$(BIN)/nox --no-color --noxfile noxfile.py -s lowest -- $(PYTEST_ARGS)
+
 interop: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
 
-demo: $(DEV_STAMP)
-	$(BIN)/pipecat-lifecycle demo
+demo: $(DEMO_STAMP)
+	$(DEMO)/bin/pipecat-lifecycle demo
 
 bench: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m benchmarks
@@ -84,4 +96,4 @@ lock: $(DEV_STAMP)
 	rm requirements-dev.txt.new
 
 clean:
-	rm -rf $(VENV) $(INTEROP) .nox .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INTEROP) $(DEMO) .nox .mypy_cache .ruff_cache .pytest_cache
