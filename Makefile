@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Hypothesis profile (tests/conftest.py): "ci" runs the same examples every time.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: test lint unit pythons lowest interop demo bench soak diagrams proto lock clean
+.PHONY: test lint unit pythons lowest newcomer interop demo bench soak diagrams proto lock clean
 
 $(DEV_STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,8 +36,9 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy --strict lifecycle transports
 
 # Lint, then the unit and property tests on every supported Python found (noxfile.py, in
-# series), at the lowest declared dependency versions, then the interop tests.
-test: lint pythons lowest interop
+# series), at the lowest declared dependency versions, the built wheel as a newcomer installs
+# it, then the interop tests.
+test: lint pythons lowest newcomer interop
 
 # Unit and property tests on the default interpreter only (the quick loop while developing).
 unit: $(DEV_STAMP)
@@ -50,6 +51,11 @@ pythons: $(DEV_STAMP)
 # The unit tests with every direct dependency at its declared floor (nox session "lowest").
 lowest: $(DEV_STAMP)
 	$(BIN)/nox --no-color --noxfile noxfile.py -s lowest -- $(PYTEST_ARGS)
+
+# The built wheel in a fresh venv outside the checkout: the README quick start, demo and the
+# docs' pytest example, as a new user follows them (nox session "newcomer").
+newcomer: $(DEV_STAMP)
+	$(BIN)/nox --no-color --noxfile noxfile.py -s newcomer
 
 interop: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
