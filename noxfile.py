@@ -106,8 +106,8 @@ for _version in SUPPORTED:
 
 
 # ------------------------------------------------------------- lowest direct versions
-LOWEST_EXTRAS = ("testing", "load", "locust", "webrtc")
-"""Extras whose floors ``lowest`` checks (``diagrams`` would build pygraphviz from source)."""
+LOWEST_SKIP_EXTRAS = ("dev", "diagrams")
+"""Extras ``lowest`` leaves out: the dev tools, and pygraphviz (built from source)."""
 LOWEST_TOOLS = ("pytest", "pytest-asyncio", "hypothesis", "mypy", "types-protobuf")
 LOWEST_SKIP = (
     "tests/interop",
@@ -124,11 +124,19 @@ def _name(requirement: str) -> str:
     return Requirement(requirement).name.lower().replace("_", "-")
 
 
+def lowest_extras() -> list[str]:
+    """The extras whose floors the ``lowest`` session installs."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [e for e in extras["optional-dependencies"] if e not in LOWEST_SKIP_EXTRAS]
+
+
 def lowest_constraints() -> list[str]:
     """``name==floor`` for every direct dependency with a floor; the test tools as pinned.
 
-    The package's own dependencies and the extras of :data:`LOWEST_EXTRAS` at their declared
-    floors; their own dependencies resolve freely (what ``uv pip install --resolution
+    The package's own dependencies and its extras (but :data:`LOWEST_SKIP_EXTRAS`) at their
+    declared floors; their own dependencies resolve freely (what ``uv pip install --resolution
     lowest-direct`` does); the test tools at the dev pins.
     """
     import tomllib
@@ -137,7 +145,7 @@ def lowest_constraints() -> list[str]:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     direct = list(project["dependencies"])
-    for extra in LOWEST_EXTRAS:
+    for extra in lowest_extras():
         direct += project["optional-dependencies"][extra]
     floors: dict[str, str] = {}
     for line in direct:
@@ -161,7 +169,7 @@ def lowest(session: nox.Session) -> None:
     """Unit tests with every direct dependency at its lowest allowed version (make lowest)."""
     constraints = Path(session.create_tmp()) / "lowest-constraints.txt"
     constraints.write_text("\n".join(lowest_constraints()) + "\n")
-    extras = ",".join(LOWEST_EXTRAS)
+    extras = ",".join(lowest_extras())
     quiet = ("--disable-pip-version-check", "-q")
     session.install(*quiet, "-c", str(constraints), "-e", f".[{extras}]", *LOWEST_TOOLS)
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)

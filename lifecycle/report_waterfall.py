@@ -25,7 +25,8 @@ WATERFALL_ROWS: Final = (
 )
 """The turn's own figures: (Turn field, heading, the event that ends it, colour)."""
 
-_LEFT: Final = 150  # px for the row headings
+_LEFT: Final = 190  # px for the row headings
+_HEAD_CHARS: Final = 30  # a heading longer than this is cut (its tooltip has it whole)
 _PLOT: Final = 420  # px for the turn's time axis
 _ROW: Final = 18  # px per row
 _TOP: Final = 18  # px for the axis labels
@@ -34,6 +35,10 @@ _BOT_COLOUR: Final = "#546e7a"  # the bot's own metrics
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _head(text: str) -> str:
+    return text if len(text) <= _HEAD_CHARS else text[: _HEAD_CHARS - 1] + "…"
 
 
 def _rows(turn: Turn) -> list[tuple[str, str, float, str]]:
@@ -47,7 +52,7 @@ def _rows(turn: Turn) -> list[tuple[str, str, float, str]]:
     for figures, kind in ((turn.ttfb, "ttfb"), (turn.processing, "processing")):
         rows += [
             (
-                f"bot {kind} {name}",
+                _head(f"{kind} {name}"),
                 f"{kind}[{name}] {value:.1f} ms: the bot's own figure (on_metrics)",
                 value,
                 _BOT_COLOUR,

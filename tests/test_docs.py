@@ -136,6 +136,11 @@ def test_the_site_reads_offline(site: Path) -> None:
         assert "fonts.googleapis" not in text, name
 
 
+def test_the_site_names_no_file_outside_the_repository(site: Path) -> None:
+    for name, text in pages(site).items():
+        assert "API.md" not in text and "shared/" not in text, name
+
+
 def test_docs_name_no_file_outside_the_repository() -> None:
     for page in [*DOCS.glob("*.md"), REPO / "README.md", REPO / "CONTRIBUTING.md"]:
         text = page.read_text(encoding="utf-8")

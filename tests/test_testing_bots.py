@@ -608,19 +608,19 @@ async def test_websocket_bot_paces_its_audio_in_real_time_when_asked() -> None:
     speech_ms = 400
     talking = Dialogue(speech_ms=speech_ms)
     assert TestingBotServer().realtime_audio is False  # tests keep their speed by default
-    async with TestingBotServer(dialogue=talking, realtime_audio=True) as server:
-        async with PipecatClient(WebSocketTransport()) as client:
+    server = TestingBotServer(dialogue=talking, realtime_audio=True)
+    async with server, PipecatClient(WebSocketTransport()) as client:
+        async with asyncio.timeout(30):
+            await client.start_bot_and_connect(server.start_url)
+        names = ("on_bot_started_speaking", "on_bot_audio", "on_bot_stopped_speaking")
+        async with client.events(*names) as stream:
+            await client.send_text("hello")
+            seen: list[tuple[str, float]] = []
             async with asyncio.timeout(30):
-                await client.start_bot_and_connect(server.start_url)
-            names = ("on_bot_started_speaking", "on_bot_audio", "on_bot_stopped_speaking")
-            async with client.events(*names) as stream:
-                await client.send_text("hello")
-                seen: list[tuple[str, float]] = []
-                async with asyncio.timeout(30):
-                    async for event in stream:
-                        seen.append((event.name, event.at))
-                        if event.name == "on_bot_stopped_speaking":
-                            break
+                async for event in stream:
+                    seen.append((event.name, event.at))
+                    if event.name == "on_bot_stopped_speaking":
+                        break
     started = next(at for name, at in seen if name == "on_bot_started_speaking")
     audio = [at for name, at in seen if name == "on_bot_audio"]
     # The frames arrive spread over the speech as it plays (a busy machine only adds time),

@@ -78,7 +78,7 @@ async def pipecat_bot(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     else:
         from transports.testing import TestingBotServer
 
-        server = TestingBotServer()
+        server = TestingBotServer(realtime_audio=True)  # audio paced as a Pipecat bot's
     async with server:
         yield server
 
