@@ -15,9 +15,6 @@ from typing import Any
 
 import griffe
 
-CONTRACT_NOTE = re.compile(r"\s*\(API\.md §\d+(?:,\s*§\d+)*\)")
-"""``(API.md §12)``: a note for the developers on the contract, a file outside this repository."""
-CONTRACT = re.compile(r"API\.md §\d+(?:,\s*§\d+)*")
 ROLE = re.compile(r":(?:py:)?(?:meth|class|func|attr|mod|exc|data|obj|const):`(~?)([^`<>]+)`")
 """``:role:`target``` or ``:role:`~target``` (``~`` shows the last component only)."""
 
@@ -46,12 +43,7 @@ def resolve(obj: griffe.Object | griffe.Alias, target: str) -> str:
 
 
 def convert(obj: griffe.Object | griffe.Alias, text: str) -> str:
-    """``text`` with every Sphinx role replaced by an optional autorefs reference.
-
-    Notes naming the project's contract (``API.md §N``, not part of the repository) are
-    left out of the site: a parenthesised one goes, any other reads "the contract".
-    """
-    text = CONTRACT.sub("the contract", CONTRACT_NOTE.sub("", text))
+    """``text`` with every Sphinx role replaced by an optional autorefs reference."""
 
     def one(match: re.Match[str]) -> str:
         short, target = match.group(1) == "~", match.group(2).strip()

@@ -11,7 +11,9 @@ A page asks for a generated part with a marker line; the hook puts the part in i
     CHANGELOG.md.
 
 The state diagram (``diagrams/lifecycle.svg``, outside ``docs/``) is added to the site as a
-file, so pages show the SVG itself: no script from a CDN draws it.
+file, so pages show the SVG itself: no script from a CDN draws it. Notes in docstrings and the
+changelog that name the project's contract (``API.md §12``, a file outside this repository)
+are left out of the pages: a parenthesised one goes, any other reads "the contract".
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from mkdocs.structure.files import File, Files
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- generated:(\w+) -->$", re.MULTILINE)
+CONTRACT_NOTE = re.compile(r"\s*\(API\.md\s+§\d+(?:,\s*§\d+)*\)")
+CONTRACT = re.compile(r"API\.md\s+§\d+(?:,\s*§\d+)*")
 HELP_WIDTH = "100"
 """``--help`` is formatted for this many columns, whatever the terminal building the site."""
 
@@ -98,6 +102,11 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
         return GENERATORS[name]().rstrip("\n")
 
     return MARKER.sub(one, markdown)
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    """Leave the notes on the contract (outside this repository) out of every page."""
+    return CONTRACT.sub("the contract", CONTRACT_NOTE.sub("", html))
 
 
 def on_files(files: Files, config: Any, **kwargs: Any) -> Files:
