@@ -8,6 +8,8 @@
 * :mod:`lifecycle.testing.voice`: the caller's voice (:data:`Voice`, :func:`local_voice`:
   espeak-ng, extra ``voice``); :mod:`lifecycle.testing.recording`: two-sided recordings.
 * :mod:`lifecycle.testing.audio`: WAV I/O (soundfile), resampling (soxr), real-time pacing.
+* :class:`ModelEndpoint` (:mod:`lifecycle.testing.model`): an OpenAI-compatible chat-completions
+  endpoint; the model client there serves judges and simulated callers.
 * :mod:`lifecycle.testing.pytest_plugin`: the ``pipecat_bot`` / ``pipecat_client`` fixtures.
 
 Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also PyYAML):
@@ -15,6 +17,14 @@ Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also P
 """
 
 from lifecycle.testing.conversation import DEFAULT_WITHIN, Conversation, event_text
+from lifecycle.testing.model import ModelEndpoint
 from lifecycle.testing.voice import Voice, local_voice
 
-__all__ = ["DEFAULT_WITHIN", "Conversation", "Voice", "event_text", "local_voice"]
+__all__ = [
+    "DEFAULT_WITHIN",
+    "Conversation",
+    "ModelEndpoint",
+    "Voice",
+    "event_text",
+    "local_voice",
+]
