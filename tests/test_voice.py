@@ -58,6 +58,9 @@ def test_cache_key_holds_everything_that_changes_the_audio(tmp_path: Path) -> No
     audio = [v("Hello there.") for v in voices]
     assert sum(f.duration for f in audio[2]) < sum(f.duration for f in audio[0])  # faster
     assert audio[3] != audio[0]
+    # The engine does not keep one voice's settings for the next.
+    plain = LocalVoice(cache_dir=tmp_path / "again")("Hello there.")
+    assert abs(sum(f.duration for f in plain) - sum(f.duration for f in audio[0])) < 0.01
 
 
 def test_a_broken_cache_file_is_synthesized_again(tmp_path: Path) -> None:

@@ -50,6 +50,8 @@ RATE_RANGE: Final = (80, 450)
 """Words per minute espeak-ng speaks at (its default is 175)."""
 PITCH_RANGE: Final = (0, 99)
 """espeak-ng's pitch scale (its default is 50)."""
+DEFAULT_RATE: Final = 175
+DEFAULT_PITCH: Final = 50
 _FRAME_MS: Final = 20
 _NAME_LIMIT: Final = 100
 
@@ -157,11 +159,9 @@ class _Engine:
             lib = self._lib
             if lib.espeak_SetVoiceByName(name.encode()) != 0:
                 raise ValueError(f"espeak-ng has no voice {name!r}")
-            # Setting the voice resets rate and pitch to the voice's own.
-            if rate is not None:
-                lib.espeak_SetParameter(_RATE, rate, 0)
-            if pitch is not None:
-                lib.espeak_SetParameter(_PITCH, pitch, 0)
+            # Both every time: the engine keeps the previous call's settings.
+            lib.espeak_SetParameter(_RATE, DEFAULT_RATE if rate is None else rate, 0)
+            lib.espeak_SetParameter(_PITCH, DEFAULT_PITCH if pitch is None else pitch, 0)
             self._chunks, self._samples = [], 0
             self._limit = int(MAX_SECONDS * self.sample_rate)
             encoded = text.encode(errors="replace")
@@ -252,7 +252,7 @@ def local_voice(
 ) -> Voice:
     """espeak-ng's voice ``name`` (``"en-us"``, ``"en"`` (British), ``"de"``, ``"en-us+f3"``...).
 
-    ``rate`` in words per minute (80-450, the voice's own when None), ``pitch`` 0-99; speech
+    ``rate`` in words per minute (80-450, 175 when None), ``pitch`` 0-99 (50); speech
     is cached in ``cache_dir`` (default :func:`default_cache_dir`). Raises ``ValueError`` for
     an unknown voice or a setting out of range, ``ImportError`` with the install line when
     the ``voice`` extra is missing.
