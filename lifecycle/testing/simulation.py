@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from lifecycle.errors import PipecatClientError
+from lifecycle.states import State
 from lifecycle.testing.model import (
     ModelCallLimitError,
     ModelClient,
@@ -449,11 +451,16 @@ class _Run:
 
     async def say(self, text: str) -> None:
         self.context.append({"role": "assistant", "content": text})
-        voice = self.caller.voice
-        if voice is None:
-            await self.caller.client.send_text(text)
-        else:
-            await self.speak(text)
+        try:
+            if self.caller.voice is None:
+                await self.caller.client.send_text(text)
+            else:
+                await self.speak(text)
+        except PipecatClientError:
+            # The bot ended the session while the persona was thinking.
+            if self.caller.client.state is State.READY:
+                raise
+            raise _Ended("bot") from None
         sent_at = self.now()
         self.heard.sent()
         self.transcript.user(text, sent_at)

@@ -15,6 +15,7 @@ the default handler answers "ok". Every request is recorded with its headers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -249,8 +250,12 @@ def _error_body(status: int) -> bytes:
     return json.dumps({"error": {"message": f"stub error {status}", "type": "stub"}}).encode()
 
 
+_IDS = itertools.count(1)
+
+
 def _call_id(index: int, tool: Tool) -> str:
-    return tool.id or f"call_{index}_{tool.name}"
+    # Unique per call, as OpenAI's: a client dedupes function-call messages by this id.
+    return tool.id or f"call_{next(_IDS)}_{index}_{tool.name}"
 
 
 def _arguments(tool: Tool) -> str:
