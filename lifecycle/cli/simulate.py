@@ -43,7 +43,7 @@ _SAFE: Final = re.compile(r"[^\w.-]+", flags=re.ASCII)
 
 
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
-    """``--simulator-url/--simulator-model``, ``--max-model-calls``, ``--repeat``, ``--logs-dir``."""
+    """``--simulator-url/-model``, ``--max-model-calls``, ``--repeat``, ``--logs-dir``."""
     group = parser.add_argument_group("simulated callers (files with persona:)")
     group.add_argument(
         "--simulator-url",
@@ -113,9 +113,7 @@ def persona_endpoint(spec: SimulationSpec, args: argparse.Namespace) -> ModelEnd
     """The persona model: the ``simulator:`` block, overridden by the command line."""
     from lifecycle.testing.model import endpoint_from_block
 
-    return endpoint_from_block(
-        spec.simulator, url=args.simulator_url, model=args.simulator_model
-    )
+    return endpoint_from_block(spec.simulator, url=args.simulator_url, model=args.simulator_model)
 
 
 def default_judge(spec: SimulationSpec, args: argparse.Namespace) -> JudgeChoice:

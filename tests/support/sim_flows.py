@@ -168,8 +168,9 @@ def _insurance(c: _Context) -> StubReply:
         return _say("Hello, I can get you an insurance quote. How old are you?")
     if "collect_age" not in c.results and _number(c.user):
         return _call("collect_age", age=_number(c.user))
-    if "collect_marital_status" not in c.results and ("married" in c.user or "single" in c.user):
-        return _call("collect_marital_status", status="married" if "married" in c.user else "single")
+    status = next((s for s in ("married", "single") if s in c.user), None)
+    if "collect_marital_status" not in c.results and status is not None:
+        return _call("collect_marital_status", status=status)
     if "500,000" in c.user or "500000" in c.user:
         return _call("update_coverage", coverage=500000, deductible=2000)
     if "all" in c.user or "thank" in c.user:
@@ -193,7 +194,8 @@ def bot_llm(request: dict[str, Any]) -> StubReply:
 
 def _hang_up(text: str | None = None, success: bool = True) -> StubReply:
     reason = "got what I called for" if success else "the assistant could not help"
-    return StubReply(text=text, tool_calls=(Tool("end_call", {"success": success, "reason": reason}),))
+    arguments = {"success": success, "reason": reason}
+    return StubReply(text=text, tool_calls=(Tool("end_call", arguments),))
 
 
 def _jamie(bot: str) -> StubReply:
