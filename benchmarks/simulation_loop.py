@@ -15,20 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lifecycle import PipecatClient  # noqa: E402
-from lifecycle.testing import ModelEndpoint  # noqa: E402
-from lifecycle.testing.model import ModelClient  # noqa: E402
-from lifecycle.testing.simulation import SimulatedCaller, SimulationResult  # noqa: E402
-from tests.support.openai_stub import OpenAIStub, StubReply, Tool  # noqa: E402
-from transports.testing import Dialogue, TestingBotServer  # noqa: E402
-from transports.websocket import WebSocketTransport  # noqa: E402
+from lifecycle import PipecatClient
+from lifecycle.testing import ModelEndpoint
+from lifecycle.testing.model import ModelClient
+from lifecycle.testing.simulation import SimulatedCaller, SimulationResult
+from tests.support.openai_stub import OpenAIStub, StubReply, Tool
+from transports.testing import Dialogue, TestingBotServer
+from transports.websocket import WebSocketTransport
 
 GREETING = "Hello, how can I help?"
 
@@ -81,13 +77,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def main(turns: int, sessions: int, concurrency: int) -> None:
-    turn = 0
-
     def persona(request: dict[str, Any]) -> StubReply:
-        nonlocal turn
-        turn += 1
-        if turn % 4 == 0 and request.get("_short"):
-            return StubReply(tool_calls=(Tool("end_call", {"success": True, "reason": "ok"}),))
         return StubReply(text="Tell me more about that, please.")
 
     with OpenAIStub(persona) as stub:
