@@ -354,3 +354,50 @@ def test_bad_settings_are_refused() -> None:
         SimulatedCaller(client, persona="p", goal="g", model=endpoint, max_turns=0)
     with pytest.raises(ValueError, match="persona"):
         SimulatedCaller(client, persona=" ", goal="g", model=endpoint)
+
+
+async def test_load_run_of_simulated_calls_gives_pass_rate_and_turn_percentiles(
+    stub: OpenAIStub,
+) -> None:
+    from lifecycle.load import LoadPlan, LoadRun
+    from lifecycle.testing.simulation_file import parse_simulation
+    from lifecycle.testing.simulation_load import SimulationHook
+
+    def persona(request: dict[str, Any]) -> StubReply | str:
+        said = sum(m["role"] == "assistant" for m in request["messages"])
+        if "Casey" in request["messages"][0]["content"]:
+            return "Hmm."  # never hangs up: fails by max_turns
+        return "Two people at 6 PM." if said < 2 else end_call()
+
+    stub.handler = lambda request: (
+        tool_reply(VERDICT_TOOL, verdict="yes", reason="ok")
+        if request["tools"][0]["function"]["name"] == VERDICT_TOOL
+        else persona(request)
+    )
+    endpoint = ModelEndpoint(stub.base_url, "stub-model")
+    specs = [
+        parse_simulation("f.yaml", f"f/{who}", {**BASE_SIM, "persona": who, "max_turns": 3})
+        for who in ("Jamie", "Jamie", "Casey")
+    ]
+    hook = SimulationHook(specs, lambda spec: (endpoint, endpoint, None))
+    async with TestingBotServer(dialogue=dialogue()) as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=6, concurrency=3)
+        async with asyncio.timeout(T * 2):
+            stats = await LoadRun(plan, WebSocketTransport, scenario=hook).run()
+    summary = stats.summary()
+    assert (summary["sessions"], summary["ok"], summary["failed"]) == (6, 4, 2)
+    assert summary["errors_by_phase"] == {"scenario": {"SimulationFailedError": 2}}
+    assert hook.pass_rate == pytest.approx(4 / 6)
+    assert {r.end_reason for r in hook.results} == {"end_call", "max_turns"}
+    turns = summary["latency_ms"]["turn_llm_first"]
+    # Two turns per call that hung up, three per max_turns call (the last one's reply may
+    # come after the session ended).
+    assert 4 * 2 + 2 * 2 <= turns["count"] <= 4 * 2 + 2 * 3
+    assert turns["p50"] <= turns["p90"] <= turns["p99"] <= turns["max"]
+
+
+BASE_SIM: dict[str, Any] = {
+    "persona": "Jamie",
+    "goal": "Book a table.",
+    "success": "a table was booked",
+}
