@@ -376,7 +376,7 @@ async def test_load_run_of_simulated_calls_gives_pass_rate_and_turn_percentiles(
     )
     endpoint = ModelEndpoint(stub.base_url, "stub-model")
     specs = [
-        parse_simulation("f.yaml", f"f/{who}", {**BASE_SIM, "persona": who, "max_turns": 3})
+        parse_simulation({**BASE_SIM, "name": f"f/{who}", "persona": who, "max_turns": 3}, "f.yaml")
         for who in ("Jamie", "Jamie", "Casey")
     ]
     hook = SimulationHook(specs, lambda spec: (endpoint, endpoint, None))

@@ -21,7 +21,8 @@ BASE: dict[str, Any] = {
 
 
 def parse(**changes: Any) -> Any:
-    return parse_simulation("book.yaml", "book_table/available", {**BASE, **changes}, 3)
+    data = {"name": "book_table/available", **BASE, **changes}
+    return parse_simulation(data, "book.yaml", line_of=lambda key: 3)
 
 
 def test_defaults_are_pipecat_evals_ones() -> None:
@@ -132,24 +133,9 @@ def test_problems_name_the_key(changes: dict[str, Any], key: str, problem: str) 
     assert str(caught.value).startswith("book.yaml:3: ")
 
 
-class Located:
-    """The scenario loader's located values (value + line)."""
-
-    def __init__(self, value: Any, line: int) -> None:
-        self.value, self.line = value, line
-
-    def plain(self) -> Any:
-        if isinstance(self.value, dict):
-            return {k: v.plain() for k, v in self.value.items()}
-        if isinstance(self.value, list):
-            return [v.plain() for v in self.value]
-        return self.value
-
-
-def test_located_values_give_the_line_of_the_key() -> None:
-    metric = Located({"measure": Located("words", 12), "min_score": Located(1, 13)}, 12)
-    keys = {k: Located(v, 2) for k, v in BASE.items()}
-    keys["metrics"] = Located([metric], 11)
+def test_line_of_gives_the_line_of_the_key() -> None:
+    lines = {"metrics.0.min_score": 13}
+    data = {"name": "f/s", **BASE, "metrics": [{"measure": "words", "min_score": 1}]}
     with pytest.raises(SimulationError) as caught:
-        parse_simulation("f.yaml", "f/s", keys, 1)
+        parse_simulation(data, "f.yaml", line_of=lambda key: lines.get(key, 1))
     assert str(caught.value) == "f.yaml:13: metrics.0.min_score: a measured metric takes a range"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from os import PathLike
 from typing import Any, Final
 
 __all__ = [
@@ -139,39 +138,15 @@ LineOf = Callable[[str], int]
 
 
 def parse_simulation(
-    path: str | PathLike[str],
-    name: str,
-    keys: Mapping[str, Any],
-    line: int = 0,
+    data: Mapping[str, Any], path: str, *, line_of: LineOf | None = None
 ) -> SimulationSpec:
     """Check one merged simulation mapping (``persona:`` set) and build its spec.
 
-    The scenario loader's hook: ``path`` names the file in messages, ``name`` is the
-    scenario's full name (``file/scenario``), ``keys`` its merged keys (plain YAML data, or
-    the loader's located values, which carry their lines), ``line`` where it starts.
+    The scenario loader's hook: ``data`` is plain YAML data (includes resolved, the file's
+    defaults merged in, ``name`` the full ``file/scenario`` name); ``path`` names the file in
+    messages; ``line_of`` maps a dotted key (``metrics.0.min_score``) to its line.
     """
-    plain = {key: _plain(value) for key, value in keys.items()}
-    plain["name"] = name
-
-    def line_of(dotted: str) -> int:
-        node: Any = keys
-        for part in dotted.split("."):
-            node = getattr(node, "value", node)
-            if isinstance(node, Mapping) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                break
-        found = getattr(node, "line", None)
-        return found if isinstance(found, int) and found > 0 else line
-
-    return _Parser(str(path), line_of).simulation(plain)
-
-
-def _plain(value: Any) -> Any:
-    plain = getattr(value, "plain", None)
-    return plain() if callable(plain) else value
+    return _Parser(path, line_of or (lambda _key: 0)).simulation(data)
 
 
 class _Parser:
