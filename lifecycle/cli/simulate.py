@@ -150,24 +150,16 @@ async def run_simulation(
     except ValueError as exc:
         outcome.error, outcome.unreachable = f"{spec.name}: {exc}", True
         return outcome
-    cap = args.max_model_calls or spec.max_model_calls
     total = spec.runs * args.repeat
     for run in range(1, total + 1):
         client = new_client()
-        caller = SimulatedCaller(
+        caller = SimulatedCaller.from_spec(
             client,
-            persona=spec.persona,
-            goal=spec.goal,
-            success=spec.success,
+            spec,
             model=model,
             judge=judge,
             judge_fn=judge_fn,
-            max_turns=spec.max_turns,
-            max_duration_s=spec.max_duration_s,
-            max_silence_s=spec.max_silence_s,
-            max_model_calls=cap,
-            metrics=spec.metrics,
-            name=spec.name,
+            max_model_calls=args.max_model_calls,
         )
         try:
             await connect(client)

@@ -48,6 +48,7 @@ from lifecycle.testing.simulation_file import (
     DEFAULT_MAX_SILENCE_S,
     DEFAULT_MAX_TURNS,
     Metric,
+    SimulationSpec,
 )
 from lifecycle.testing.simulation_judge import (
     JudgeFn,
@@ -258,6 +259,36 @@ class SimulatedCaller:
         self.model_timeout = model_timeout
         self._stream: EventStream = client.events(*Heard.WATCHED)
 
+    @classmethod
+    def from_spec(
+        cls,
+        client: PipecatClient,
+        spec: SimulationSpec,
+        *,
+        model: ModelEndpoint,
+        judge: ModelEndpoint | None = None,
+        judge_fn: JudgeFn | None = None,
+        max_model_calls: int | None = None,
+        voice: Any = None,
+    ) -> SimulatedCaller:
+        """The caller a simulation file describes (``max_model_calls``: the file's if None)."""
+        return cls(
+            client,
+            persona=spec.persona,
+            goal=spec.goal,
+            success=spec.success,
+            model=model,
+            judge=judge,
+            judge_fn=judge_fn,
+            voice=voice,
+            max_turns=spec.max_turns,
+            max_duration_s=spec.max_duration_s,
+            max_silence_s=spec.max_silence_s,
+            max_model_calls=max_model_calls or spec.max_model_calls,
+            metrics=spec.metrics,
+            name=spec.name,
+        )
+
     @property
     def instruction(self) -> str:
         """The system instruction the persona model runs under."""
@@ -291,6 +322,7 @@ class _Run:
         self.end_call: dict[str, Any] | None = None
         self.persona_calls = 0
         self.judge_calls = 0
+        self.anchor: float | None = None  # audio: when the bot heard the caller's turn end
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -399,9 +431,12 @@ class _Run:
         kind, detail = happened
         if kind == "ended":
             return True
-        if kind == "first_token" and self.turns and self.turns[-1].first_token_ms is None:
+        if kind == "heard_end":
+            self.anchor = event.at  # audio: from the bot noticing the caller stop, as pipecat
+        elif kind == "first_token" and self.turns and self.turns[-1].first_token_ms is None:
             last = self.turns[-1]
-            latency = (event.at - self.started - last.sent_at_s) * 1000
+            anchor = self.anchor if self.anchor is not None else self.started + last.sent_at_s
+            latency = (event.at - anchor) * 1000
             self.turns[-1] = replace(last, first_token_ms=max(0.0, latency))
         elif kind == "call":
             self.transcript.call(detail["name"], detail["args"])
@@ -462,6 +497,7 @@ class _Run:
                 raise
             raise _Ended("bot") from None
         sent_at = self.now()
+        self.anchor = None
         self.heard.sent()
         self.transcript.user(text, sent_at)
         self.turns.append(SimulationTurn(len(self.turns) + 1, text, sent_at))

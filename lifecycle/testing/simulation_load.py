@@ -58,20 +58,13 @@ class SimulationHook:
     def prepare(self, client: PipecatClient) -> None:
         """Build the session's caller before it connects (it listens from now on)."""
         spec, (model, judge, judge_fn) = self._plans[next(self._order) % len(self._plans)]
-        self._callers[client] = SimulatedCaller(
+        self._callers[client] = SimulatedCaller.from_spec(
             client,
-            persona=spec.persona,
-            goal=spec.goal,
-            success=spec.success,
+            spec,
             model=model,
             judge=judge,
             judge_fn=judge_fn,
-            max_turns=spec.max_turns,
-            max_duration_s=spec.max_duration_s,
-            max_silence_s=spec.max_silence_s,
-            max_model_calls=self._max_model_calls or spec.max_model_calls,
-            metrics=spec.metrics,
-            name=spec.name,
+            max_model_calls=self._max_model_calls,
         )
 
     async def __call__(self, context: Any) -> None:

@@ -30,6 +30,7 @@ class Heard:
         "on_bot_llm_stopped",
         "on_bot_started_speaking",
         "on_bot_stopped_speaking",
+        "on_user_stopped_speaking",
         "on_llm_function_call_in_progress",
         "on_llm_function_call",
         "on_llm_function_call_stopped",
@@ -53,7 +54,9 @@ class Heard:
         """One event in; what happened that the run records, if anything.
 
         ``("ended", {})``, ``("first_token", {})`` (the first sign of the reply to the last
-        send), ``("call", {name, args})`` or ``("cancelled", {name})``.
+        send: its first LLM token in text, the bot starting to speak in audio),
+        ``("heard_end", {})`` (audio: the bot noticed the caller stop, the latency's anchor),
+        ``("call", {name, args})`` or ``("cancelled", {name})``.
         """
         name, data = event.name, event.data
         if name in ("on_disconnected", "on_bot_disconnected"):
@@ -79,6 +82,9 @@ class Heard:
                 return "first_token", {}
         elif name == "on_bot_stopped_speaking":
             self._speaking = False
+        elif name == "on_user_stopped_speaking":
+            if self._first_pending and self.audio:
+                return "heard_end", {}
         elif name in ("on_llm_function_call_in_progress", "on_llm_function_call"):
             call_id = getattr(data, "tool_call_id", None)
             if call_id is not None and call_id in self._call_ids:
