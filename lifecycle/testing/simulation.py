@@ -395,7 +395,9 @@ class _Run:
             try:
                 async with asyncio.timeout(max(0.0, min(waits) - time.monotonic())):
                     event = await anext(events)
-            except (TimeoutError, StopAsyncIteration):
+            except StopAsyncIteration:
+                raise _Ended("bot") from None  # the stream was closed: nothing more comes
+            except TimeoutError:
                 now = time.monotonic()
                 if closing_ends is not None and now >= closing_ends:
                     raise _Ended("end_call") from None
