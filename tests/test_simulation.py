@@ -401,3 +401,27 @@ BASE_SIM: dict[str, Any] = {
     "goal": "Book a table.",
     "success": "a table was booked",
 }
+
+
+def tone(text: str) -> list[Any]:
+    """A stand-in voice: half a second of a loud 440 Hz tone per utterance."""
+    import numpy as np
+
+    from lifecycle.media import AudioFrame
+
+    t = np.arange(8000) / 16000
+    pcm = (0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+    return [AudioFrame(pcm, 16000, 1)]
+
+
+async def test_audio_modality_speaks_and_times_from_the_bot_hearing_the_end(
+    client: PipecatClient, bot: TestingBotServer, stub: OpenAIStub
+) -> None:
+    stub.handler = stand_in(["A table, please.", end_call()])
+    result = await call(client, bot, stub, voice=tone)
+    assert result.passed and result.end_reason == "end_call"
+    assert bot.received_audio, "the persona's turn went out as audio"
+    assert not any(m.get("type") == "send-text" for m in bot.received)
+    # The testing bot hears any speech as its audio transcript.
+    assert result.turns[0].bot == "You said: Hello from the microphone."
+    assert result.turns[0].first_token_ms is not None

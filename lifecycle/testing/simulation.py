@@ -505,18 +505,15 @@ class _Run:
         self.turns.append(SimulationTurn(len(self.turns) + 1, text, sent_at))
 
     async def speak(self, text: str) -> None:
-        """Audio modality: the voice's speech, paced in real time (lifecycle.testing.audio)."""
+        """Audio modality: the voice's speech, then a second of silence, in real time."""
         from lifecycle.testing import audio
 
-        rate, channels = audio.input_format(self.caller.client.transport)
+        client = self.caller.client
+        rate, channels = audio.input_format(client.transport)
         frames = audio.prepare(self.caller.voice(text), rate, channels)
-        await audio.stream_to(self.caller.client.send_audio, frames)
-        # The bot's VAD hears the end of speech in the silence after it; timing counts from
-        # the end of the speech, as Conversation.say(speak=True).
-        silence = audio.silence(1.0, rate)
-        asyncio.get_running_loop().create_task(
-            audio.stream_to(self.caller.client.send_audio, silence)
-        )
+        await audio.stream_to(client.send_audio, frames)
+        # The bot's VAD hears the end of the turn in the silence (as a microphone sends).
+        await audio.stream_to(client.send_audio, audio.silence(1.0, rate, channels))
 
     # ------------------------------------------------------------------ judging
     async def judged(self, duration: float) -> list[Verdict]:

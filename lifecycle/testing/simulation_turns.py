@@ -48,6 +48,7 @@ class Heard:
         self._awaiting = False  # sent; text before the next bot-llm-started is stale
         self._first_pending = False
         self._speaking = False
+        self._spoken = False  # audio: the bot has spoken since its turn began
         self._ready = False
 
     def feed(self, event: ClientEvent) -> tuple[str, dict[str, Any]] | None:
@@ -76,7 +77,7 @@ class Heard:
             if not self._awaiting:
                 self._segment_done()
         elif name == "on_bot_started_speaking":
-            self._speaking = True
+            self._speaking = self._spoken = True
             if self._first_pending and self.audio:
                 self._first_pending = False
                 return "first_token", {}
@@ -109,13 +110,15 @@ class Heard:
         self._ready = bool(self._segments) and self._calls == 0
 
     def bot_turn_ready(self) -> bool:
-        """Whether the bot's turn is complete (and, with audio, it stopped speaking)."""
-        return self._ready and not (self.audio and self._speaking)
+        """Whether the bot's turn is complete (with audio: it spoke, and stopped speaking)."""
+        if self.audio:
+            return self._ready and self._spoken and not self._speaking
+        return self._ready
 
     def take_turn(self) -> str:
         """The bot's whole turn, joined; the next turn starts empty."""
         text = " ".join(self._segments)[:MAX_TURN_TEXT]
-        self._segments, self._ready = [], False
+        self._segments, self._ready, self._spoken = [], False, False
         return text
 
     def sent(self) -> None:
