@@ -38,6 +38,7 @@ MAX_FILES: Final = 256
 
 _STANDARD_TAG: Final = "tag:yaml.org,2002:"
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+_COLLECTIONS: Final = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
 # libyaml's parser when PyYAML has it (tens of times faster on a large file).
@@ -228,6 +229,8 @@ class _Converter:
         line = node.start_mark.line + 1
         if node.tag == "!include":
             return self._include(node)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTIONS:
+            raise self.error(node, node.tag, "unknown YAML tag (only !include is known)")
         if isinstance(node, yaml.MappingNode):
             return Located(self._mapping(node, depth), line, self.name)
         if isinstance(node, yaml.SequenceNode):
