@@ -255,12 +255,35 @@ class _Checker:
             )
             return None
         module = importlib.import_module(_SIMULATION_MODULE)
+        data = {key: value.plain() for key, value in keys.items()}
+        data["name"] = name
+
+        def line_of(dotted: str) -> int:
+            item: Located | None = keys.get(dotted.split(".")[0])
+            for part in dotted.split(".")[1:]:
+                if item is None:
+                    break
+                if isinstance(item.value, dict):
+                    item = item.value.get(part)
+                elif (
+                    isinstance(item.value, list) and part.isdigit() and int(part) < len(item.value)
+                ):
+                    item = item.value[int(part)]
+                else:
+                    break
+            return item.line if item is not None else at.line
+
         try:
-            return module.parse_simulation(self.path, name, keys, at.line)
-        except ScenarioFileErrors as exc:
-            self.problems.extend(exc.errors)
-        except ScenarioFileError as exc:
-            self.problems.append(exc)
+            return module.parse_simulation(data, str(self.path), line_of=line_of)
+        except ValueError as exc:  # its SimulationError: file:line: key: problem
+            self.problems.append(
+                ScenarioFileError(
+                    getattr(exc, "path", str(self.path)),
+                    getattr(exc, "line", at.line),
+                    getattr(exc, "key", ""),
+                    getattr(exc, "problem", str(exc)),
+                )
+            )
         return None
 
     def context(self, value: Located | None) -> tuple[Mapping[str, Any], ...]:

@@ -47,7 +47,11 @@ def collect_scenario_files(paths: Sequence[str]) -> tuple[list[Path], list[str],
         else:
             problems.append(f"{name}: no such file or directory")
     seen: set[Path] = set()
-    unique = [p for p in files if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique = []
+    for path in files:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
     return unique, skipped, problems
 
 

@@ -72,6 +72,7 @@ SCENARIO_KEYS: Final = frozenset(
 )
 SIMULATION_KEYS: Final = frozenset(
     {"persona", "goal", "success", "max_turns", "max_duration_s", "max_silence_s", "simulator"}
+    | {"max_model_calls"}
 )
 FILE_KEYS: Final = SCENARIO_KEYS | SIMULATION_KEYS | {"scenarios"}
 MANIFEST_KEYS: Final = frozenset(
