@@ -108,7 +108,7 @@ async def test_an_unreachable_or_slow_endpoint() -> None:
     await judge.aclose()
     with OpenAIStub(scripted(StubReply(text=answer("yes"), delay=10))) as stub:
         slow = ModelJudge(ModelEndpoint(stub.base_url, "m"), timeout=0.5)
-        with pytest.raises(JudgeUnavailableError, match="did not answer within 0.5 s"):
+        with pytest.raises(JudgeUnavailableError, match=r"did not answer within 0\.5 s"):
             async with asyncio.timeout(30):
                 await slow.evaluate("greets")
         await slow.aclose()

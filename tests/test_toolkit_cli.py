@@ -351,8 +351,8 @@ async def test_scenario_runner_over_webrtc_in_process(
     patch_loopback_ice(monkeypatch)
     pytest.importorskip("aiortc")
     from lifecycle import PipecatClient
-    from lifecycle.testing.scripted import run_scenario
     from lifecycle.testing.scenario import load_scenarios
+    from lifecycle.testing.scripted import run_scenario
     from transports.small_webrtc import SmallWebRTCTransport
     from transports.testing.webrtc import TestingWebRTCBotServer
 

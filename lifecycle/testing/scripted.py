@@ -200,13 +200,16 @@ class _Run:
                 )
                 self._fail(turn, turn.send_after.line or turn.line, f"turn {t + 1}: {reason}")
                 return False
-        elif turn.sends or t > 0:
+        was_speaking = not self.events.quiet.is_set()
+        if turn.send_after is None and (turn.sends or t > 0):
             # A caller waits for the end of the bot's sentence (bounded, as pipecat.evals).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(BOT_QUIET_MAX_WAIT_S):
                     await self.events.quiet.wait()
-        # The first turn that only observes keeps what arrived already (the greeting).
-        self.events.begin_turn(sent=turn.sends, keep=t == 0 and not turn.sends)
+        # A turn that only observes keeps what the bot sent since the last match (the
+        # greeting, a reply to a tool result), unless that was the rest of a reply it was
+        # still speaking (pipecat.evals drops that).
+        self.events.begin_turn(sent=turn.sends, keep=not turn.sends and not was_speaking)
         anchor = time.monotonic()
         if turn.sends:
             self._last_send_at = anchor
@@ -281,7 +284,7 @@ class _Run:
             else:
                 result.status, result.detail = "passed", detail
                 if item is not None:
-                    result.latency_ms = round(1000 * (item["at"] - anchor))
+                    result.latency_ms = max(0, round(1000 * (item["at"] - anchor)))
                 continue
             result.status, result.detail = "failed", reason
             self._fail(

@@ -188,7 +188,8 @@ class ScriptEvents:
     # --- turns -----------------------------------------------------------------------
     def begin_turn(self, *, sent: bool, keep: bool = False) -> None:
         """A new turn: forget the last one's log and (unless ``keep``) what arrived before."""
-        self.turn_log, self.claimed = [], set()
+        # Tool call ids are unique within a turn at least (some LLMs number them per reply).
+        self.turn_log, self.claimed, self.claimed_calls = [], set(), set()
         if not keep:
             self.queue.clear()
             self._cutoff = time.monotonic()
