@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
-from lifecycle.cli.options import add_verbose, positive_float
+from lifecycle.cli.options import add_start_options, add_verbose, positive_float, start_settings
 from lifecycle.cli.output import Output
 from lifecycle.cli.report import print_turns, write_report
-from lifecycle.cli.transport_factory import make_transport
+from lifecycle.cli.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
+from lifecycle.extras import MissingExtraError
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
+    from lifecycle.start import APIRequest, StartSettings
     from lifecycle.testing.judge import JudgeFn, JudgeSource
     from lifecycle.testing.junit import Outcome
     from lifecycle.testing.scenario import ScriptedScenario
@@ -50,10 +52,10 @@ $OPENAI_API_KEY (or the block's api_key_env:).
 exit codes:
   0  every scenario passed (--validate: every file is valid)
   1  a scenario failed
-  2  usage error, or a file that is not valid (each problem as file:line: key: problem)
+  2  usage error, a file that is not valid (each problem as file:line: key: problem), or
+     a missing extra (the pip install line is shown)
   3  the bot, a judge endpoint or a judge factory could not be reached or run
 """
-INSTALL_HINT: Final = 'pip install "pipecat-lifecycle[testing]"'
 MAX_TIMEOUT_S: Final = 3600.0
 
 
@@ -71,29 +73,14 @@ def add_command(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     test.add_argument("files", nargs="+", metavar="FILE|DIR", help="scenario files or folders")
-    add_start_options(test)
+    add_start_options(
+        test, start_help="the bot's start endpoint (POST); default: a local testing bot"
+    )
     add_run_options(test)
     add_judge_options(test)
     add_output_options(test)
     add_verbose(test)
     test.set_defaults(run=run)
-
-
-def add_start_options(test: argparse.ArgumentParser) -> None:
-    """The bot to test: its start endpoint and transport."""
-    test.add_argument(
-        "--start", metavar="URL", help="the bot's start endpoint (default: a local testing bot)"
-    )
-    test.add_argument(
-        "--transport", "-t", choices=("ws", "webrtc"), default="ws", help="default: ws"
-    )
-    test.add_argument(
-        "--connect-timeout",
-        type=positive_float,
-        default=30.0,
-        metavar="S",
-        help="seconds for the start request and bot-ready (default: 30)",
-    )
 
 
 def _timeout(text: str) -> float:
@@ -153,11 +140,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--judge-url and --judge-model go together")
     if args.judge and args.judge_url:
         parser.error("--judge and --judge-url are two different judges: give one")
+    settings = start_settings(parser, args)
     try:
         plan = _validate(args)
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        print(f"pipecat-lifecycle test needs {INSTALL_HINT} ({exc})", file=sys.stderr)
-        return EXIT_USAGE
+    except ImportError:  # pragma: no cover - the extra is missing
+        raise MissingExtraError("test", "testing") from None
     if plan is None:
         return EXIT_USAGE
     for notice in plan.notices:
@@ -167,7 +154,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_OK
     fn = _load_judge(parser, args.judge) if args.judge else None
     configure_logging(args.verbose)
-    return asyncio.run(_run_all(args, plan, fn))
+    return asyncio.run(_run_all(args, settings, plan, fn))
 
 
 def _validate(args: argparse.Namespace) -> _Plan | None:
@@ -236,25 +223,19 @@ def _load_judge(parser: argparse.ArgumentParser, spec: str) -> JudgeFn:
 
 
 @contextlib.asynccontextmanager
-async def _start_url(args: argparse.Namespace) -> AsyncIterator[str]:
+async def _start_url(settings: StartSettings) -> AsyncIterator[str]:
     """``--start``, or the start URL of a local testing bot running meanwhile."""
-    if args.start:
-        yield args.start
+    if settings.start_url is not None:
+        yield settings.start_url
         return
-    if args.transport == "webrtc":
-        from transports.testing.webrtc import TestingWebRTCBotServer
-
-        server: Any = TestingWebRTCBotServer()
-    else:
-        from transports.testing import TestingBotServer
-
-        server = TestingBotServer()
-    async with server:
+    async with testing_bot(settings.transport) as server:
         print(f"(no --start: a local testing bot at {server.start_url})", file=sys.stderr)
         yield server.start_url
 
 
-async def _run_all(args: argparse.Namespace, plan: _Plan, fn: JudgeFn | None) -> int:
+async def _run_all(
+    args: argparse.Namespace, settings: StartSettings, plan: _Plan, fn: JudgeFn | None
+) -> int:
     from lifecycle.client import PipecatClient
     from lifecycle.testing.judge import JudgeSource
     from lifecycle.testing.junit import Outcome, write_junit
@@ -266,16 +247,17 @@ async def _run_all(args: argparse.Namespace, plan: _Plan, fn: JudgeFn | None) ->
     memory = RunMemory()
     said: set[str] = set()
     reports: set[Path] = set()
-    async with _start_url(args) as url:
+    async with _start_url(settings) as url:
         for scenario, source in plan.scenarios:
             if source is not None and fn is not None:
                 source = JudgeSource("callable", source.describe, fn=fn, block=source.block)
             for index in range(scenario.runs):
                 client = PipecatClient(
-                    make_transport(args.transport, None, {}), connect_timeout=args.connect_timeout
+                    make_transport(settings), connect_timeout=settings.connect_timeout
                 )
                 try:
-                    result = await _run_one(args, url, client, scenario, source, memory)
+                    start = settings.api_request(url)
+                    result = await _run_one(args, start, client, scenario, source, memory)
                 except PipecatClientError as exc:
                     unreached = True
                     message = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
@@ -312,13 +294,12 @@ async def _run_all(args: argparse.Namespace, plan: _Plan, fn: JudgeFn | None) ->
 
 async def _run_one(
     args: argparse.Namespace,
-    url: str,
+    start: APIRequest,
     client: PipecatClient,
     scenario: ScriptedScenario,
     source: JudgeSource | None,
     memory: RunMemory,
 ) -> ScenarioResult:
-    from lifecycle.start import APIRequest
     from lifecycle.testing.judge import JudgeUnavailableError
     from lifecycle.testing.scripted import ScenarioResult, run_scenario
     from lifecycle.testing.scripted_events import WATCHED
@@ -332,7 +313,7 @@ async def _run_one(
     try:
         # The stream opens before the connect, so the bot's greeting is not missed.
         async with client.events(*WATCHED) as stream:
-            await client.start_bot_and_connect(APIRequest(url, timeout=args.connect_timeout))
+            await client.start_bot_and_connect(start)
             return await run_scenario(
                 scenario,
                 client,
