@@ -392,3 +392,29 @@ async def test_scenario_runner_over_webrtc_in_process(
     assert result.passed, result.failures
     assert [r.status for r in result.expectations] == ["passed"] * 4
     assert all(r.latency_ms is not None for r in result.expectations)
+
+
+def test_reports_of_several_scenarios_and_runs_never_share_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scenario(
+        tmp_path,
+        "many.yaml",
+        """
+        name: many
+        scenarios:
+          - name: "a b"
+            runs: 2
+            turns: [{user: hi, expect: [{event: llm_response, within_ms: 5000}]}]
+          - name: "a_b"
+            turns: [{user: hi, expect: [{event: llm_response, within_ms: 5000}]}]
+        """,
+    )
+    report = tmp_path / "reports"
+    code = main(["test", str(path), "--report", str(report)])
+    assert code == 0, capsys.readouterr()
+    assert sorted(p.name for p in report.iterdir()) == [
+        "many-a_b-2.html",
+        "many-a_b-3.html",
+        "many-a_b.html",
+    ]
