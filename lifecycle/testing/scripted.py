@@ -12,7 +12,7 @@ pipecat-ai 1.14), over RTVI on the bot's production transport; the events are
   with no event, after the previous turn's send. Text goes as ``send-text``, ``dtmf:`` as
   one ``dtmf`` message, ``audio:`` is played as the microphone, and an ``image:`` turn
   sends its text with the image as one RTVI 2.2 ``send-file`` (an older bot: the turn
-  fails). Audio-modality turns go to the speaking caller (:meth:`_Run.speak`).
+  fails). Audio-modality turns go to the speaking caller (:func:`speak_turn`).
 * All of a turn's expectations share one anchor, the moment its input was sent; each has
   ``within_ms`` (default 60 s) from it. Expectations are met in order (or from the turn's
   start with ``check_from: turn_start``); replies with ``text_contains``/``eval``
@@ -47,7 +47,13 @@ from lifecycle.testing.judge import (
     JudgeUnavailableError,
     ScenarioJudge,
 )
-from lifecycle.testing.scenario import Call, Expectation, ScriptedScenario, ScriptedTurn
+from lifecycle.testing.scenario import (
+    Call,
+    Expectation,
+    ScriptedScenario,
+    ScriptedTurn,
+    UserBlock,
+)
 from lifecycle.testing.scenario_schema import FUNCTION_CALL_EVENTS
 from lifecycle.testing.scripted_events import (
     MAX_QUEUED,
@@ -257,15 +263,11 @@ class _Run:
             frames += audio.silence(1.0, rate, channels)  # the microphone stays open
             await audio.stream_to(client.send_audio, frames)
         elif turn.user is not None and self.scenario.user.modality == "audio":
-            await self.speak(turn)
+            await speak_turn(client, turn, self.scenario.user)
         elif turn.user is not None:
             await client.send_text(turn.user)
         elif turn.dtmf is not None:
             await client.send_dtmf(turn.dtmf)
-
-    async def speak(self, turn: ScriptedTurn) -> None:
-        """The speaking caller's hook: say ``turn.user`` (``turn.parts``) as audio."""
-        raise RuntimeError("audio modality needs the speaking caller, not in this build")
 
     async def _expectations(self, t: int, turn: ScriptedTurn, anchor: float) -> bool:
         for result in (r for r in self.results if r.turn == t):
@@ -517,6 +519,12 @@ class _Run:
             raise match.Failed(
                 f"eval {criterion!r} on {text[: match.SHOWN]!r}: judge said no: {verdict.reason}"
             )
+
+
+async def speak_turn(client: PipecatClient, turn: ScriptedTurn, user: UserBlock) -> None:
+    """The speaking caller's hook: say ``turn.user`` (with ``turn.parts``' pauses) as audio,
+    with the scenario's ``user:`` block (``speech:``), to the bot; return once it is sent."""
+    raise RuntimeError("audio modality needs the speaking caller, which this build does not have")
 
 
 async def run_scenario(
