@@ -131,6 +131,7 @@ class _Plan:
     """What will run: each scenario with its judge, and what to say first."""
 
     scenarios: list[tuple[ScriptedScenario, JudgeSource | None]] = field(default_factory=list)
+    simulations: list[Any] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
 
@@ -150,8 +151,15 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     for notice in plan.notices:
         print(f"notice: {notice}", file=sys.stderr)
     if args.validate:
-        print(f"{len(plan.scenarios)} scenarios in {len(args.files)} path(s): valid")
+        count = len(plan.scenarios) + len(plan.simulations)
+        print(f"{count} scenarios in {len(args.files)} path(s): valid")
         return EXIT_OK
+    if plan.simulations:
+        print(
+            f"notice: {len(plan.simulations)} simulation(s) (persona:) not run: this command "
+            "runs scripted scenarios only",
+            file=sys.stderr,
+        )
     fn = _load_judge(parser, args.judge) if args.judge else None
     configure_logging(args.verbose)
     return asyncio.run(_run_all(args, settings, plan, fn))
@@ -181,7 +189,8 @@ def _validate(args: argparse.Namespace) -> _Plan | None:
         plan.notices.extend(loaded.notices)
         for scenario in loaded.scenarios:
             if not isinstance(scenario, ScriptedScenario):
-                continue  # a simulation: run by its own support
+                plan.simulations.append(scenario)  # run by the simulated caller
+                continue
             source = None
             if scenario.evals:
                 try:
