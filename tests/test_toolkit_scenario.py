@@ -452,3 +452,15 @@ def test_old_names_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert scenario_module.ScriptedTurn is ScriptedTurn
+
+
+def test_the_old_runner_module_warns_and_still_runs_scenarios() -> None:
+    import importlib
+    import sys
+
+    from lifecycle.testing import scripted
+
+    sys.modules.pop("lifecycle.testing.runner", None)
+    with pytest.warns(DeprecationWarning, match="lifecycle.testing.scripted"):
+        runner = importlib.import_module("lifecycle.testing.runner")
+    assert runner.run_scenario is scripted.run_scenario
