@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from lifecycle.cli import main
-from lifecycle.testing.simulation_judge import VERDICT_TOOL
 from tests.support.openai_stub import OpenAIStub, StubReply, Tool, scripted
 from tests.support.threaded import in_thread
 from transports.testing import Dialogue, TestingBotServer
