@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-PHASES: Final = ("start", "connect", "request", "first_output", "disconnect")
+PHASES: Final = ("start", "connect", "request", "speak", "first_output", "disconnect")
 """The phases every session may go through, in order (``connect`` is connect→ready)."""
 
 TURN_PHASES: Final = {
@@ -28,6 +28,7 @@ PHASE_TITLES: Final = {
     "start": "start",
     "connect": "connect→ready",
     "request": "request",
+    "speak": "speak",
     "first_output": "first bot output",
     "disconnect": "disconnect",
     "hold": "hold",
@@ -94,6 +95,10 @@ class LoadStats:
     failed: int = 0
     interrupted: int = 0
     phases: dict[str, PhaseStats] = field(default_factory=dict)
+    audio_send_lag: PhaseStats = field(default_factory=PhaseStats)
+    """How late each speech frame went out against its real-time schedule (ms)."""
+    client_cpu_s: float = 0.0
+    """CPU seconds (user + system, every thread) this process spent running the load."""
 
     @property
     def live(self) -> int:
@@ -128,8 +133,14 @@ class LoadStats:
         return known + sorted(name for name in self.phases if name not in order)
 
     def summary(self) -> dict[str, Any]:
-        """The run as one JSON-ready mapping (the ``--json`` output)."""
+        """The run as one JSON-ready mapping (the ``--json`` output).
+
+        ``audio_send_lag_ms`` is there when speech was sent; ``client_cpu_s`` always.
+        """
         names = self.ordered_phases()
+        speech: dict[str, Any] = {}
+        if self.audio_send_lag.count:
+            speech["audio_send_lag_ms"] = self.audio_send_lag.latency_ms()
         return {
             "sessions": self.started,
             "requested": self.requested,
@@ -143,4 +154,6 @@ class LoadStats:
             "latency_ms": {
                 name: self.phases[name].latency_ms() for name in names if self.phases[name].count
             },
+            **speech,
+            "client_cpu_s": round(self.client_cpu_s, 3),
         }

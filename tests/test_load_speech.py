@@ -1,0 +1,90 @@
+"""Load runs that talk: each session speaks in real time; pacing lag and client CPU reported."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import math
+
+import pytest
+
+from lifecycle.load import LoadPlan, LoadRun, SessionContext
+from lifecycle.media import AudioFrame
+from transports.testing import TestingBotServer
+from transports.websocket import WebSocketTransport
+
+pytest.importorskip("hdrh", reason="load runs need the 'load' extra (hdrhistogram)")
+
+TIMEOUT = 60.0
+RATE = 16000
+FRAME_SAMPLES = RATE // 50  # 20 ms
+
+
+def tone(seconds: float, rate: int = RATE) -> tuple[AudioFrame, ...]:
+    """A 440 Hz tone loud enough for the testing bot to hear it as speech, in 20 ms frames."""
+    step = rate // 50
+    samples = array.array(
+        "h",
+        (int(12000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(seconds * rate))),
+    )
+    pcm = samples.tobytes()
+    return tuple(
+        AudioFrame(pcm=pcm[i : i + 2 * step], sample_rate=rate, num_channels=1)
+        for i in range(0, len(pcm), 2 * step)
+    )
+
+
+async def test_sessions_speak_and_the_bot_answers_each() -> None:
+    speech = tone(0.3)  # 15 frames
+    async with asyncio.timeout(TIMEOUT), TestingBotServer() as bot:
+        plan = LoadPlan(
+            start=bot.start_url, sessions=4, concurrency=4, speech=speech, trailing_silence=0.5
+        )
+        stats = await LoadRun(plan, WebSocketTransport).run()
+        heard = len(bot.received_audio)
+    summary = stats.summary()
+    assert summary["ok"] == 4 and summary["failed"] == 0, summary
+    assert summary["latency_ms"]["speak"]["count"] == 4
+    # The bot heard the end of each turn and answered: first output is timed from it.
+    assert summary["latency_ms"]["first_output"]["count"] == 4
+    frames_per_session = len(speech) + round(0.5 * RATE) // FRAME_SAMPLES
+    assert heard == 4 * frames_per_session
+    lag = summary["audio_send_lag_ms"]
+    assert set(lag) == {"count", "p50", "p90", "p99", "max"}
+    assert lag["count"] == 4 * frames_per_session
+    assert 0 <= lag["p50"] <= lag["p90"] <= lag["p99"] <= lag["max"]
+    assert summary["client_cpu_s"] > 0
+
+
+async def test_a_run_without_speech_reports_cpu_and_no_lag() -> None:
+    async with asyncio.timeout(TIMEOUT), TestingBotServer() as bot:
+        stats = await LoadRun(LoadPlan(start=bot.start_url, sessions=2), WebSocketTransport).run()
+    summary = stats.summary()
+    assert summary["ok"] == 2
+    assert "audio_send_lag_ms" not in summary
+    assert summary["client_cpu_s"] >= 0
+
+
+async def test_a_scenarios_audio_turns_are_measured_too() -> None:
+    from lifecycle.testing import Conversation
+
+    speech = tone(0.2)
+
+    async def scenario(session: SessionContext) -> None:
+        async with Conversation(session.client) as conversation:
+            await conversation.play(speech, trailing_silence=0.4)
+            await conversation.expect("on_bot_output", within=10)
+
+    async with asyncio.timeout(TIMEOUT), TestingBotServer() as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=3, concurrency=3)
+        stats = await LoadRun(plan, WebSocketTransport, scenario=scenario).run()
+    summary = stats.summary()
+    assert summary["ok"] == 3, summary
+    assert summary["audio_send_lag_ms"]["count"] == 3 * (len(speech) + 20)
+
+
+def test_a_plan_says_or_speaks_not_both() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        LoadPlan(start="http://x/start", say="hi", speech=tone(0.02))
+    with pytest.raises(ValueError, match="trailing_silence"):
+        LoadPlan(start="http://x/start", speech=tone(0.02), trailing_silence=-1)
