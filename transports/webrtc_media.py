@@ -41,14 +41,23 @@ class WebRTCUnavailableError(TransportError, ImportError):
 
 
 def require_aiortc() -> None:
-    """Raise :class:`WebRTCUnavailableError` unless aiortc and PyAV import."""
+    """Raise :class:`WebRTCUnavailableError` unless aiortc and PyAV import.
+
+    Also loads what aiortc itself loads only on first use, so that a process's first
+    ``connect()`` does not pay it: OpenSSL's cryptography backend (the first DTLS
+    certificate) and the thread pool its encoder runs in.
+    """
     try:
+        import concurrent.futures.thread  # noqa: F401
+
         import aiortc  # noqa: F401
         import av  # noqa: F401
+        from cryptography.hazmat.backends import default_backend
     except ImportError as exc:
         raise WebRTCUnavailableError(
             f"SmallWebRTCTransport needs aiortc: {INSTALL_HINT} ({exc})"
         ) from exc
+    default_backend()
 
 
 class OutgoingAudio:
