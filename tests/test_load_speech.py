@@ -88,3 +88,23 @@ def test_a_plan_says_or_speaks_not_both() -> None:
         LoadPlan(start="http://x/start", say="hi", speech=tone(0.02))
     with pytest.raises(ValueError, match="trailing_silence"):
         LoadPlan(start="http://x/start", speech=tone(0.02), trailing_silence=-1)
+
+
+@pytest.mark.webrtc
+@pytest.mark.usefixtures("loopback_ice")
+async def test_smallwebrtc_sessions_speak_and_the_bot_hears_them() -> None:
+    pytest.importorskip("aiortc")
+    from transports.small_webrtc import SmallWebRTCTransport
+    from transports.testing.webrtc import TestingWebRTCBotServer
+
+    speech = tone(0.4, 48000)  # the outgoing track's own format: sent as it is
+    async with asyncio.timeout(TIMEOUT), TestingWebRTCBotServer() as bot:
+        plan = LoadPlan(
+            start=bot.start_url, sessions=2, concurrency=2, speech=speech, trailing_silence=0.6
+        )
+        stats = await LoadRun(plan, lambda: SmallWebRTCTransport(ice_servers=[])).run()
+    summary = stats.summary()
+    assert summary["ok"] == 2, summary
+    # The bot's silence between replies is not output: first_output is its answer to the turn.
+    assert summary["latency_ms"]["first_output"]["count"] == 2
+    assert summary["audio_send_lag_ms"]["count"] == 2 * (len(speech) + 30)

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Final
 from lifecycle.errors import SessionCancelledError, SessionClosedError
 from lifecycle.load.plan import LoadPlan, Outcome, Recorder, Scenario
 from lifecycle.load.stats import TURN_PHASES
+from lifecycle.media import AudioFrame
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
-    from lifecycle.media import AudioFrame
     from lifecycle.transport import Transport
 
 __all__ = ["PhaseError", "SessionContext", "SessionLostError", "run_session"]
@@ -111,7 +111,9 @@ class _FirstOutput:
         if not self.seen.is_set():
             self._since = time.monotonic()
 
-    def _on_output(self, *_: Any) -> None:
+    def _on_output(self, data: Any = None, *_: Any) -> None:
+        if isinstance(data, AudioFrame) and data.pcm.count(0) == len(data.pcm):
+            return  # silence: a WebRTC bot sends it between replies
         if self._since is not None and not self.seen.is_set():
             self.seen.set()
             self._record("first_output", _ms(self._since), None)
