@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import array
 import asyncio
+import json
 import math
+from pathlib import Path
 
 import pytest
 
 from lifecycle.load import LoadPlan, LoadRun, SessionContext
 from lifecycle.media import AudioFrame
+from tests.support.toolkit import run_cli
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -108,3 +111,72 @@ async def test_smallwebrtc_sessions_speak_and_the_bot_hears_them() -> None:
     # The bot's silence between replies is not output: first_output is its answer to the turn.
     assert summary["latency_ms"]["first_output"]["count"] == 2
     assert summary["audio_send_lag_ms"]["count"] == 2 * (len(speech) + 30)
+
+
+def write_wav(path: Path, frames: tuple[AudioFrame, ...]) -> None:
+    import numpy as np
+    import soundfile
+
+    pcm = b"".join(frame.pcm for frame in frames)
+    soundfile.write(path, np.frombuffer(pcm, dtype="<i2"), frames[0].sample_rate, "PCM_16")
+
+
+async def test_cli_audio_speaks_a_wav_file_in_every_session(tmp_path: Path) -> None:
+    pytest.importorskip("soundfile")
+    wav = tmp_path / "hello.wav"
+    write_wav(wav, tone(0.3, 24000))  # resampled once to the WebSocket's 16 kHz
+    async with TestingBotServer() as bot:
+        result = await asyncio.to_thread(
+            run_cli, "load", "--start", bot.start_url, "-n", "3", "-c", "3",
+            "--audio", str(wav), "--json",
+        )  # fmt: skip
+        heard = bot.received_audio
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["ok"] == 3
+    assert summary["latency_ms"]["speak"]["count"] == 3
+    assert summary["latency_ms"]["first_output"]["count"] == 3
+    per_session = 15 + 50  # 0.3 s of speech, then 1 s of silence, in 20 ms frames
+    assert summary["audio_send_lag_ms"]["count"] == 3 * per_session
+    assert summary["client_cpu_s"] > 0
+    assert len(heard) == 3 * per_session
+    assert {(frame.sample_rate, frame.num_channels) for frame in heard} == {(RATE, 1)}
+
+
+async def test_cli_table_shows_the_lag_and_the_cpu(tmp_path: Path) -> None:
+    pytest.importorskip("soundfile")
+    wav = tmp_path / "hello.wav"
+    write_wav(wav, tone(0.2))
+    async with TestingBotServer() as bot:
+        result = await asyncio.to_thread(
+            run_cli, "load", "--start", bot.start_url, "--audio", str(wav)
+        )
+    assert result.returncode == 0, result.stderr
+    assert "audio send lag" in result.stdout and "client CPU" in result.stdout
+    assert "speak" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--speak",), "--speak goes with --say"),
+        (("--say", "hi", "--audio", "x.wav"), "give one of them"),
+        (("--audio", "/nonexistent/x.wav"), "load --audio"),
+    ],
+)
+def test_cli_speech_usage_errors(args: tuple[str, ...], message: str) -> None:
+    pytest.importorskip("soundfile")
+    result = run_cli("load", "--start", "http://127.0.0.1:9/start", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_audio_refuses_an_empty_file(tmp_path: Path) -> None:
+    pytest.importorskip("soundfile")
+    import soundfile
+
+    wav = tmp_path / "empty.wav"
+    soundfile.write(wav, [], 16000, "PCM_16")
+    result = run_cli("load", "--start", "http://127.0.0.1:9/start", "--audio", str(wav))
+    assert result.returncode == 2 and "no audio to speak" in result.stderr
