@@ -99,12 +99,13 @@ class _FirstOutput:
     def __init__(self, client: PipecatClient, record: Recorder) -> None:
         from lifecycle.client import EVENT_NAMES
 
+        self._client = client
         self._record = record
         self._since: float | None = None
         self.seen = asyncio.Event()
-        for name in _OUTPUT_EVENTS:
-            if name in EVENT_NAMES:
-                client.add_event_handler(name, self._on_output)
+        self._names = [name for name in _OUTPUT_EVENTS if name in EVENT_NAMES]
+        for name in self._names:
+            client.add_event_handler(name, self._on_output)
 
     def mark(self) -> None:
         """Measure from now (a later mark replaces an earlier one until output is seen)."""
@@ -117,6 +118,12 @@ class _FirstOutput:
         if self._since is not None and not self.seen.is_set():
             self.seen.set()
             self._record("first_output", _ms(self._since), None)
+            # Seen: stop the callbacks (a WebRTC bot's audio alone is 50 a second).
+            asyncio.get_running_loop().call_soon(self._unsubscribe)
+
+    def _unsubscribe(self) -> None:
+        for name in self._names:
+            self._client.remove_event_handler(name, self._on_output)
 
 
 async def run_session(
