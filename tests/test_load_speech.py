@@ -179,4 +179,20 @@ def test_cli_audio_refuses_an_empty_file(tmp_path: Path) -> None:
     wav = tmp_path / "empty.wav"
     soundfile.write(wav, [], 16000, "PCM_16")
     result = run_cli("load", "--start", "http://127.0.0.1:9/start", "--audio", str(wav))
-    assert result.returncode == 2 and "no audio to speak" in result.stderr
+    assert result.returncode == 2 and "empty.wav" in result.stderr
+
+
+async def test_cli_say_speak_synthesizes_once_and_every_session_speaks() -> None:
+    pytest.importorskip("espeakng_loader")
+    async with TestingBotServer() as bot:
+        result = await asyncio.to_thread(
+            run_cli, "load", "--start", bot.start_url, "-n", "2", "-c", "2",
+            "--say", "hello there", "--speak", "--json",
+        )  # fmt: skip
+        texts = [m for m in bot.received if m.get("type") == "send-text"]
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["ok"] == 2 and texts == []  # spoken, never sent as text
+    assert summary["latency_ms"]["speak"]["count"] == 2
+    assert summary["latency_ms"]["first_output"]["count"] == 2
+    assert summary["audio_send_lag_ms"]["count"] > 2 * 50  # the speech, then 1 s of silence

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import sys
 import time
@@ -53,8 +52,6 @@ exit codes:
   2    usage error, a bad --scenario file, or a missing extra (the pip install line is shown)
   130  stopped by Ctrl-C before every session ran (and none failed)
 """
-MAX_SPEECH_S: Final = 600.0
-"""The longest --audio a session speaks (the run holds it in memory once)."""
 
 
 def add_command(commands: Any) -> None:
@@ -157,7 +154,7 @@ def _speech(args: argparse.Namespace) -> tuple[AudioFrame, ...] | int:
 
     Read (or synthesized) once for the whole run and converted to what the transport sends:
     16 kHz mono over WebSocket, 48 kHz mono over SmallWebRTC. A file that cannot be read,
-    is empty, or is longer than :data:`MAX_SPEECH_S` exits 2.
+    is empty, or is too long (``lifecycle.testing.audio.read_file``) exits 2.
     """
     if args.audio is None and not args.speak:
         return ()
@@ -169,18 +166,13 @@ def _speech(args: argparse.Namespace) -> tuple[AudioFrame, ...] | int:
     rate = OUT_RATE if args.transport == "webrtc" else audio.WEBSOCKET_RATE
     try:
         if args.audio is not None:
-            import soundfile
-
-            seconds = soundfile.info(args.audio).duration
-            if seconds > MAX_SPEECH_S:
-                raise ValueError(f"{seconds:.0f} s of audio; at most {MAX_SPEECH_S:.0f} s")
             frames = audio.prepare(args.audio, rate)
         else:
             require(what, "voice", "espeakng_loader")
-            # The voice helper's module (API §16); looked up by name until it is merged.
-            voice = importlib.import_module("lifecycle.testing.voice").local_voice()
-            frames = audio.prepare(voice(args.say), rate)
-    except (OSError, ValueError, RuntimeError) as exc:  # soundfile's errors are RuntimeErrors
+            from lifecycle.testing import local_voice
+
+            frames = audio.prepare(local_voice()(args.say), rate)
+    except ValueError as exc:  # read_file and the voice name the problem (and the file)
         print(f"pipecat-lifecycle: {what}: {describe_exception(exc)}", file=sys.stderr)
         return EXIT_USAGE
     if not frames:
