@@ -15,10 +15,6 @@ from tests.support.openai_stub import OpenAIStub, StubReply, Tool, scripted
 from tests.support.threaded import in_thread
 from transports.testing import Dialogue, TestingBotServer
 
-pytestmark = pytest.mark.skipif(
-    "simulator_url" not in (Path(__file__).parent.parent / "lifecycle/cli/test.py").read_text(),
-    reason="pipecat-lifecycle test does not run simulation files yet",
-)
 KEY = "sk-cli-SECRET-0123456789abcdef"
 GREETING = "Hello, this is the restaurant."
 HANG_UP = StubReply(tool_calls=(Tool("end_call", {"success": True, "reason": "done"}),))
