@@ -208,3 +208,18 @@ def test_validate_checks_simulation_files(
     line = bad.read_text().splitlines().index("max_turns: 0") + 1
     assert f"{bad}:{line}: max_turns:" in err
     assert stub.requests == []  # validation contacts nothing
+
+
+def test_load_runs_one_simulated_call_per_session(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sim_file(tmp_path, stub)
+    args = ["load", "--start", bot.start_url, "--scenario", str(path), "--json"]
+    code = main([*args, "--sessions", "6", "--concurrency", "3"])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    assert (summary["sessions"], summary["ok"], summary["pass_rate"]) == (6, 6, 1.0)
+    turns = summary["latency_ms"]["turn_llm_first"]
+    assert turns["count"] >= 6 and turns["p50"] <= turns["p99"]
+    assert KEY not in out.out + out.err

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lifecycle.testing.simulation import SimulationResult
     from lifecycle.testing.simulation_file import SimulationSpec
     from lifecycle.testing.simulation_judge import JudgeFn
+    from lifecycle.testing.simulation_load import SimulationHook
 
 __all__ = [
     "SimulationOutcome",
@@ -43,6 +44,7 @@ __all__ = [
     "print_simulation",
     "run_simulation",
     "run_simulations",
+    "simulation_hook",
     "write_conversation",
 ]
 
@@ -51,6 +53,23 @@ _SAFE: Final = re.compile(r"[^\w.-]+", flags=re.ASCII)
 
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     """``--simulator-url/-model``, ``--max-model-calls``, ``--repeat``, ``--logs-dir``."""
+    add_model_options(parser)
+    parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run every scenario N times (pass rate per scenario; exit 1 if any run failed)",
+    )
+    parser.add_argument(
+        "--logs-dir",
+        metavar="DIR",
+        help="write each simulated run's conversation JSON to DIR (made if missing)",
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, judge: bool = False) -> None:
+    """The persona model's options (and, with ``judge``, ``--judge-url/--judge-model``)."""
     group = parser.add_argument_group("simulated callers (files with persona:)")
     group.add_argument(
         "--simulator-url",
@@ -67,17 +86,31 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
         help="cap on model calls per run, persona and judge together (default: the file's "
         "max_model_calls:, else 100)",
     )
-    parser.add_argument(
-        "--repeat",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="run every scenario N times (pass rate per scenario; exit 1 if any run failed)",
-    )
-    parser.add_argument(
-        "--logs-dir",
-        metavar="DIR",
-        help="write each simulated run's conversation JSON to DIR (made if missing)",
+    if judge:
+        group.add_argument("--judge-url", metavar="URL", help="an OpenAI-compatible judge")
+        group.add_argument("--judge-model", metavar="NAME", help="the judge endpoint's model")
+
+
+def simulation_hook(path: str, args: argparse.Namespace) -> SimulationHook | None:
+    """``load --scenario FILE``: the hook of a file of simulations (None: it has none).
+
+    ``ValueError`` for a file that mixes scripted scenarios and simulations, or whose models
+    cannot be resolved.
+    """
+    from lifecycle.testing.scenario import ScriptedScenario, load_scenario_file
+    from lifecycle.testing.simulation_load import SimulationHook
+
+    judge_given = getattr(args, "judge_url", None) is not None
+    scenarios = load_scenario_file(path, judge_given=judge_given).scenarios
+    simulations = [s for s in scenarios if not isinstance(s, ScriptedScenario)]
+    if not simulations:
+        return None
+    if len(simulations) != len(scenarios):
+        raise ValueError(f"{path}: holds scripted scenarios and simulations: give one kind")
+    return SimulationHook(
+        simulations,
+        lambda spec: (persona_endpoint(spec, args), *default_judge(spec, args)),
+        max_model_calls=args.max_model_calls,
     )
 
 
