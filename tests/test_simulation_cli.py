@@ -223,3 +223,23 @@ def test_load_runs_one_simulated_call_per_session(
     turns = summary["latency_ms"]["turn_llm_first"]
     assert turns["count"] >= 6 and turns["p50"] <= turns["p99"]
     assert KEY not in out.out + out.err
+
+
+def test_audio_modality_speaks_with_the_local_voice(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    speech = """\
+        user:
+          modality: audio
+          speech: {service: kokoro, voice: af_heart}
+        """
+    path = sim_file(tmp_path, stub)
+    path.write_text(
+        path.read_text().replace("max_turns: 4\n", "max_turns: 4\n" + textwrap.dedent(speech))
+    )
+    code = run(bot, str(path), "--logs-dir", str(tmp_path))
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert bot.received_audio  # the persona spoke
+    run_log = json.loads(next(tmp_path.glob("*.conversation.json")).read_text())
+    assert run_log["turns"][0]["bot"] == "You said: Hello from the microphone."

@@ -13,6 +13,7 @@ per run (``<file>__<scenario>__<run>.conversation.json``), ``--report DIR`` one 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from lifecycle.testing.simulation_file import SimulationSpec
     from lifecycle.testing.simulation_judge import JudgeFn
     from lifecycle.testing.simulation_load import SimulationHook
+    from lifecycle.testing.voice import Voice
 
 __all__ = [
     "SimulationOutcome",
@@ -285,6 +287,7 @@ async def run_simulation(
     except ValueError as exc:
         outcome.error, outcome.unreachable = f"{spec.name}: {exc}", True
         return outcome
+    voice = await _voice(spec, args)
     total = spec.runs * args.repeat
     for run in range(1, total + 1):
         client = new_client()
@@ -295,6 +298,7 @@ async def run_simulation(
             judge=judge,
             judge_fn=judge_fn,
             max_model_calls=args.max_model_calls,
+            voice=voice,
         )
         try:
             await connect(client)
@@ -316,6 +320,17 @@ async def run_simulation(
         if result.unreachable:
             break  # the model endpoint is down: the next run would fail alike
     return outcome
+
+
+async def _voice(spec: SimulationSpec, args: argparse.Namespace) -> Voice | None:
+    """The local voice when the persona speaks (``user: {modality: audio}`` or ``--modality
+    audio``; ``--modality text`` types); its ``speech:`` service is replaced by it."""
+    modality = getattr(args, "modality", None) or ("audio" if spec.user_audio else "text")
+    if modality != "audio":
+        return None
+    from lifecycle.testing.voice import local_voice
+
+    return await asyncio.to_thread(local_voice)  # loading espeak-ng's data takes a moment
 
 
 def print_simulation(result: SimulationResult, runs: int, out: TextIO) -> None:
