@@ -243,3 +243,23 @@ def test_audio_modality_speaks_with_the_local_voice(
     assert bot.received_audio  # the persona spoke
     run_log = json.loads(next(tmp_path.glob("*.conversation.json")).read_text())
     assert run_log["turns"][0]["bot"] == "You said: Hello from the microphone."
+
+
+def test_report_and_junit_have_one_entry_per_run(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    reports, junit = tmp_path / "reports", tmp_path / "junit.xml"
+    path = str(sim_file(tmp_path, stub))
+    code = run(bot, path, "--repeat", "2", "--report", str(reports), "--junit-xml", str(junit))
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "booking__table__001.html",
+        "booking__table__002.html",
+    ]
+    cases = ET.parse(junit).getroot().findall(".//testcase")
+    assert [c.get("name") for c in cases] == ["booking/table [run 1]", "booking/table [run 2]"]
+    assert all(c.find("failure") is None and c.find("error") is None for c in cases)
+    assert "turn 1:" in (cases[0].findtext("system-out") or "")
