@@ -299,7 +299,7 @@ async def _run_all(
     passed = sum(1 for o in outcomes if o.result is not None and o.result.passed)
     total = len(outcomes) + sum(max(1, len(s.results)) for s in simulated)
     passed += sum(r.passed for s in simulated for r in s.results)
-    out.emit("summary", f"\n{passed} of {total} runs passed", passed=passed, total=total)
+    out.emit("summary", f"\n{passed} of {total} scenarios passed", passed=passed, total=total)
     if args.junit_xml:
         write_junit(args.junit_xml, outcomes, junit_cases(simulated))
     sim_code = exit_code(simulated)
