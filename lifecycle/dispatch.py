@@ -18,8 +18,9 @@ Decisions:
   the droppable rest, then gives the never-dropped callbacks :data:`LIFECYCLE_GRACE` more:
   so ``on_disconnected`` still runs, and a hanging user callback cannot hold either call
   for ever: a callback still running then is cancelled and its dispatcher abandoned (a new
-  one runs what is queued), so one stuck callback never silences the later sessions. A start is bounded too because a session that ended by itself (the bot left
-  mid-flood) was never drained by a ``disconnect()``: its queue could hold minutes of
+  one runs what is queued), so one stuck callback never silences the later sessions. A
+  start is bounded too because a session that ended by itself (the bot left mid-flood)
+  was never drained by a ``disconnect()``: its queue could hold minutes of
   callbacks. What is still queued for an ended session when the next one starts is skipped
   (counted), never delivered into the new session.
 * A callback's ``BaseException`` is logged like an ``Exception`` (``GeneratorExit``, a

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
-import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -95,7 +94,9 @@ def _digest(tool_call_id: str) -> bytes:
     return hashlib.blake2b(tool_call_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
-def _error_result(function_name: str, call: FunctionCall, call_id: str, error: str) -> dict[str, Any]:
+def _error_result(
+    function_name: str, call: FunctionCall, call_id: str, error: str
+) -> dict[str, Any]:
     return rtvi.function_call_result(function_name, call_id, call.arguments, {"error": error})
 
 
