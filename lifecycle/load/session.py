@@ -2,8 +2,12 @@
 
 The body is a scenario hook, or the default: an optional ``send_client_request`` round
 trip (phase ``request``), an optional text turn, a hold. The first bot output after
-bot-ready (or after the text turn) is timed as ``first_output``. One ``PipecatClient`` per
-session: clients are cheap, and a fresh one keeps sessions independent. When the session
+bot-ready (or after the text turn) is timed as ``first_output``. A text turn then waits
+(within ``request_timeout``) for the bot's reply to end, so its later figures (first TTS
+text, speaking) are in the turn before the session disconnects: ``bot-stopped-speaking``,
+or ``bot-llm-stopped`` with no speech following within :data:`TEXT_ONLY_GRACE`. One
+``PipecatClient`` per session: clients are cheap, and a fresh one keeps sessions
+independent. When the session
 is over, each of its turns (``client.trace.turns()``) adds its figures to the ``turn_*``
 phases (see :data:`~lifecycle.load.stats.TURN_PHASES`).
 """
@@ -24,7 +28,17 @@ if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.transport import Transport
 
-__all__ = ["PhaseError", "SessionContext", "SessionLostError", "run_session"]
+__all__ = ["TEXT_ONLY_GRACE", "PhaseError", "SessionContext", "SessionLostError", "run_session"]
+
+TEXT_ONLY_GRACE: Final = 1.0
+"""Seconds after ``bot-llm-stopped`` within which speech (``bot-tts-started``,
+``bot-started-speaking``) must begin, else the reply was text only and is over."""
+_REPLY_EVENTS: Final = (
+    "on_bot_llm_stopped",
+    "on_bot_tts_started",
+    "on_bot_started_speaking",
+    "on_bot_stopped_speaking",
+)
 
 _OUTPUT_EVENTS: Final = (
     "on_bot_output",
@@ -175,11 +189,17 @@ async def _default_body(
             await client.send_client_request(plan.request, plan.request_data)
     if plan.say is not None:
         # The callback records the latency; the phase block records only a failure.
-        async with context.phase("first_output", timed=False):
-            await client.send_text(plan.say)
-            output.mark()
-            async with asyncio.timeout(plan.request_timeout):
-                await output.seen.wait()
+        async with client.events(*_REPLY_EVENTS) as reply:
+            async with context.phase("first_output", timed=False):
+                await client.send_text(plan.say)
+                started = time.monotonic()
+                output.mark()
+                async with asyncio.timeout(plan.request_timeout):
+                    await output.seen.wait()
+            remaining = plan.request_timeout - (time.monotonic() - started)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    await _reply_ended(reply)
     if plan.hold > 0:
         # Stopping the run disconnects the session, which ends the hold early too.
         started = time.monotonic()
@@ -191,6 +211,24 @@ async def _default_body(
             error = SessionLostError("the session ended while it was held")
             context.record("hold", _ms(started), error)
             raise PhaseError("hold", error)
+
+
+async def _reply_ended(reply: AsyncIterator[Any]) -> None:
+    """Until the bot's reply is over (see the module docstring); the caller bounds it."""
+    speaking = llm_done = False
+    while True:
+        grace = TEXT_ONLY_GRACE if llm_done and not speaking else None
+        try:
+            async with asyncio.timeout(grace):
+                event = await anext(reply)
+        except TimeoutError:
+            return  # no speech followed the LLM's text: a text-only reply
+        except StopAsyncIteration:
+            return
+        if event.name == "on_bot_stopped_speaking" and speaking:
+            return
+        speaking = speaking or event.name in ("on_bot_tts_started", "on_bot_started_speaking")
+        llm_done = llm_done or event.name == "on_bot_llm_stopped"
 
 
 def _record_turns(client: PipecatClient, record: Recorder) -> None:
