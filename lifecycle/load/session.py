@@ -134,13 +134,20 @@ async def run_session(
     stopping: asyncio.Event | None = None,
     scenario: Scenario | None = None,
     on_ready: Callable[[], None] | None = None,
+    logger: Any = None,
 ) -> Outcome:
-    """One measured session; never raises for a session failure (it is recorded instead)."""
+    """One measured session; never raises for a session failure (it is recorded instead).
+
+    ``logger`` is the client's (``PipecatClient(logger=...)``; default: the library's).
+    """
     from lifecycle.client import PipecatClient
 
     stopping = stopping if stopping is not None else asyncio.Event()
     client = PipecatClient(
-        transport, connect_timeout=plan.connect_timeout, request_timeout=plan.request_timeout
+        transport,
+        connect_timeout=plan.connect_timeout,
+        request_timeout=plan.request_timeout,
+        logger=logger,
     )
     ended = asyncio.Event()
     client.add_event_handler("on_disconnected", ended.set)
