@@ -102,6 +102,7 @@ from transports._ws_diagnosis import (
     connect_hint,
     describe_close,
     describe_keys,
+    route_hint,
 )
 
 __all__ = [
@@ -366,7 +367,7 @@ class WebSocketTransport(Transport):
             except Exception as exc:
                 failure = transport_error(
                     f"could not open the WebSocket: {describe_exception(exc)}"
-                    f"{connect_hint(exc, scheme)}; URL dialled: {safe_url}",
+                    f"{connect_hint(exc, scheme, url)}; URL dialled: {safe_url}",
                     exc,
                 )
             if failure is not None:
@@ -383,7 +384,7 @@ class WebSocketTransport(Transport):
                     self._watch_peer(ws, self._liveness), name="ws-liveness"
                 )
             self._reader = asyncio.create_task(
-                self._read(ws, events, self._liveness), name="ws-reader"
+                self._read(ws, events, self._liveness, route_hint(url)), name="ws-reader"
             )
             self._log.debug("websocket connected", url=safe_url)
             # Before the reader task first runs, so no message can precede this.
@@ -472,15 +473,22 @@ class WebSocketTransport(Transport):
                 pinging.cancel()
 
     async def _read(
-        self, ws: ClientConnection, events: TransportEvents, liveness: PeerLiveness | None
+        self,
+        ws: ClientConnection,
+        events: TransportEvents,
+        liveness: PeerLiveness | None,
+        hint: str,
     ) -> None:
+        """Read until the link ends; ``hint`` is added to its reason if no frame came."""
         error: BaseException | None = None
+        frames = 0
         try:
             while True:
                 # recv() returns without suspending while frames are buffered: yield now and
                 # then, so a flooding bot cannot starve timers, pings and the callbacks.
                 for _ in range(_FRAMES_PER_YIELD):
                     data = await ws.recv()
+                    frames += 1
                     if liveness is not None:
                         liveness.heard(time.monotonic())  # any frame is a sign of life
                     self._dispatch(data, events)
@@ -509,6 +517,8 @@ class WebSocketTransport(Transport):
         if self._silence is not None:
             clean, error = False, None
             reason = f"peer silent: nothing heard for {self._silence:.1f} s (no frame, no pong)"
+        if not frames and protocol.close_rcvd is None and self._silence is None:
+            reason += hint  # the runner's telephony route drops an RTVI client: code 1006
         if protocol.close_rcvd is not None and protocol.close_rcvd_then_sent is not False:
             error = None  # the bot's own close frame: the reason says all there is
         self._log.info("websocket closed", clean=clean, reason=reason)
