@@ -101,3 +101,33 @@ def test_junit_xml_with_bot_text_stays_parseable(tmp_path: Path) -> None:
     assert case is not None
     error = case.find("error")
     assert error is not None and "\\x1b[31mX" in (error.get("message") or "")
+
+
+def test_connect_output_escapes_bot_text_in_text_and_json_mode() -> None:
+    import io
+
+    from lifecycle.cli.output import Output
+
+    for json_mode in (False, True):
+        stream = io.StringIO()
+        out = Output(json_mode=json_mode, t0=0.0, stream=stream)
+        out.emit("bot-llm-text", f"bot: {NASTY}", text=NASTY)
+        out.say(NASTY)
+        written = stream.getvalue()
+        assert "\x1b" not in written and "\r" not in written and "\ud800" not in written
+        written.encode("utf-8")
+        if json_mode:
+            assert json.loads(written.splitlines()[0])["text"] == NASTY
+
+
+async def test_deeply_nested_json_typed_into_connect_is_a_usage_line() -> None:
+    import io
+
+    from lifecycle.cli.output import Output
+    from lifecycle.cli.session import request
+
+    stream = io.StringIO()
+    client: Any = None  # never reached: the JSON is refused first
+    await request(client, Output(json_mode=True, t0=0.0, stream=stream), f"/msg echo {DEEP}")
+    line = json.loads(stream.getvalue())
+    assert line["event"] == "usage" and "nested deeper" in line["message"]

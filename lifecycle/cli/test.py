@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from lifecycle.cli.arguments import output_path
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_start_options, add_verbose, start_settings
@@ -29,6 +30,7 @@ from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
 from lifecycle.extras import MissingExtraError
+from lifecycle.printable import printable
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -67,7 +69,9 @@ def add_command(commands: Any) -> None:
     add_start_options(
         test, start_help="the bot's start endpoint (POST); default: a local testing bot"
     )
-    test.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    test.add_argument(
+        "--junit-xml", metavar="PATH", type=output_path, help="write a JUnit XML report"
+    )
     test.add_argument(
         "--report",
         metavar="DIR",
@@ -149,7 +153,7 @@ async def _run_all(
             except PipecatClientError as exc:
                 unreached = True
                 message = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
-                print(f"\n{scenario.name}: ERROR {message}", file=sys.stderr)
+                print(f"\n{printable(scenario.name)}: ERROR {printable(message)}", file=sys.stderr)
                 outcomes.append(Outcome(scenario, error=message))
                 continue
             outcomes.append(Outcome(scenario, result=result))
@@ -196,15 +200,15 @@ def print_table(result: ScenarioResult, out: TextIO) -> None:
     """The scenario's verdict, then one row per expectation: budget, latency, status."""
     verdict = "PASSED" if result.passed else "FAILED"
     scenario = result.scenario
-    print(f"\n{scenario.name}  {verdict}  ({result.duration_s:.2f} s)", file=out)
+    print(f"\n{printable(scenario.name)}  {verdict}  ({result.duration_s:.2f} s)", file=out)
     print(f"  {'turn':<5} {'expectation':<44} {'within':>9} {'latency':>9}  result", file=out)
     for row in result.expectations:
         latency = "-" if row.latency_ms is None else f"{row.latency_ms} ms"
-        label = row.expectation.label
+        label = printable(row.expectation.label, newlines=False)
         label = label if len(label) <= 44 else label[:41] + "..."
         print(
             f"  {row.turn + 1:<5} {label:<44} {row.budget_ms:>6} ms {latency:>9}  {row.status}",
             file=out,
         )
     for failure in result.failures:
-        print(f"  FAIL {failure}", file=out)
+        print(f"  FAIL {printable(failure)}", file=out)
