@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from os import PathLike
 
 from lifecycle.printable import printable
-from lifecycle.testing.runner import ScenarioResult
-from lifecycle.testing.scenario import Scenario
+from lifecycle.testing.scenario import ScriptedScenario
+from lifecycle.testing.scripted import ScenarioResult
 
 __all__ = ["Outcome", "write_junit"]
 
@@ -27,7 +27,7 @@ SUITE_NAME = "pipecat-lifecycle test"
 class Outcome:
     """A scenario and how it went: its ``result``, or the ``error`` that kept it from running."""
 
-    scenario: Scenario
+    scenario: ScriptedScenario
     result: ScenarioResult | None = None
     error: str | None = None
 
@@ -42,8 +42,8 @@ def _timing(result: ScenarioResult) -> str:
 
 def write_junit(path: str | PathLike[str], outcomes: Sequence[Outcome]) -> None:
     """Write ``outcomes`` as a JUnit XML file at ``path``."""
-    failures = sum(1 for o in outcomes if o.result is not None and not o.result.passed)
-    errors = sum(1 for o in outcomes if o.result is None)
+    errors = sum(1 for o in outcomes if o.result is None or o.result.error is not None)
+    failures = sum(1 for o in outcomes if o.result is not None and o.result.failures)
     total = sum(o.result.duration_s for o in outcomes if o.result is not None)
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
@@ -71,6 +71,9 @@ def write_junit(path: str | PathLike[str], outcomes: Sequence[Outcome]) -> None:
             error = printable(outcome.error) if outcome.error is not None else None
             ET.SubElement(case, "error", message=error or "not run").text = error
             continue
+        if result.error is not None:
+            error = printable(result.error)
+            ET.SubElement(case, "error", message=error).text = error
         if result.failures:
             texts = [printable(f) for f in result.failures]
             failure = ET.SubElement(case, "failure", message=texts[0])
