@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lifecycle.cli.options import positive_int
 from lifecycle.errors import PipecatClientError
+from lifecycle.printable import printable
 
 if TYPE_CHECKING:
     from lifecycle.cli.output import Output
@@ -232,14 +233,12 @@ async def run_simulations(
             report=report if args.report else None,
         )
         outcomes.append(outcome)
-        runs = len(outcome.results)
+        name, runs = printable(spec.name), len(outcome.results)
+        passed = sum(r.passed for r in outcome.results)
         text = (
-            f"{spec.name}: {outcome.error}"
+            f"{name}: {printable(outcome.error)}"
             if outcome.error
-            else (
-                f"{spec.name}: {sum(r.passed for r in outcome.results)} of {runs} run(s) passed "
-                f"(pass rate {outcome.pass_rate:.0%})"
-            )
+            else f"{name}: {passed} of {runs} run(s) passed (pass rate {outcome.pass_rate:.0%})"
         )
         if out.json_mode:
             out.emit("simulation", text, **outcome.to_json())
@@ -338,7 +337,7 @@ def print_simulation(result: SimulationResult, runs: int, out: TextIO) -> None:
     verdict = "PASSED" if result.passed else "FAILED"
     which = f" run {result.run}/{runs}" if runs > 1 else ""
     print(
-        f"\n{result.name}{which}  {verdict}  (ended by {result.end_reason}, "
+        f"\n{printable(result.name)}{which}  {verdict}  (ended by {result.end_reason}, "
         f"{len(result.turns)} turn(s), {result.duration_s:.2f} s, "
         f"{result.model_calls} model call(s))",
         file=out,
@@ -357,7 +356,8 @@ def print_simulation(result: SimulationResult, runs: int, out: TextIO) -> None:
 
 
 def _short(text: str, most: int = 100) -> str:
-    text = " ".join(text.split())
+    # Bot and model text is hostile input: control characters are shown, never sent.
+    text = printable(" ".join(text.split()), newlines=False)
     return text if len(text) <= most else text[: most - 3] + "..."
 
 

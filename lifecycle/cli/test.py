@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from lifecycle.cli.arguments import output_path
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_start_options, add_verbose, positive_float, start_settings
@@ -32,6 +33,7 @@ from lifecycle.cli.simulate import add_simulation_options
 from lifecycle.cli.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
 from lifecycle.extras import MissingExtraError
+from lifecycle.printable import printable
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -124,7 +126,9 @@ def add_judge_options(test: argparse.ArgumentParser) -> None:
 def add_output_options(test: argparse.ArgumentParser) -> None:
     """What is printed and written."""
     test.add_argument("--json", action="store_true", help="print JSON lines instead of tables")
-    test.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    test.add_argument(
+        "--junit-xml", metavar="PATH", type=output_path, help="write a JUnit XML report"
+    )
     test.add_argument(
         "--report",
         metavar="DIR",
@@ -279,7 +283,10 @@ async def _run_all(
                     if out.json_mode:
                         out.emit("error", message, scenario=scenario.name)
                     else:
-                        print(f"\n{scenario.name}: ERROR {message}", file=sys.stderr)
+                        print(
+                            f"\n{printable(scenario.name)}: ERROR {printable(message)}",
+                            file=sys.stderr,
+                        )
                     outcomes.append(Outcome(scenario, error=message))
                     continue
                 unreached = unreached or result.error is not None
@@ -287,7 +294,7 @@ async def _run_all(
                 for notice in result.notices:
                     if notice not in said:
                         said.add(notice)
-                        print(f"notice: {notice}", file=sys.stderr)
+                        print(f"notice: {printable(notice)}", file=sys.stderr)
                 _show(out, result, index if runs > 1 else None)
                 print_turns(client.trace, out, client.session_id)
                 if args.report:
@@ -317,7 +324,8 @@ def _pass_rates(out: Output, outcomes: Sequence[Outcome]) -> None:
         rate = sum(passed) / len(passed)
         out.emit(
             "pass_rate",
-            f"{name}: {sum(passed)} of {len(passed)} run(s) passed (pass rate {rate:.0%})",
+            f"{printable(name)}: {sum(passed)} of {len(passed)} run(s) passed "
+            f"(pass rate {rate:.0%})",
             scenario=name,
             pass_rate=round(rate, 4),
             runs=len(passed),
@@ -419,20 +427,20 @@ def print_table(result: ScenarioResult, out: TextIO, run_index: int | None = Non
     verdict = "PASSED" if result.passed else ("ERROR" if result.error else "FAILED")
     scenario = result.scenario
     run = f" (run {run_index + 1})" if run_index is not None else ""
-    print(f"\n{scenario.name}{run}  {verdict}  ({result.duration_s:.2f} s)", file=out)
+    print(f"\n{printable(scenario.name)}{run}  {verdict}  ({result.duration_s:.2f} s)", file=out)
     print(f"  {'turn':<5} {'expectation':<44} {'within':>9} {'latency':>9}  result", file=out)
     for row in result.expectations:
         latency = "-" if row.latency_ms is None else f"{row.latency_ms} ms"
-        label = row.expectation.label
+        label = printable(row.expectation.label, newlines=False)
         label = label if len(label) <= 44 else label[:41] + "..."
         print(
             f"  {row.turn + 1:<5} {label:<44} {row.budget_ms:>6} ms {latency:>9}  {row.status}",
             file=out,
         )
     for failure in result.failures:
-        print(f"  FAIL {failure}", file=out)
+        print(f"  FAIL {printable(failure)}", file=out)
     if result.error:
-        print(f"  ERROR {result.error}", file=out)
+        print(f"  ERROR {printable(result.error)}", file=out)
 
 
 __all__: Sequence[str] = ["add_command", "print_table", "report_path", "run"]

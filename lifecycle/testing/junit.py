@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 
+from lifecycle.printable import printable
 from lifecycle.testing.scenario import ScriptedScenario
 from lifecycle.testing.scripted import ScenarioResult
 
@@ -35,7 +36,7 @@ def _timing(result: ScenarioResult) -> str:
     rows = []
     for r in result.expectations:
         latency = "-" if r.latency_ms is None else f"{r.latency_ms} ms"
-        rows.append(f"turn {r.turn + 1} {r.expectation.label}: {r.status} {latency}")
+        rows.append(f"turn {r.turn + 1} {printable(r.expectation.label)}: {r.status} {latency}")
     return "\n".join(rows)
 
 
@@ -81,17 +82,19 @@ def write_junit(
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=c.file,
-            name=c.name,
-            file=c.file,
+            classname=printable(c.file),
+            name=printable(c.name),
+            file=printable(c.file),
             line=str(c.line),
             time=f"{c.time_s:.3f}",
         )
         if c.error is not None:
-            ET.SubElement(case, "error", message=c.error.split("\n")[0]).text = c.error
+            error = printable(c.error)
+            ET.SubElement(case, "error", message=error.split("\n")[0]).text = error
         if c.failure is not None:
-            ET.SubElement(case, "failure", message=c.failure.split("\n")[0]).text = c.failure
+            failure = printable(c.failure)
+            ET.SubElement(case, "failure", message=failure.split("\n")[0]).text = failure
         if c.out:
-            ET.SubElement(case, "system-out").text = c.out
+            ET.SubElement(case, "system-out").text = printable(c.out)
     ET.indent(suites)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
