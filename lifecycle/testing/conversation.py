@@ -14,9 +14,9 @@ from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from lifecycle.events import EVENT_NAMES
 from lifecycle.media import AudioFrame
 from lifecycle.testing import audio
+from lifecycle.testing.event_names import resolve_event_name
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -145,9 +145,10 @@ class Conversation:
         matching event whose text holds ``text_excludes`` fails at once. Raises
         ``AssertionError`` (expected event, budget, and the events seen with their text and
         time since the anchor) when nothing matches in time or the session ends first.
+        ``event_name`` may also be pipecat.evals' name (:mod:`lifecycle.testing.event_names`).
         """
-        if event_name not in EVENT_NAMES:
-            raise ValueError(f"unknown event {event_name!r}")
+        __tracebackhide__ = True  # pytest shows the test's line, not the library's frames
+        event_name = resolve_event_name(event_name)
         if not within > 0 or within == float("inf"):
             raise ValueError("within must be a positive, finite number of seconds")
         anchor = max(self._acted_at, self._matched_at or 0.0)
