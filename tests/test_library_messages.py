@@ -1,7 +1,7 @@
 """Redaction never garbles the library's own sentences.
 
 Every string literal of ``lifecycle/`` and ``transports/`` (f-strings with their fields as
-placeholders; docstrings left out, they quote URLs on purpose) goes through
+placeholders; docstrings, which quote URLs on purpose, and ``re`` patterns left out) goes through
 :func:`~lifecycle.redact.redact_text` and :func:`~lifecycle.redact.redact_body`, as an
 error message or a log line would: none may come out with a ``?***`` it did not have
 (the bug was "is the bot server running on that port?***").
@@ -26,11 +26,19 @@ SOURCES = sorted(
 )
 
 
+def is_regex_call(node: ast.Call) -> bool:
+    """``re.compile(...)``, ``re.sub(...)`` and the other ``re`` functions."""
+    func = node.func
+    return isinstance(func, ast.Attribute) and getattr(func.value, "id", None) == "re"
+
+
 def literals(path: Path) -> Iterator[tuple[int, str]]:
     """(line, text) of every string literal but docstrings; f-string fields become X."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skip: set[int] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and is_regex_call(node):  # a pattern, not a message
+            skip.update(id(arg) for arg in node.args[:1])
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             for statement in node.body:
                 if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
