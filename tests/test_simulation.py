@@ -441,3 +441,27 @@ async def test_audio_modality_speaks_and_times_from_the_bot_hearing_the_end(
     # The testing bot hears any speech as its audio transcript.
     assert result.turns[0].bot == "You said: Hello from the microphone."
     assert result.turns[0].first_token_ms is not None
+
+
+@pytest.mark.parametrize(
+    ("judge_reply", "unreachable"),
+    [(StubReply(status=503), True), (StubReply(text="I think so"), True)],
+    ids=["unreachable", "no-verdict"],
+)
+async def test_a_judge_that_fails_ends_the_run_as_an_error(
+    client: PipecatClient,
+    bot: TestingBotServer,
+    stub: OpenAIStub,
+    judge_reply: StubReply,
+    unreachable: bool,
+) -> None:
+    persona = scripted("Hi.", end_call())
+    stub.handler = lambda request: persona(request) if is_persona(request) else judge_reply
+    result = await call(client, bot, stub)
+    assert (result.passed, result.end_reason, result.unreachable) == (
+        False,
+        "end_call",
+        unreachable,
+    )
+    assert result.error is not None and result.error.startswith("judge: ")
+    assert KEY not in result.error

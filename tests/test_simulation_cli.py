@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,13 @@ def test_model_endpoint_failing_mid_conversation_exits_3(
     assert code == 3, out.out + out.err
     assert "ended by error" in out.out and "HTTP 502" in out.out
     assert KEY not in out.out + out.err
+    # The session was cleaned up: the bot's side of the WebSocket closes (bounded wait).
+    server = bot._ws
+    assert server is not None
+    deadline = time.monotonic() + 10
+    while server.connections and time.monotonic() < deadline:
+        time.sleep(0.02)  # the bot's loop is in another thread: poll its connection set
+    assert not server.connections
 
 
 def test_model_call_cap_from_the_command_line(
