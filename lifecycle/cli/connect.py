@@ -13,7 +13,6 @@ from lifecycle.cli.options import add_verbose, parse_headers, parse_json, positi
 from lifecycle.cli.output import Output, Progress, startup_failed
 from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.session import Interrupt, interact
-from lifecycle.cli.transport_factory import make_transport
 from lifecycle.cli.watch import Watch
 from lifecycle.errors import (
     ConnectionTimeoutError,
@@ -22,6 +21,7 @@ from lifecycle.errors import (
     StartBotError,
     TransportError,
 )
+from transports.factory import make_transport
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient

@@ -22,7 +22,7 @@ from lifecycle.cli.options import (
     positive_int,
 )
 from lifecycle.cli.signals import FirstSigint
-from lifecycle.cli.transport_factory import make_transport
+from transports.factory import make_transport
 
 if TYPE_CHECKING:
     from lifecycle.load import LoadPlan, LoadRun, Scenario

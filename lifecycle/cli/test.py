@@ -26,8 +26,8 @@ from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_verbose, positive_float
 from lifecycle.cli.output import Output
 from lifecycle.cli.report import print_turns, write_report
-from lifecycle.cli.transport_factory import make_transport
 from lifecycle.errors import PipecatClientError
+from transports.factory import make_transport
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient

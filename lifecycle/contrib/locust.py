@@ -31,10 +31,10 @@ from typing import Any, ClassVar
 import gevent.lock
 from locust import User, task
 
-from lifecycle.cli.transport_factory import make_transport
 from lifecycle.contrib.asyncio_thread import AsyncioThread, Handle
 from lifecycle.load import LoadPlan, Scenario, run_session
 from lifecycle.start import APIRequest
+from transports.factory import make_transport
 
 __all__ = ["PipecatUser"]
 

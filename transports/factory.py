@@ -1,4 +1,7 @@
-"""Builds the transport a command asked for, importing only that one."""
+"""A transport by kind (``ws`` or ``webrtc``), importing only that one transport's module.
+
+The CLI, the pytest plugin and the locust user all build their transports here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from lifecycle.errors import TransportError
 
 if TYPE_CHECKING:
     from lifecycle.transport import Transport
+
+__all__ = ["make_transport"]
 
 
 def make_transport(kind: str, url: str | None, headers: Mapping[str, str]) -> Transport:
