@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from lifecycle import rtvi
-from lifecycle.dispatch import EventBus, EventStream
+from lifecycle.dispatch import EventBus
 from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
@@ -33,6 +33,7 @@ from lifecycle.protocol import (
     Action,
     Answer,
     CancelFunctions,
+    Dropped,
     Emit,
     End,
     MarkReady,
@@ -132,36 +133,6 @@ class PipecatClient(EventRegistration):
 
     # ---------------------------------------------------------------- events
 
-    def _handlers_for(self, name: str) -> list[EventCallback]:
-        return self._bus.handlers_for(name)
-
-    @property
-    def dropped_events(self) -> int:
-        """Events dropped by the callback queue's bound or the drain limit (API.md §12)."""
-        return self._bus.dropped
-
-    def events(self, *names: str, maxsize: int = 10_000) -> EventStream:
-        """Every event from now on (only ``names`` if given) as an async iterator.
-
-        Use as ``async with client.events() as stream: async for event in stream: ...``;
-        each item is a :class:`~lifecycle.dispatch.ClientEvent`. The stream is fed when the
-        event happens, independently of callbacks, and lasts across sessions until closed.
-        Falling ``maxsize`` behind drops its oldest events (never lifecycle ones), counted
-        in ``stream.dropped``. Unknown names raise ``ValueError``.
-        """
-        return self._bus.stream(names, maxsize)
-
-    async def wait_for(
-        self, name: str, predicate: Callable[[Any], object] | None = None, *, timeout: float
-    ) -> Any:
-        """The data of the first ``name`` event after this call for which ``predicate`` holds.
-
-        Raises ``TimeoutError`` after ``timeout`` seconds, and ``SessionClosedError`` if a
-        session ends first (unless ``name`` is ``on_disconnected``). Called between
-        sessions, it waits into the next one. ``predicate`` runs when the event happens.
-        """
-        return await self._bus.wait_for(name, predicate, timeout)
-
     def _emit(self, name: str, *args: Any) -> None:
         self._trace.record_event(self._protocol.session_id, name, args[0] if args else None)
         self._bus.emit(name, *args)
@@ -185,18 +156,12 @@ class PipecatClient(EventRegistration):
                     self._trace.record_note(session.id, kind, detail)
                 case Emit(name=name, args=args):
                     self._emit(name, *args)
+                case Dropped(reason=reason):
+                    session.log.warning_limited("inbound message dropped", reason=reason)
                 case Send(message=message):
                     self._send(message, session)
                 case Transitioned(event=event):
                     self._trace.record_transition(event)
-                    self._log.info(
-                        "transition",
-                        session_id=event.session_id,
-                        trigger=event.trigger,
-                        source=event.source.value,
-                        dest=event.dest.value,
-                        reason=event.reason,
-                    )
                 case RunFunction(call=call):
                     session.calls.on_call(call)
                 case StopFunction(tool_call_id=call_id, cancelled=cancelled):

@@ -39,6 +39,7 @@ __all__ = [
     "Action",
     "Answer",
     "CancelFunctions",
+    "Dropped",
     "Emit",
     "End",
     "MarkReady",
@@ -127,6 +128,14 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class Dropped:
+    """An inbound message was unusable (too big, not JSON, not RTVI) and was dropped; log it
+    (the driver's log, rate-limited: a bot controls how often)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFunction:
     """The bot called a client-side function: run its handler (results go back as Sends)."""
 
@@ -155,6 +164,7 @@ Action = (
     | End
     | Transitioned
     | Note
+    | Dropped
     | RunFunction
     | StopFunction
     | CancelFunctions
@@ -301,8 +311,7 @@ class SessionProtocol:
         try:
             event = rtvi.decode(raw, self.max_message_size)
         except rtvi.InvalidMessage as exc:
-            self.log.warning_limited("inbound message dropped", reason=exc.reason)
-            return []
+            return [Dropped(exc.reason)]
         out = self._out
         out.append(Note("message-in", event.type))
         if not self._ready:
@@ -462,6 +471,14 @@ class SessionProtocol:
 
     def _on_transition(self, event: TransitionEvent) -> None:
         # The one place that acts on state changes (as h11's _respond_to_state_changes).
+        self._root_log.info(
+            "transition",
+            session_id=event.session_id,
+            trigger=event.trigger,
+            source=event.source.value,
+            dest=event.dest.value,
+            reason=event.reason,
+        )
         out = self._out
         out.append(Transitioned(event))
         out.append(Emit("on_transition", (event,)))

@@ -17,6 +17,7 @@ from lifecycle.protocol import (
     Action,
     Answer,
     CancelFunctions,
+    Dropped,
     Emit,
     End,
     MarkReady,
@@ -201,12 +202,13 @@ def test_a_forgotten_request_gets_no_answer() -> None:
 def test_an_oversize_message_is_dropped_at_the_one_size_gate() -> None:
     protocol = SessionProtocol(max_message_size=64)
     protocol.begin("connect")
-    assert protocol.receive(msg("server-message", "x" * 100)) == []
+    (dropped,) = protocol.receive(msg("server-message", "x" * 100))
+    assert isinstance(dropped, Dropped) and "over the 64 byte limit" in dropped.reason
 
 
 @pytest.mark.parametrize("raw", ["{", "[]", json.dumps({"label": "other", "type": "x"}), "{}"])
 def test_an_unusable_message_is_dropped(raw: str) -> None:
-    assert ready().receive(raw) == []
+    assert [type(action) for action in ready().receive(raw)] == [Dropped]
 
 
 def test_a_notification_fires_its_typed_event() -> None:

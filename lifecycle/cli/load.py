@@ -25,7 +25,7 @@ from lifecycle.cli.signals import FirstSigint
 from transports.factory import make_transport
 
 if TYPE_CHECKING:
-    from lifecycle.load import LoadPlan, LoadRun, Scenario
+    from lifecycle.load import LoadPlan, LoadRun, SessionHook
 
 LOAD_EPILOG: Final = """\
 phases: start (POST to the start endpoint), connect (connect until bot-ready), request
@@ -116,7 +116,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if importlib.util.find_spec("hdrh") is None:
         print(f"pipecat-lifecycle: {_MISSING_EXTRA}", file=sys.stderr)
         return EXIT_FAILURE
-    scenario: Scenario | None = None
+    scenario: SessionHook | None = None
     if args.scenario is not None:
         hook = _scenario_hook(args.scenario)
         if isinstance(hook, int):
@@ -138,11 +138,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return asyncio.run(_load(args, plan, scenario))
 
 
-def _scenario_hook(path: str) -> Scenario | int:
+def _scenario_hook(path: str) -> SessionHook | int:
     """The per-session hook the testing toolkit builds from a scenario file.
 
     The extension point: ``lifecycle.testing.scenario.load_session_hook(path)`` returns a
-    :data:`~lifecycle.load.Scenario` (``async def hook(session: SessionContext)``, run once
+    :data:`~lifecycle.load.SessionHook` (``async def hook(session: SessionContext)``, run once
     per READY session, timing its steps with ``session.phase(name)``), and raises
     ``ValueError`` (or ``OSError``) for a file it cannot use: exit 2 with its message.
     """
@@ -158,14 +158,14 @@ def _scenario_hook(path: str) -> Scenario | int:
         )
         return EXIT_FAILURE
     try:
-        hook: Scenario = load_session_hook(path)
+        hook: SessionHook = load_session_hook(path)
     except (OSError, ValueError) as exc:
         print(f"pipecat-lifecycle: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return hook
 
 
-async def _load(args: argparse.Namespace, plan: LoadPlan, scenario: Scenario | None) -> int:
+async def _load(args: argparse.Namespace, plan: LoadPlan, scenario: SessionHook | None) -> int:
     from lifecycle.cli.load_view import LiveProgress, print_table
     from lifecycle.load import LoadRun
 

@@ -32,7 +32,7 @@ import gevent.lock
 from locust import User, task
 
 from lifecycle.contrib.asyncio_thread import AsyncioThread, Handle
-from lifecycle.load import LoadPlan, Scenario, run_session
+from lifecycle.load import LoadPlan, SessionHook, run_session
 from lifecycle.start import APIRequest
 from transports.factory import make_transport
 
@@ -72,7 +72,7 @@ class PipecatUser(User):
     headers: ClassVar[dict[str, str]] = {}
     connect_timeout: ClassVar[float] = 30.0
     request_timeout: ClassVar[float] = 10.0
-    scenario: ClassVar[Scenario | None] = None
+    scenario: ClassVar[SessionHook | None] = None
     name: ClassVar[str | None] = None
 
     def __init__(self, environment: Any) -> None:

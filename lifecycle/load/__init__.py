@@ -4,15 +4,24 @@
 where ``factory()`` builds one fresh transport per session (the engine never picks a
 transport itself, so it stays on the client side of the one-way import rule). A session is
 ``start`` (``start_bot``), ``connect`` (until bot-ready), the body (``request``,
-``first_output``, a hold, or a :data:`Scenario` hook with its own ``session.phase(name)``
+``first_output``, a hold, or a :data:`SessionHook` with its own ``session.phase(name)``
 blocks), then ``disconnect``. Percentiles come from HDR histograms (the ``load`` extra).
 """
 
 from __future__ import annotations
 
-from lifecycle.load.plan import LoadPlan, Recorder, Scenario
+import warnings
+from typing import Any
+
+from lifecycle.load.plan import LoadPlan, Recorder
 from lifecycle.load.run import LoadRun
-from lifecycle.load.session import PhaseError, SessionContext, SessionLostError, run_session
+from lifecycle.load.session import (
+    PhaseError,
+    SessionContext,
+    SessionHook,
+    SessionLostError,
+    run_session,
+)
 from lifecycle.load.stats import PHASES, LoadStats, PhaseStats
 
 __all__ = [
@@ -23,8 +32,20 @@ __all__ = [
     "PhaseError",
     "PhaseStats",
     "Recorder",
-    "Scenario",
     "SessionContext",
+    "SessionHook",
     "SessionLostError",
     "run_session",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deprecated names, kept for one release (CHANGELOG: Deprecated).
+    if name == "Scenario":
+        warnings.warn(
+            "lifecycle.load.Scenario is deprecated: use lifecycle.load.SessionHook",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SessionHook
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

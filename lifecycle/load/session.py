@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.errors import SessionCancelledError, SessionClosedError
-from lifecycle.load.plan import LoadPlan, Outcome, Recorder, Scenario
+from lifecycle.load.plan import LoadPlan, Outcome, Recorder
 from lifecycle.load.stats import TURN_PHASES
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.transport import Transport
 
-__all__ = ["PhaseError", "SessionContext", "SessionLostError", "run_session"]
+__all__ = ["PhaseError", "SessionContext", "SessionHook", "SessionLostError", "run_session"]
 
 _OUTPUT_EVENTS: Final = (
     "on_bot_output",
@@ -88,6 +88,11 @@ class SessionContext:
             self._record(name, _ms(started), None)
 
 
+SessionHook = Callable[[SessionContext], Awaitable[None]]
+"""A per-session hook run once the session is READY, instead of the default body (was
+``Scenario``: that word now means a scenario file only)."""
+
+
 class _FirstOutput:
     """Measures the time from a mark (bot-ready, a text turn) to the first bot output."""
 
@@ -118,7 +123,7 @@ async def run_session(
     record: Recorder,
     *,
     stopping: asyncio.Event | None = None,
-    scenario: Scenario | None = None,
+    scenario: SessionHook | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> Outcome:
     """One measured session; never raises for a session failure (it is recorded instead)."""
