@@ -6,6 +6,8 @@
   and validated; :mod:`lifecycle.testing.runner` runs them on a READY client as pipecat.evals'
   driver does, :mod:`lifecycle.testing.junit` reports them (``pipecat-lifecycle test``).
 * :mod:`lifecycle.testing.audio`: WAV I/O (soundfile), resampling (soxr), real-time pacing.
+* :class:`ModelEndpoint` (:mod:`lifecycle.testing.model`): an OpenAI-compatible chat-completions
+  endpoint; the model client there serves judges and simulated callers.
 * :mod:`lifecycle.testing.pytest_plugin`: the ``pipecat_bot`` / ``pipecat_client`` fixtures.
 
 Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also PyYAML):
@@ -13,5 +15,6 @@ Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also P
 """
 
 from lifecycle.testing.conversation import DEFAULT_WITHIN, Conversation, event_text
+from lifecycle.testing.model import ModelEndpoint
 
-__all__ = ["DEFAULT_WITHIN", "Conversation", "event_text"]
+__all__ = ["DEFAULT_WITHIN", "Conversation", "ModelEndpoint", "event_text"]

@@ -57,7 +57,8 @@ class Dialogue:
     audio. ``functions``: the words that make it call a function; ``function_timeout``: how
     long it waits for the client's result. A microphone turn is ``min_voice_ms`` of sound
     (peak at least ``voice_threshold``) then ``end_of_speech_ms`` of silence or no audio;
-    it is heard as ``audio_transcript``.
+    it is heard as ``audio_transcript``. ``greeting``: what the bot says once it is ready
+    (as a Pipecat bot greets on client-ready); ``None``: it waits for the user.
     """
 
     reply: Callable[[str], str] = echo_reply
@@ -71,6 +72,7 @@ class Dialogue:
     min_voice_ms: float = 100.0
     end_of_speech_ms: float = 300.0
     voice_threshold: int = 1000
+    greeting: str | None = None
 
 
 DEFAULT_DIALOGUE: Final = Dialogue()

@@ -203,6 +203,8 @@ class BotScript:
             "capabilities": {"audio_in": True, "audio_out": True},
         }
         actions.append(Send(m.envelope("bot-ready", ready, msg_id)))
+        if self.dialogue is not None and self.dialogue.greeting:
+            actions.append(self._speak(self._reply_actions(self.dialogue.greeting, audio=False)))
         return actions
 
     def _client_message(self, data: Any, msg_id: Any) -> list[Action]:
