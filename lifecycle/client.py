@@ -83,7 +83,7 @@ class PipecatClient(EventRegistration):
     ) -> None:
         """Build a client on ``transport``; see the module docs for the arguments.
 
-        ``max_pending_events`` bounds the callback queue (API.md §12: high-rate events are
+        ``max_pending_events`` bounds the callback queue (high-rate events are
         dropped first, lifecycle events never); ``drain_timeout`` is how long
         :meth:`disconnect` waits for queued callbacks before discarding them.
         """

@@ -5,7 +5,7 @@ The client emits each event here once. Every open :class:`EventStream` (and ever
 also goes into the callback queue, which one task (the dispatcher) empties, running the
 callbacks one at a time, in the order the events happened.
 
-Both queues are bounded (API.md §11, §12), because nothing a bot sends may grow memory
+Both queues are bounded, because nothing a bot sends may grow memory
 without bound. The callback queue has three tiers: lifecycle events and fatal errors are
 never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped first,
 oldest first; everything else only when no high-rate event is queued. A stream drops its

@@ -1,6 +1,6 @@
 """The events a client fires: every name, and the typed data of Pipecat's RTVI messages.
 
-Pure data, no I/O. Each server-to-client RTVI type of Pipecat 1.14 (API.md §9) maps to
+Pure data, no I/O. Each server-to-client RTVI type of Pipecat 1.14 maps to
 one event name and an argument: none, a frozen dataclass below, the data mapping itself,
 or an :class:`~lifecycle.media.AudioFrame`. The dataclasses keep the wire fields in
 snake_case plus ``raw`` (the whole ``data`` mapping as received). Building one never
@@ -426,7 +426,7 @@ LIFECYCLE_EVENTS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
         "on_bot_audio": ("`AudioFrame`", "audio from the bot (transports that carry audio)"),
     }
 )
-"""The session and protocol events of API.md §2: name -> (argument, when it fires)."""
+"""The session and protocol events: name -> (argument, when it fires)."""
 
 EVENT_NAMES: Final[frozenset[str]] = frozenset(LIFECYCLE_EVENTS) | {row.event for row in _ROWS}
 """Every event name a callback can be registered for."""

@@ -58,7 +58,7 @@ class EventRegistration:
 
     @property
     def dropped_events(self) -> int:
-        """Events dropped by the callback queue's bound or the drain limit (API.md §12)."""
+        """Events dropped by the callback queue's bound or the drain limit."""
         return self._bus.dropped
 
     def events(self, *names: str, maxsize: int = 10_000) -> EventStream:

@@ -175,7 +175,7 @@ class BotError:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """A message of API.md §9: fires ``event`` with ``args`` (none or one)."""
+    """A typed RTVI message: fires ``event`` with ``args`` (none or one)."""
 
     type: str
     event: str

@@ -34,6 +34,7 @@ from lifecycle.logs import BOT_TEXT_LIMIT, bounded
 from lifecycle.machine import TransitionEvent
 from lifecycle.records import TRANSITION, SessionRecord, TraceEntry
 from lifecycle.states import State
+from lifecycle.table import FIRED_BY
 from lifecycle.timeline import RECORDED, Timeline
 
 if TYPE_CHECKING:
@@ -57,10 +58,6 @@ DEFAULT_MAX_TEXT: Final = BOT_TEXT_LIMIT
 """Characters kept of a note's text or a transition's reason by default."""
 
 _MERMAID_TEXT_LIMIT: Final = 120
-# Triggers that the bot, its server or the transport cause; the rest come from the client.
-_BOT_SIDE_TRIGGERS: Final = frozenset(
-    {"bot_started", "transport_connected", "bot_ready", "transport_closed"}
-)
 _MERMAID_ESCAPES: Final = {"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;", "%": "#37;"}
 _MERMAID_UNSAFE: Final = re.compile("[#;<>%]")
 _NOTE_ARROWS: Final = {"message-out": "client->>bot", "message-in": "bot->>client"}
@@ -325,7 +322,7 @@ class SessionTrace:
 def _mermaid_entry(entry: TraceEntry, stamp: str) -> list[str]:
     if entry.is_transition:
         assert entry.source is not None and entry.dest is not None
-        actor = "bot" if entry.trigger in _BOT_SIDE_TRIGGERS else "client"
+        actor = "client" if FIRED_BY.get(entry.trigger or "") in (None, "client") else "bot"
         change = f"{entry.source.value} → {entry.dest.value}"
         if entry.reason:
             change += f" ({entry.reason})"

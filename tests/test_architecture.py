@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -400,3 +401,21 @@ def test_classifiers_name_the_pythons_make_test_runs() -> None:
         and any(isinstance(t, ast.Name) and t.id == "SUPPORTED" for t in node.targets)
     )
     assert declared == set(supported)
+
+
+OUTSIDE_FILES = re.compile(r"\b(?:API|NOTES)\.md\b|\bshared/")
+"""Files of the project's planning, outside the repository: a docstring can't send a reader
+there."""
+
+
+def test_docstrings_cite_no_file_outside_the_repository() -> None:
+    broken = [
+        f"{relative(p)}:{node.lineno}"
+        for p in python_files("lifecycle", "transports")
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and OUTSIDE_FILES.search(node.value.value)
+    ]
+    assert not broken, "docstrings cite files outside the repository:\n" + "\n".join(broken)

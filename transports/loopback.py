@@ -138,7 +138,7 @@ class LoopbackBot:
         await self.send(rtvi.make_message("error", {"error": message, "fatal": fatal}))
 
     async def send_event(self, event_type: str, data: Any = None) -> None:
-        """Send one bot event of API.md §9, e.g. ``send_event("bot-llm-text", {"text": "hi"})``.
+        """Send one typed RTVI message, e.g. ``send_event("bot-llm-text", {"text": "hi"})``.
 
         ``data`` goes on the wire as given (``None``: no data, as Pipecat's speaking events).
         Raises ValueError for a type that is not a server-to-client RTVI event (use

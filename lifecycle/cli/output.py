@@ -12,14 +12,11 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from lifecycle.cli.exits import EXIT_STARTUP
 from lifecycle.errors import StartBotError
 from lifecycle.machine import TransitionEvent
-from lifecycle.states import State
+from lifecycle.table import WAITING_STATES
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
 
-_WAITING_STATES: Final = frozenset(
-    {State.AUTHENTICATING, State.AUTHENTICATED, State.CONNECTING, State.CONNECTED}
-)
 _SPINNER: Final = "|/-\\"
 _COMPACT_LIMIT: Final = 500
 
@@ -110,7 +107,7 @@ class Progress:
         frame = 0
         while True:
             state = self._client.state
-            if state in _WAITING_STATES:
+            if state in WAITING_STATES:
                 sys.stderr.write(f"\r{_SPINNER[frame % len(_SPINNER)]} {state.value}...\033[K")
                 sys.stderr.flush()
                 self._shown = True
