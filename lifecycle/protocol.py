@@ -54,7 +54,6 @@ __all__ = [
 
 _ARRIVED_KEPT: Final = 8  # message types remembered for a connect timeout's message
 _PREFIX: Final = 100  # bot-controlled strings in logs and errors keep this many characters
-_AFTER_CLEANUP: Final = "on_disconnected"  # fires once the ended session is cleaned up
 
 
 def _prefix(text: str) -> str:
@@ -517,6 +516,6 @@ class SessionProtocol:
             # on_disconnected fires once the session's cleanup is done: a transport_closed
             # enters DISCONNECTED before that cleanup runs.
             if self._ending:
-                self._after_cleanup.append(Emit(_AFTER_CLEANUP))
+                self._after_cleanup.append(Emit("on_disconnected"))
             else:
-                out.append(Emit(_AFTER_CLEANUP))
+                out.append(Emit("on_disconnected"))
