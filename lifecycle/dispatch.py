@@ -41,6 +41,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 
 from lifecycle import timeouts
 from lifecycle.errors import SessionClosedError
+from lifecycle.events import HIGH_RATE_EVENTS
 from lifecycle.logs import SafeLogger, describe_exception
 from lifecycle.media import AudioFrame
 
@@ -72,24 +73,6 @@ NEVER_DROPPED_EVENTS: Final = frozenset(
     }
 )
 """Events never dropped from the callback queue or a stream (with fatal ``on_error``)."""
-
-HIGH_RATE_EVENTS: Final = frozenset(
-    {
-        "on_bot_audio",
-        "on_bot_tts_audio",
-        "on_user_audio_level",
-        "on_bot_audio_level",
-        "on_bot_llm_text",
-        "on_bot_tts_text",
-        "on_stt_raw_text",
-        "on_llm_raw_text",
-        "on_tts_raw_text",
-        "on_metrics",
-        "on_system_log",
-        "on_unhandled_message",
-    }
-)
-"""Events dropped first from a full callback queue (with non-fatal ``on_error``)."""
 
 SESSION_END_EVENT: Final = "on_disconnected"
 """Fired once when a session reaches DISCONNECTED: ``wait_for`` gives up on it."""
@@ -543,7 +526,7 @@ class EventBus:
     ) -> Any:
         """The data of the first ``name`` event from now on with ``predicate(data)`` true."""
         self.handlers_for(name)
-        seconds = check_seconds(timeout, "timeout")
+        seconds = timeouts.check_seconds(timeout, "timeout")  # a wait: over 0 (timeouts.py)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(name, predicate, future)
         self._subscribe(waiter)

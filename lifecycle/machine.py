@@ -152,7 +152,10 @@ class SessionLifecycle:
         try:
             result = self._fire_now(trigger, reason)
             while self._pending:
-                self._fire_now(*self._pending.popleft())
+                trigger, reason = self._pending.popleft()
+                if not self._fire_now(trigger, reason):
+                    # Queued from a hook, then overtaken (the state moved on): nothing to do.
+                    self._log.debug("queued trigger refused", refused=self.refusal(trigger))
             return result
         finally:
             self._pending.clear()
