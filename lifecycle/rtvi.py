@@ -10,6 +10,7 @@ import itertools
 import json
 import platform
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
@@ -26,7 +27,7 @@ __all__ = [
     "BotReadyData",
     "ErrorResponse",
     "Ignored",
-    "InboundEvent",
+    "InboundMessage",
     "InvalidMessage",
     "Notification",
     "RTVIError",
@@ -34,6 +35,7 @@ __all__ = [
     "ServerResponse",
     "Unknown",
     "about",
+    "classify",
     "client_message",
     "client_ready",
     "decode",
@@ -47,7 +49,6 @@ __all__ = [
     "parse",
     "protocol_major",
     "send_text",
-    "to_event",
     "ui_cancel_job_group",
     "ui_event",
 ]
@@ -117,9 +118,9 @@ class RTVIError:
         )
 
 
-# ------------------------------------------------------------ inbound events
-# What decode() returns: one typed event per inbound message. The client matches on it
-# once; every class has ``type``, the RTVI type it came from.
+# ---------------------------------------------------------- inbound messages
+# What decode() returns: one classified message per inbound message. The protocol matches
+# on it once; every class has ``type``, the RTVI type it came from.
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,7 @@ class Unknown:
     message: dict[str, Any]
 
 
-InboundEvent = (
+InboundMessage = (
     BotReady
     | ServerResponse
     | ErrorResponse
@@ -208,7 +209,7 @@ InboundEvent = (
     | Ignored
     | Unknown
 )
-"""Everything :func:`decode` can return."""
+"""Everything :func:`decode` can return (an inbound RTVI message, classified)."""
 
 _NOT_EVENTS: Final[Mapping[str, str]] = {
     # The WebSocket transport's protobuf interruption frame arrives beside the bot's own
@@ -377,17 +378,18 @@ def parse(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> di
     return message
 
 
-def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> InboundEvent:
-    """One inbound message as one typed event (:func:`parse`, then :func:`to_event`).
+def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> InboundMessage:
+    """One inbound message, checked and classified (:func:`parse`, then :func:`classify`).
 
     Raises :class:`InvalidMessage` for a message :func:`parse` rejects; a well-formed
     message of any type (known or not) always gives an event.
     """
-    return to_event(parse(raw, max_size))
+    return classify(parse(raw, max_size))
 
 
-def to_event(message: dict[str, Any]) -> InboundEvent:
-    """The typed event of a parsed RTVI message; never raises."""
+def classify(message: dict[str, Any]) -> InboundMessage:
+    """The class of a parsed RTVI message (bot-ready, response, typed notification...);
+    never raises."""
     msg_type: str = message["type"]
     data = message.get("data")
     msg_id = message.get("id")
@@ -420,3 +422,23 @@ def protocol_major(version: str) -> int | None:
     if not (head.isascii() and head.isdigit()) or len(head) > 9:
         return None  # "²" is a digit to isdigit() but not to int(); huge ones are nonsense
     return int(head)
+
+
+_DEPRECATED: Final[Mapping[str, tuple[str, Any]]] = {
+    "InboundEvent": ("InboundMessage", InboundMessage),
+    "to_event": ("classify", classify),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Old names kept for one release (CHANGELOG: Deprecated): "event" now means only what the
+    # client emits to callbacks; a decoded RTVI message is a message.
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        warnings.warn(
+            f"lifecycle.rtvi.{name} is deprecated: use lifecycle.rtvi.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

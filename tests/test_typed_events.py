@@ -254,7 +254,7 @@ async def test_missing_or_mistyped_fields_still_fire(junk: Any) -> None:
     ),
 )
 def test_typed_decode_never_raises(msg_type: str, data: Any) -> None:
-    event = rtvi.to_event(message(msg_type, data) | {"data": data})
+    event = rtvi.classify(message(msg_type, data) | {"data": data})
     assert isinstance(event, rtvi.Notification) and event.event == TYPED_EVENTS[msg_type][0]
 
 

@@ -24,7 +24,7 @@ from transports._tasks import TaskSet
 from transports.testing import messages
 from transports.testing.actions import Handler
 from transports.testing.dialogue import DEFAULT_DIALOGUE, Dialogue
-from transports.testing.runner import ScriptRunner
+from transports.testing.script_runner import ScriptRunner
 from transports.testing.script import BotScript
 
 __all__ = ["Handler", "LoopbackBot", "LoopbackTransport"]
