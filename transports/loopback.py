@@ -24,8 +24,8 @@ from transports._tasks import TaskSet
 from transports.testing import messages
 from transports.testing.actions import Handler
 from transports.testing.dialogue import DEFAULT_DIALOGUE, Dialogue
-from transports.testing.script_runner import ScriptRunner
 from transports.testing.script import BotScript
+from transports.testing.script_runner import ScriptRunner
 
 __all__ = ["Handler", "LoopbackBot", "LoopbackTransport"]
 

@@ -39,8 +39,8 @@ from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL
 from transports._tasks import TaskSet
 from transports.testing._http import Reply
-from transports.testing.script_runner import ScriptRunner
 from transports.testing.script import BotScript
+from transports.testing.script_runner import ScriptRunner
 from transports.testing.server import STOP_TIMEOUT, BotServer
 from transports.webrtc_media import OutgoingAudio, require_aiortc, to_audio_frame
 
