@@ -14,7 +14,16 @@ from lifecycle.http import BodyTooLarge, UnusableJSON, parse_json, send_json
 from lifecycle.redact import check_header_values, redact, redact_body, redact_url
 from lifecycle.timeouts import check_seconds
 
-__all__ = ["MAX_START_RESPONSE", "APIRequest", "as_api_request", "check_timeout", "post_start"]
+__all__ = [
+    "MAX_START_RESPONSE",
+    "TRANSPORT_KINDS",
+    "WEBSOCKET_START_BODY",
+    "APIRequest",
+    "StartSettings",
+    "as_api_request",
+    "check_timeout",
+    "post_start",
+]
 
 MAX_START_RESPONSE: Final = 1024 * 1024
 """The largest start response read; a bigger one is a StartBotError."""
@@ -149,3 +158,69 @@ def _answer(where: str, status: int, raw: bytes) -> Any:
         status=status,
         body=redact_body(raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")),
     )
+
+
+WEBSOCKET_START_BODY: Final = {"transport": "websocket"}
+"""The start body sent for the WebSocket transport when none is given.
+
+Pipecat's development runner (and Pipecat Cloud) answer for WebRTC when the body names no
+transport; this asks them for a WebSocket session instead.
+"""
+TRANSPORT_KINDS: Final = ("ws", "webrtc")
+"""The transports a start setting can name."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartSettings:
+    """How to reach a bot, as every command and the pytest plugin take it.
+
+    ``start_url`` (a start endpoint, or ``None`` for a bot reached otherwise),
+    ``start_data`` (the start request body; ``None``: the transport's default, see
+    :meth:`start_body`), ``headers`` (start request headers), ``transport`` (``"ws"`` or
+    ``"webrtc"``) and ``connect_timeout`` (seconds for the start request and for bot-ready).
+    Checked when built (``TypeError``/``ValueError``).
+    """
+
+    start_url: str | None = None
+    """The start endpoint (``POST``), e.g. ``http://localhost:7860/start``."""
+    start_data: Any = None
+    """The start request body; ``None`` leaves it to :meth:`start_body`."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Start request headers (e.g. ``Authorization``); never logged."""
+    transport: str = "ws"
+    """``"ws"`` (WebSocket) or ``"webrtc"`` (SmallWebRTC)."""
+    connect_timeout: float = 30.0
+    """Seconds for the start request, and again for bot-ready."""
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORT_KINDS:
+            raise ValueError(f"transport must be 'ws' or 'webrtc', not {self.transport!r}")
+        if not isinstance(self.headers, Mapping):
+            raise TypeError(f"headers must be a mapping, not {type(self.headers).__name__}")
+        check_header_values(self.headers)
+        check_timeout(self.connect_timeout, "connect_timeout")
+
+    def __repr__(self) -> str:
+        url = None if self.start_url is None else redact_url(self.start_url)
+        return (
+            f"StartSettings(start_url={url!r}, start_data={redact(self.start_data)!r},"
+            f" headers={redact(dict(self.headers))!r}, transport={self.transport!r},"
+            f" connect_timeout={self.connect_timeout!r})"
+        )
+
+    def start_body(self) -> Any:
+        """``start_data`` when given; else ``{"transport": "websocket"}`` for ``ws``, else
+        ``None`` (an empty body: the runner's default, WebRTC)."""
+        if self.start_data is not None:
+            return self.start_data
+        return dict(WEBSOCKET_START_BODY) if self.transport == "ws" else None
+
+    def api_request(self, start_url: str | None = None) -> APIRequest:
+        """The start request: ``start_url`` (default :attr:`start_url`) with this body,
+        these headers and ``connect_timeout``; ``ValueError`` when there is no URL."""
+        url = start_url if start_url is not None else self.start_url
+        if url is None:
+            raise ValueError("no start URL")
+        return APIRequest(
+            url, self.headers, request_data=self.start_body(), timeout=self.connect_timeout
+        )

@@ -93,9 +93,9 @@ async def test_usage_errors_exit_2() -> None:
     code, _, err = await run_cli("diagram", "--format", "png")
     assert code == 2
     code, _, err = await run_cli("connect", "ws://x", "--header", "nokeyvalue")
-    assert code == 2 and "K=V" in err
-    code, _, err = await run_cli("connect", "http://x/start", "--start", "--data", "{bad")
-    assert code == 2
+    assert code == 2 and "-H wants NAME=VALUE" in err
+    code, _, err = await run_cli("connect", "--start", "http://x/start", "--start-data", "{bad")
+    assert code == 2 and "--start-data is not valid JSON" in err
 
 
 # --------------------------------------------------------------------------- diagram
@@ -255,7 +255,7 @@ async def test_connect_text_output(server: TestingBotServer) -> None:
 async def test_connect_startup_error_exits_3(start: bool) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/start" if start else f"ws://127.0.0.1:{port}/ws"
-    args = ["connect", url, "--json", "--timeout", "5"] + (["--start"] if start else [])
+    args = ["connect", "--json", "--connect-timeout", "5"] + (["--start", url] if start else [url])
     code, out, _ = await run_cli(*args)
     assert code == 3
     rows = json_lines(out)
@@ -273,8 +273,8 @@ async def test_connect_start_http_error_exits_3(server: TestingBotServer) -> Non
 
 async def test_connect_ready_timeout_exits_3(server: TestingBotServer) -> None:
     code, out, _ = await run_cli(
-        "connect", "--start", server.start_url, "--data", '{"never_ready": true}',
-        "--timeout", "0.5", "--json",
+        "connect", "--start", server.start_url, "--start-data", '{"never_ready": true}',
+        "--connect-timeout", "0.5", "--json",
     )  # fmt: skip
     assert code == 3
     assert events(json_lines(out), "startup-error")[0]["error"] == "ConnectionTimeoutError"

@@ -94,7 +94,7 @@ async def test_cli_json_summary(server: TestingBotServer) -> None:
 async def test_cli_table_without_a_terminal(server: TestingBotServer) -> None:
     code, out, _ = await run_cli(
         "load", "--start", server.start_url, "--sessions", "4", "--concurrency", "2",
-        "--request", "echo", "--data", '{"x": 1}',
+        "--request", "echo", "--request-data", '{"x": 1}',
     )  # fmt: skip
     assert code == 0
     for expected in ("connect→ready", "request", "p99 ms", "ok 4, failed 0"):
@@ -202,15 +202,17 @@ async def test_usage_and_missing_toolkit() -> None:
     code, out, _ = await run_cli("load", "--help")
     assert code == 0 and out.startswith("usage: pipecat-lifecycle load")
     assert "exit codes:" in out and "130" in out and "--concurrency" in out
-    code, _, err = await run_cli("load", "--start", "http://127.0.0.1:9/start", "--data", "{}")
-    assert code == 2 and "--data goes with --request" in err
+    code, _, err = await run_cli(
+        "load", "--start", "http://127.0.0.1:9/start", "--request-data", "{}"
+    )
+    assert code == 2 and "--request-data goes with --request" in err
     code, _, err = await run_cli("load", "--sessions", "3")
     assert code == 2 and "--start" in err
     code, _, err = await run_cli("load", "--start", "http://x/start", "--concurrency", "0")
     assert code == 2
-    if importlib.util.find_spec("lifecycle.testing") is None:
+    if importlib.util.find_spec("yaml") is None:
         code, _, err = await run_cli("load", "--start", "http://x/start", "--scenario", "s.yaml")
-        assert code == 1 and "needs the testing toolkit" in err
+        assert code == 2 and 'pip install "pipecat-lifecycle[testing]"' in err
 
 
 def test_plan_rejects_nonsense() -> None:

@@ -6,3 +6,6 @@ them, so ``aiortc`` is only loaded by ``transports.small_webrtc``.
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents
 
 __all__ = ["ConnectRequest", "Transport", "TransportEvents"]
+
+__pipecat_lifecycle__ = True
+"""Marks this package as pipecat-lifecycle's (other ``transports`` packages exist)."""

@@ -267,8 +267,9 @@ class WebSocketTransport(Transport):
                     "no WebSocket URL: the connect params (a start response?) hold no "
                     f"wsUrl/ws_url, only the keys {describe_keys(params)}; a {{'sessionId'}} "
                     "alone is a WebRTC start answer. Pipecat's development runner picks its "
-                    "transport from the start request body: pass "
-                    'APIRequest(request_data={"transport": "websocket"}), or give ws_url='
+                    'transport from the start request body: send {"transport": "websocket"} '
+                    "(command line: leave out --start-data, or use --transport webrtc; Python: "
+                    "APIRequest(request_data=...))"
                 )
             raise TransportError("no WebSocket URL: pass wsUrl/ws_url params or ws_url=")
         if not isinstance(url, str):

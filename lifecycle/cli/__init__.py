@@ -38,6 +38,8 @@ from lifecycle.cli.exits import (
     EXIT_STARTUP,
     EXIT_USAGE,
 )
+from lifecycle.contrib.transport_factory import ForeignTransportsError
+from lifecycle.extras import MissingExtraError
 
 __all__ = [
     "EXIT_FAILURE",
@@ -78,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(parser, args)
         return code
+    except (MissingExtraError, ForeignTransportsError) as exc:
+        # An installation problem, not a bug: the message says how to fix it.
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         # A second Ctrl-C while the first one's disconnect was still running.
         print("interrupted", file=sys.stderr)

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.cli.exits import EXIT_CODES_HELP, EXIT_FATAL, EXIT_OK
 from lifecycle.cli.logging_setup import configure_logging
-from lifecycle.cli.options import add_verbose, parse_headers, parse_json, positive_float
+from lifecycle.cli.options import (
+    START_FLAG,
+    add_start_options,
+    add_verbose,
+    deprecated,
+    positive_float,
+    start_settings,
+)
 from lifecycle.cli.output import Output, Progress, startup_failed
 from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.session import Interrupt, interact
@@ -21,10 +28,11 @@ from lifecycle.errors import (
     StartBotError,
     TransportError,
 )
-from transports.factory import make_transport
+from lifecycle.contrib.transport_factory import make_transport
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
+    from lifecycle.start import StartSettings
 
 CONNECT_EPILOG: Final = (
     """\
@@ -35,9 +43,10 @@ input (read from stdin once the bot is ready, one line each):
   end of input or Ctrl-C disconnects cleanly.
 
 examples:
-  pipecat-lifecycle connect --start http://localhost:7860/start --data '{"transport":"websocket"}'
+  pipecat-lifecycle connect --start http://localhost:7860/start
+  pipecat-lifecycle connect --start http://localhost:7860/start --transport webrtc
   pipecat-lifecycle connect ws://localhost:8765/ws --json
-  pipecat-lifecycle connect --start --transport webrtc http://localhost:7860/start
+  echo "What's the weather?" | pipecat-lifecycle connect --start http://localhost:7860/start
 
 """
     + EXIT_CODES_HELP
@@ -60,35 +69,13 @@ def add_command(commands: Any) -> None:
     connect.add_argument(
         "url",
         metavar="URL",
-        help="the bot's ws:// or WebRTC offer URL; with --start, the start endpoint",
+        nargs="?",
+        help="the bot's ws:// URL or WebRTC offer URL (or use --start URL)",
     )
-    connect.add_argument(
-        "--transport", "-t", choices=("ws", "webrtc"), default="ws", help="default: ws"
-    )
-    connect.add_argument(
-        "--start",
-        action="store_true",
-        help="URL is a start endpoint: POST to it (start_bot), then connect with its response",
-    )
-    connect.add_argument(
-        "--header",
-        "-H",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="HTTP header for the start request (and the WebSocket handshake); repeatable",
-    )
-    connect.add_argument(
-        "--data",
-        metavar="JSON",
-        help="JSON body of the start request (default: {}); only with --start",
-    )
-    connect.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=30.0,
-        metavar="S",
-        help="seconds to wait for the start response and for bot-ready (default: 30)",
+    add_start_options(
+        connect,
+        start_help="POST to this start endpoint (start_bot), then connect with its answer",
+        aliases=("-t", "--timeout", "--data", "--start-flag"),
     )
     connect.add_argument(
         "--request-timeout",
@@ -111,27 +98,42 @@ def add_command(commands: Any) -> None:
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Check the options, then run the session; returns its exit code."""
-    headers = parse_headers(parser, args.header)
-    if args.data is not None and not args.start:
-        parser.error("--data goes with --start")
-    data = parse_json(parser, "--data", args.data)
+    settings = start_settings(parser, args, _start_url(parser, args))
+    if settings.start_url is None:
+        if args.url is None:
+            parser.error("give the bot's URL, or its start endpoint with --start URL")
+        if args.start_data is not None:
+            parser.error("--start-data goes with --start URL")
     configure_logging(args.verbose)
-    return asyncio.run(_connect(args, headers, data))
+    return asyncio.run(_connect(args, settings))
 
 
-async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any) -> int:
+def _start_url(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The start URL: ``--start URL``, or (deprecated) ``URL --start``."""
+    if args.start is None:
+        return None
+    if args.start == START_FLAG:
+        if args.url is None:
+            parser.error("--start wants the start endpoint: --start URL")
+        deprecated(parser, "connect URL --start", "connect --start URL")
+        url: str = args.url
+        args.url = None
+        return url
+    if args.url is not None:
+        parser.error(f"two URLs: --start {args.start} and {args.url}; give one")
+    start: str = args.start
+    return start
+
+
+async def _connect(args: argparse.Namespace, settings: StartSettings) -> int:
     t0 = time.monotonic()
     out = Output(json_mode=args.json, t0=t0)
     from lifecycle.client import PipecatClient
-    from lifecycle.start import APIRequest
 
-    try:
-        # Direct URL: the transport gets it through connect params; --start: from the response.
-        transport = make_transport(args.transport, None, {} if args.start else headers)
-    except TransportError as exc:
-        return startup_failed(out, exc)
+    # Direct URL: the transport gets it through connect params; --start: from the response.
+    transport = make_transport(settings)
     client = PipecatClient(
-        transport, connect_timeout=args.timeout, request_timeout=args.request_timeout
+        transport, connect_timeout=settings.connect_timeout, request_timeout=args.request_timeout
     )
     watch = Watch(client, out)
     interrupt = Interrupt(client, out)
@@ -141,9 +143,8 @@ async def _connect(args: argparse.Namespace, headers: dict[str, str], data: Any)
         if progress is not None:
             progress.start()
         try:
-            if args.start:
-                request = APIRequest(args.url, headers, request_data=data, timeout=args.timeout)
-                await client.start_bot_and_connect(request)
+            if settings.start_url is not None:
+                await client.start_bot_and_connect(settings.api_request())
             else:
                 key = "webrtcUrl" if args.transport == "webrtc" else "wsUrl"
                 await client.connect({key: args.url})

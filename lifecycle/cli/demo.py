@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from lifecycle.cli.exits import EXIT_CODES_HELP, EXIT_OK, EXIT_USAGE
+from lifecycle.cli.exits import EXIT_CODES_HELP, EXIT_OK
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_verbose, positive_float
 from lifecycle.cli.output import Output, compact, elapsed_ms, startup_failed
@@ -18,6 +17,7 @@ from lifecycle.cli.session import Interrupt
 from lifecycle.cli.watch import Watch
 from lifecycle.errors import PipecatClientError, SessionCancelledError
 from lifecycle.events import FunctionCall
+from lifecycle.extras import require
 from lifecycle.rtvi import BotReadyData
 
 if TYPE_CHECKING:
@@ -77,14 +77,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     out = Output(json_mode=False, t0=time.monotonic())
     if args.transport == "webrtc":
-        if importlib.util.find_spec("aiortc") is None:
-            out.say(
-                'The WebRTC demo needs aiortc: pip install "pipecat-lifecycle[webrtc]".\n'
-                "Against a Pipecat bot with the SmallWebRTC transport (e.g. port 7860), run:\n\n"
-                "  pipecat-lifecycle connect --start --transport webrtc "
-                "http://localhost:7860/api/start\n"
-            )
-            return EXIT_USAGE
+        require("demo --transport webrtc", "webrtc", "aiortc", "av")
         return await _demo_webrtc(args, out)
     if args.transport == "loopback":
         return await _demo_loopback(args, out)

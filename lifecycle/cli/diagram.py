@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from lifecycle import diagrams
-from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK
+from lifecycle.cli.exits import EXIT_OK
+from lifecycle.extras import MissingExtraError
 from lifecycle.states import State
 
 
@@ -17,8 +18,8 @@ def add_command(commands: Any) -> None:
         "diagram",
         help="print or write the lifecycle state diagram",
         description="The lifecycle state diagram, built from lifecycle.TRANSITIONS.",
-        epilog="exit codes: 0 written, 1 svg needs the 'diagrams' extra "
-        '(pip install "pipecat-lifecycle[diagrams]"), 2 usage error',
+        epilog="exit codes: 0 written, 2 usage error, or svg without the 'diagrams' extra "
+        '(pip install "pipecat-lifecycle[diagrams]")',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     diagram.add_argument(
@@ -39,7 +40,7 @@ def add_command(commands: Any) -> None:
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """Write the diagram; 1 when svg was asked for without Graphviz."""
+    """Write the diagram (svg without Graphviz: :class:`MissingExtraError`, exit 2)."""
     from pathlib import Path
 
     highlight = State(args.highlight) if args.highlight else None
@@ -50,9 +51,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     else:
         try:
             text = diagrams.to_svg(highlight)
-        except ImportError as exc:
-            print(f"pipecat-lifecycle: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+        except ImportError:
+            raise MissingExtraError("diagram --format svg", "diagrams") from None
         if not text.endswith("\n"):
             text += "\n"
     if args.output:

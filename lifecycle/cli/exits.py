@@ -7,9 +7,9 @@ from typing import Final
 EXIT_OK: Final = 0
 """The session ended cleanly: the user disconnected or the bot ended it."""
 EXIT_FAILURE: Final = 1
-"""An unexpected error, a missing optional extra, or (``load``) a session that failed."""
+"""An unexpected error, or (``load``) a session that failed."""
 EXIT_USAGE: Final = 2
-"""Bad command-line usage (argparse's own code)."""
+"""Bad command-line usage (argparse's own code), or an optional extra that is missing."""
 EXIT_STARTUP: Final = 3
 """The session never became ready: start endpoint, transport or bot-ready timeout."""
 EXIT_FATAL: Final = 4
@@ -20,8 +20,8 @@ EXIT_INTERRUPTED: Final = 130
 EXIT_CODES_HELP: Final = """\
 exit codes:
   0  clean end: you disconnected (/quit, end of input, Ctrl-C) or the bot ended the session
-  1  unexpected error, or an optional extra is missing
-  2  usage error
+  1  unexpected error
+  2  usage error, or an optional extra is missing (the pip install line is shown)
   3  startup error: the start endpoint failed (StartBotError), the transport could not
      connect (TransportError) or bot-ready did not arrive in time (ConnectionTimeoutError)
   4  fatal error during the session: an RTVI error with fatal=true, or the connection lost

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import sys
 import time
@@ -15,17 +14,21 @@ from typing import TYPE_CHECKING, Any, Final
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import (
+    DeprecatedAlias,
+    add_start_options,
     add_verbose,
-    parse_headers,
     parse_json,
     positive_float,
     positive_int,
+    start_settings,
 )
 from lifecycle.cli.signals import FirstSigint
-from transports.factory import make_transport
+from lifecycle.contrib.transport_factory import make_transport
+from lifecycle.extras import require
 
 if TYPE_CHECKING:
     from lifecycle.load import LoadPlan, LoadRun, SessionHook
+    from lifecycle.start import StartSettings
 
 LOAD_EPILOG: Final = """\
 phases: start (POST to the start endpoint), connect (connect until bot-ready), request
@@ -39,11 +42,10 @@ examples:
 
 exit codes:
   0    every session ran
-  1    a session failed (see errors by phase), or the 'load' extra is missing
-  2    usage error (or a bad --scenario file)
+  1    a session failed (see errors by phase)
+  2    usage error, a bad --scenario file, or a missing extra (the pip install line is shown)
   130  stopped by Ctrl-C before every session ran (and none failed)
 """
-_MISSING_EXTRA: Final = "load needs the 'load' extra: pip install \"pipecat-lifecycle[load]\""
 
 
 def add_command(commands: Any) -> None:
@@ -58,10 +60,7 @@ def add_command(commands: Any) -> None:
         epilog=LOAD_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    load.add_argument("--start", required=True, metavar="URL", help="the bot's start endpoint")
-    load.add_argument(
-        "--transport", "-t", choices=("ws", "webrtc"), default="ws", help="default: ws"
-    )
+    add_start_options(load, start_required=True, aliases=("-t", "--timeout"))
     load.add_argument("--sessions", "-n", type=positive_int, default=1, metavar="N")
     load.add_argument(
         "--concurrency", "-c", type=positive_int, default=1, metavar="C", help="default: 1"
@@ -73,18 +72,10 @@ def add_command(commands: Any) -> None:
         "--hold", type=_seconds, default=0.0, metavar="S", help="seconds to stay READY (0)"
     )
     load.add_argument("--request", metavar="TYPE", help="one client-message request per session")
-    load.add_argument("--data", metavar="JSON", help="data of the --request message")
+    load.add_argument("--request-data", metavar="JSON", help="data of the --request message")
+    load.add_argument("--data", action=DeprecatedAlias, new="--request-data", dest="request_data")
     load.add_argument("--say", metavar="TEXT", help="send TEXT and time the first bot output")
-    load.add_argument(
-        "--start-data", metavar="JSON", help="JSON body of the start request (default: {})"
-    )
-    load.add_argument(
-        "--header", "-H", action="append", default=[], metavar="K=V", help="start request header"
-    )
     load.add_argument("--scenario", metavar="FILE", help="run a scenario file in each session")
-    load.add_argument(
-        "--timeout", type=positive_float, default=30.0, metavar="S", help="start/ready (30)"
-    )
     load.add_argument(
         "--request-timeout", type=positive_float, default=10.0, metavar="S", help="default: 10"
     )
@@ -106,16 +97,12 @@ def _seconds(text: str) -> float:
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Check the options, run the load, print the summary; returns the exit code."""
     from lifecycle.load import LoadPlan
-    from lifecycle.start import APIRequest
 
-    headers = parse_headers(parser, args.header)
-    if args.data is not None and args.request is None:
-        parser.error("--data goes with --request")
-    request_data = parse_json(parser, "--data", args.data)
-    start_data = parse_json(parser, "--start-data", args.start_data)
-    if importlib.util.find_spec("hdrh") is None:
-        print(f"pipecat-lifecycle: {_MISSING_EXTRA}", file=sys.stderr)
-        return EXIT_FAILURE
+    settings = start_settings(parser, args)
+    if args.request_data is not None and args.request is None:
+        parser.error("--request-data goes with --request TYPE")
+    request_data = parse_json(parser, "--request-data", args.request_data)
+    require("load", "load", "hdrh")
     scenario: SessionHook | None = None
     if args.scenario is not None:
         hook = _scenario_hook(args.scenario)
@@ -123,7 +110,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return hook
         scenario = hook
     plan = LoadPlan(
-        start=APIRequest(args.start, headers, request_data=start_data, timeout=args.timeout),
+        start=settings.api_request(),
         sessions=args.sessions,
         concurrency=args.concurrency,
         rate=args.rate,
@@ -131,11 +118,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         request=args.request,
         request_data=request_data,
         say=args.say,
-        connect_timeout=args.timeout,
+        connect_timeout=settings.connect_timeout,
         request_timeout=args.request_timeout,
     )
     configure_logging(args.verbose)
-    return asyncio.run(_load(args, plan, scenario))
+    return asyncio.run(_load(args, settings, plan, scenario))
 
 
 def _scenario_hook(path: str) -> SessionHook | int:
@@ -146,17 +133,9 @@ def _scenario_hook(path: str) -> SessionHook | int:
     per READY session, timing its steps with ``session.phase(name)``), and raises
     ``ValueError`` (or ``OSError``) for a file it cannot use: exit 2 with its message.
     """
-    try:
-        from lifecycle.testing.scenario import (  # type: ignore[import-not-found,unused-ignore]
-            load_session_hook,
-        )
-    except ImportError:
-        print(
-            "pipecat-lifecycle: --scenario needs the testing toolkit "
-            "(lifecycle.testing.scenario.load_session_hook), which this install lacks",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
+    require("load --scenario", "testing", "yaml", "numpy", "soundfile", "soxr")
+    from lifecycle.testing.scenario import load_session_hook
+
     try:
         hook: SessionHook = load_session_hook(path)
     except (OSError, ValueError) as exc:
@@ -165,11 +144,13 @@ def _scenario_hook(path: str) -> SessionHook | int:
     return hook
 
 
-async def _load(args: argparse.Namespace, plan: LoadPlan, scenario: SessionHook | None) -> int:
+async def _load(
+    args: argparse.Namespace, settings: StartSettings, plan: LoadPlan, scenario: SessionHook | None
+) -> int:
     from lifecycle.cli.load_view import LiveProgress, print_table
     from lifecycle.load import LoadRun
 
-    factory = partial(make_transport, args.transport, None, {})
+    factory = partial(make_transport, settings)
     load = LoadRun(plan, factory, scenario=scenario)
     loop = asyncio.get_running_loop()
     interrupted = FirstSigint(loop, partial(_stop, load))

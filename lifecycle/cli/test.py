@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
-from lifecycle.cli.options import add_verbose, positive_float
+from lifecycle.cli.options import add_start_options, add_verbose, start_settings
 from lifecycle.cli.output import Output
 from lifecycle.cli.report import print_turns, write_report
+from lifecycle.contrib.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
-from transports.factory import make_transport
+from lifecycle.extras import MissingExtraError
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
+    from lifecycle.start import APIRequest, StartSettings
     from lifecycle.testing.junit import Outcome
     from lifecycle.testing.runner import Judge, ScenarioResult
     from lifecycle.testing.scenario import Scenario
@@ -41,11 +43,11 @@ keys outside the supported subset (judge:, persona:, send_after: ...) are errors
 
 exit codes:
   0  every scenario passed
-  1  a scenario failed (or an optional extra is missing)
-  2  usage error, or a scenario file that is not valid (file:line: key: problem)
+  1  a scenario failed
+  2  usage error, a scenario file that is not valid (file:line: key: problem), or a missing
+     extra (the pip install line is shown)
   3  the bot could not be started or reached (start endpoint, transport, bot-ready)
 """
-INSTALL_HINT: Final = 'pip install "pipecat-lifecycle[testing]"'
 
 
 def add_command(commands: Any) -> None:
@@ -62,11 +64,8 @@ def add_command(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     test.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files")
-    test.add_argument(
-        "--start", metavar="URL", help="the bot's start endpoint (default: a local testing bot)"
-    )
-    test.add_argument(
-        "--transport", "-t", choices=("ws", "webrtc"), default="ws", help="default: ws"
+    add_start_options(
+        test, start_help="the bot's start endpoint (POST); default: a local testing bot"
     )
     test.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
     test.add_argument(
@@ -79,13 +78,6 @@ def add_command(commands: Any) -> None:
         metavar="MODULE:CALLABLE",
         help="judge(criterion, text) -> bool or (bool, reason), for eval: criteria",
     )
-    test.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=30.0,
-        metavar="S",
-        help="seconds for the start request and bot-ready (default: 30)",
-    )
     add_verbose(test)
     test.set_defaults(run=run)
 
@@ -94,9 +86,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Validate every file, then run the scenarios; returns the exit code."""
     try:
         from lifecycle.testing.scenario import ScenarioFileError, load_scenarios
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        print(f"pipecat-lifecycle test needs {INSTALL_HINT} ({exc})", file=sys.stderr)
-        return EXIT_FAILURE
+    except ImportError:  # pragma: no cover - the extra is missing
+        raise MissingExtraError("test", "testing") from None
+    settings = start_settings(parser, args)
     judge = _load_judge(parser, args.judge) if args.judge else None
     scenarios: list[Scenario] = []
     try:
@@ -105,11 +97,10 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except ScenarioFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ImportError as exc:
-        print(f"pipecat-lifecycle test needs {INSTALL_HINT} ({exc})", file=sys.stderr)
-        return EXIT_FAILURE
+    except ImportError:
+        raise MissingExtraError("test", "testing") from None
     configure_logging(args.verbose)
-    return asyncio.run(_run_all(args, scenarios, judge))
+    return asyncio.run(_run_all(args, settings, scenarios, judge))
 
 
 def _load_judge(parser: argparse.ArgumentParser, spec: str) -> Judge:
@@ -126,26 +117,21 @@ def _load_judge(parser: argparse.ArgumentParser, spec: str) -> Judge:
 
 
 @contextlib.asynccontextmanager
-async def _start_url(args: argparse.Namespace) -> AsyncIterator[str]:
+async def _start_url(settings: StartSettings) -> AsyncIterator[str]:
     """``--start``, or the start URL of a local testing bot running meanwhile."""
-    if args.start:
-        yield args.start
+    if settings.start_url is not None:
+        yield settings.start_url
         return
-    if args.transport == "webrtc":
-        from transports.testing.webrtc import TestingWebRTCBotServer
-
-        server: Any = TestingWebRTCBotServer()
-    else:
-        from transports.testing import TestingBotServer
-
-        server = TestingBotServer()
-    async with server:
+    async with testing_bot(settings.transport) as server:
         print(f"(no --start: a local testing bot at {server.start_url})", file=sys.stderr)
         yield server.start_url
 
 
 async def _run_all(
-    args: argparse.Namespace, scenarios: Sequence[Scenario], judge: Judge | None
+    args: argparse.Namespace,
+    settings: StartSettings,
+    scenarios: Sequence[Scenario],
+    judge: Judge | None,
 ) -> int:
     from lifecycle.client import PipecatClient
     from lifecycle.testing.junit import Outcome, write_junit
@@ -153,13 +139,13 @@ async def _run_all(
     outcomes: list[Outcome] = []
     unreached = False
     out = Output(json_mode=False, t0=time.monotonic())
-    async with _start_url(args) as url:
+    async with _start_url(settings) as url:
         for scenario in scenarios:
             client = PipecatClient(
-                make_transport(args.transport, None, {}), connect_timeout=args.timeout
+                make_transport(settings), connect_timeout=settings.connect_timeout
             )
             try:
-                result = await _run_one(args, url, client, scenario, judge)
+                result = await _run_one(settings.api_request(url), client, scenario, judge)
             except PipecatClientError as exc:
                 unreached = True
                 message = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
@@ -181,17 +167,12 @@ async def _run_all(
 
 
 async def _run_one(
-    args: argparse.Namespace,
-    url: str,
-    client: PipecatClient,
-    scenario: Scenario,
-    judge: Judge | None,
+    start: APIRequest, client: PipecatClient, scenario: Scenario, judge: Judge | None
 ) -> ScenarioResult:
-    from lifecycle.start import APIRequest
     from lifecycle.testing.runner import run_scenario
 
     try:
-        await client.start_bot_and_connect(APIRequest(url, timeout=args.timeout))
+        await client.start_bot_and_connect(start)
         return await run_scenario(scenario, client, judge=judge)
     finally:
         await client.disconnect()

@@ -31,10 +31,10 @@ from typing import Any, ClassVar
 import gevent.lock
 from locust import User, task
 
+from lifecycle.contrib.transport_factory import make_transport
 from lifecycle.contrib.asyncio_thread import AsyncioThread, Handle
 from lifecycle.load import LoadPlan, SessionHook, run_session
-from lifecycle.start import APIRequest
-from transports.factory import make_transport
+from lifecycle.start import StartSettings
 
 __all__ = ["PipecatUser"]
 
@@ -79,18 +79,24 @@ class PipecatUser(User):
         super().__init__(environment)
         self._stopping: asyncio.Event | None = None
 
-    def plan(self) -> LoadPlan:
-        """The session each task iteration runs (override to vary it per user)."""
+    def settings(self) -> StartSettings:
+        """How sessions reach the bot: ``host``, ``start_data``, ``headers``, ``transport``,
+        ``connect_timeout`` (with ``transport = "ws"`` and no ``start_data`` the start body
+        is ``{"transport": "websocket"}``, as on the command line)."""
         if not self.host:
             raise ValueError("PipecatUser needs the start endpoint: set host or pass --host")
-        request = APIRequest(
-            self.host,
-            dict(self.headers),
-            request_data=self.start_data,
-            timeout=self.connect_timeout,
+        return StartSettings(
+            start_url=self.host,
+            start_data=self.start_data,
+            headers=dict(self.headers),
+            transport=self.transport,
+            connect_timeout=self.connect_timeout,
         )
+
+    def plan(self) -> LoadPlan:
+        """The session each task iteration runs (override to vary it per user)."""
         return LoadPlan(
-            start=request,
+            start=self.settings().api_request(),
             hold=self.hold,
             request=self.request,
             request_data=self.request_data,
@@ -104,6 +110,7 @@ class PipecatUser(User):
         """One session; each phase becomes a Locust request event as it is recorded."""
         loop_thread = _asyncio_thread()
         plan = self.plan()
+        settings = self.settings()
         pending: list[tuple[str, float, BaseException | None, float]] = []
         stopping = asyncio.Event()
         self._stopping = stopping
@@ -115,7 +122,7 @@ class PipecatUser(User):
             handle.wake()
 
         async def one_session() -> str:
-            transport = make_transport(self.transport, None, {})
+            transport = make_transport(settings)
             scenario = type(self).scenario
             return await run_session(plan, transport, record, stopping=stopping, scenario=scenario)
 

@@ -88,14 +88,17 @@ async def pipecat_client(
     request: pytest.FixtureRequest, pipecat_bot: Any
 ) -> AsyncIterator[PipecatClient]:
     """A READY client of ``--pipecat-start`` (else of ``pipecat_bot``); disconnected after."""
+    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.client import PipecatClient
-    from transports.factory import make_transport
+    from lifecycle.start import StartSettings
 
     start_url: str = request.config.getoption("--pipecat-start") or pipecat_bot.start_url
-    transport = make_transport(_transport_kind(request.config), None, {})
-    client = PipecatClient(transport, connect_timeout=CONNECT_TIMEOUT)
+    settings = StartSettings(
+        start_url, transport=_transport_kind(request.config), connect_timeout=CONNECT_TIMEOUT
+    )
+    client = PipecatClient(make_transport(settings), connect_timeout=CONNECT_TIMEOUT)
     try:
-        await client.start_bot_and_connect(start_url)
+        await client.start_bot_and_connect(settings.api_request())
         yield client
     finally:
         await client.disconnect()
