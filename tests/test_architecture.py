@@ -77,12 +77,14 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imported_names(path: Path, module: str | None = None) -> Iterator[tuple[int, str]]:
-    """(line, dotted name) of everything a file imports, at any level of the file.
+def import_statements(
+    path: Path, module: str | None = None
+) -> Iterator[tuple[int, str, tuple[str, ...]]]:
+    """(line, module, names) of every import in a file, at any level of the file.
 
-    ``from a import b`` yields ``a`` and ``a.b`` (``b`` may be a module); relative imports are
-    resolved (against ``module``, by default the file's own dotted name);
-    ``importlib.import_module("x")`` and ``__import__("x")`` with a literal count too.
+    ``import a.b`` gives ``("a.b", ())``; ``from a import b, c`` gives ``("a", ("b", "c"))``
+    with relative imports resolved (against ``module``, by default the file's own dotted
+    name); ``importlib.import_module("x")`` and ``__import__("x")`` with a literal count too.
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     package = (module or module_name(path)).split(".")
@@ -91,23 +93,33 @@ def imported_names(path: Path, module: str | None = None) -> Iterator[tuple[int,
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
+                yield node.lineno, alias.name, ()
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 anchor = package[: len(package) - (node.level - 1)]
                 base = ".".join([*anchor, node.module] if node.module else anchor)
             else:
                 base = node.module or ""
-            yield node.lineno, base
-            for alias in node.names:
-                yield node.lineno, f"{base}.{alias.name}"
+            yield node.lineno, base, tuple(alias.name for alias in node.names)
         elif isinstance(node, ast.Call) and node.args:
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             first = node.args[0]
             literal = first.value if isinstance(first, ast.Constant) else None
             if name in ("import_module", "__import__") and isinstance(literal, str):
-                yield node.lineno, literal
+                yield node.lineno, literal, ()
+
+
+def imported_names(path: Path, module: str | None = None) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) of everything a file imports, at any level of the file.
+
+    ``from a import b`` yields ``a`` and ``a.b`` (``b`` may be a module); see
+    :func:`import_statements` for what counts.
+    """
+    for line, base, names in import_statements(path, module):
+        yield line, base
+        for name in names:
+            yield line, f"{base}.{name}"
 
 
 def module_edges(
@@ -125,33 +137,11 @@ def module_edges(
             name = name.rpartition(".")[0]
         return name or None
 
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    package = (module or module_name(path)).split(".")
-    if path.name != "__init__.py":
-        package = package[:-1]
-    for node in ast.walk(tree):
-        targets: list[str | None] = []
-        if isinstance(node, ast.Import):
-            targets = [owner(alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package[: len(package) - (node.level - 1)]
-                base = ".".join([*anchor, node.module] if node.module else anchor)
-            else:
-                base = node.module or ""
-            for alias in node.names:
-                full = f"{base}.{alias.name}"
-                targets.append(full if full in modules else owner(base))
-        elif isinstance(node, ast.Call) and node.args:
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            first = node.args[0]
-            literal = first.value if isinstance(first, ast.Constant) else None
-            if name in ("import_module", "__import__") and isinstance(literal, str):
-                targets = [owner(literal)]
-        for target in targets:
+    for line, base, names in import_statements(path, module):
+        targets = [f"{base}.{n}" if f"{base}.{n}" in modules else owner(base) for n in names]
+        for target in targets or [owner(base)]:
             if target is not None:
-                yield node.lineno, target
+                yield line, target
 
 
 def import_graph(*folders: str) -> dict[str, dict[str, int]]:

@@ -21,6 +21,7 @@ from lifecycle.cli.output import Output, Progress, startup_failed
 from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.session import Interrupt, interact
 from lifecycle.cli.watch import Watch
+from lifecycle.contrib.transport_factory import make_transport
 from lifecycle.errors import (
     ConnectionTimeoutError,
     PipecatClientError,
@@ -28,7 +29,6 @@ from lifecycle.errors import (
     StartBotError,
     TransportError,
 )
-from lifecycle.contrib.transport_factory import make_transport
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient

@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 import gevent.lock
 from locust import User, task
 
-from lifecycle.contrib.transport_factory import make_transport
 from lifecycle.contrib.asyncio_thread import AsyncioThread, Handle
+from lifecycle.contrib.transport_factory import make_transport
 from lifecycle.load import LoadPlan, SessionHook, run_session
 from lifecycle.start import StartSettings
 

@@ -88,8 +88,8 @@ async def pipecat_client(
     request: pytest.FixtureRequest, pipecat_bot: Any
 ) -> AsyncIterator[PipecatClient]:
     """A READY client of ``--pipecat-start`` (else of ``pipecat_bot``); disconnected after."""
-    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.client import PipecatClient
+    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.start import StartSettings
 
     start_url: str = request.config.getoption("--pipecat-start") or pipecat_bot.start_url
