@@ -193,7 +193,8 @@ class SessionProtocol:
     def __init__(
         self, *, logger: Any = None, max_message_size: int = rtvi.DEFAULT_MAX_MESSAGE_SIZE
     ) -> None:
-        """A protocol in :attr:`State.IDLE`; ``max_message_size`` bounds inbound messages."""
+        """A protocol in the table's initial state; ``max_message_size`` bounds inbound
+        messages; ``logger``: a structlog logger (lines are redacted)."""
         self.lifecycle = SessionLifecycle(logger=logger)
         """The session state machine (read it; fire triggers only through this object)."""
         self.max_message_size = max_message_size
@@ -206,9 +207,13 @@ class SessionProtocol:
         self.lifecycle.add_transition_hook(self._on_transition)
 
     def _reset(self) -> None:
+        # The facts of one session: a new session starts with none of the last one's.
         self.bot_info: BotReadyData | None = None
+        """The accepted ``bot-ready``'s data (None before it)."""
         self.start_response: Any = None
+        """What the start endpoint answered (None without start_bot)."""
         self.transport_up = False
+        """Whether the transport reported its connection up."""
         self._close: _Close | None = None
         self._fatal: RTVIError | None = None
         self._ready = False
