@@ -354,3 +354,74 @@ def test_bad_settings_are_refused() -> None:
         SimulatedCaller(client, persona="p", goal="g", model=endpoint, max_turns=0)
     with pytest.raises(ValueError, match="persona"):
         SimulatedCaller(client, persona=" ", goal="g", model=endpoint)
+
+
+async def test_load_run_of_simulated_calls_gives_pass_rate_and_turn_percentiles(
+    stub: OpenAIStub,
+) -> None:
+    from lifecycle.load import LoadPlan, LoadRun
+    from lifecycle.testing.simulation_file import parse_simulation
+    from lifecycle.testing.simulation_load import SimulationHook
+
+    def persona(request: dict[str, Any]) -> StubReply | str:
+        said = sum(m["role"] == "assistant" for m in request["messages"])
+        if "Casey" in request["messages"][0]["content"]:
+            return "Hmm."  # never hangs up: fails by max_turns
+        return "Two people at 6 PM." if said < 2 else end_call()
+
+    stub.handler = lambda request: (
+        tool_reply(VERDICT_TOOL, verdict="yes", reason="ok")
+        if request["tools"][0]["function"]["name"] == VERDICT_TOOL
+        else persona(request)
+    )
+    endpoint = ModelEndpoint(stub.base_url, "stub-model")
+    specs = [
+        parse_simulation({**BASE_SIM, "name": f"f/{who}", "persona": who, "max_turns": 3}, "f.yaml")
+        for who in ("Jamie", "Jamie", "Casey")
+    ]
+    hook = SimulationHook(specs, lambda spec: (endpoint, endpoint, None))
+    async with TestingBotServer(dialogue=dialogue()) as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=6, concurrency=3)
+        async with asyncio.timeout(T * 2):
+            stats = await LoadRun(plan, WebSocketTransport, scenario=hook).run()
+    summary = stats.summary()
+    assert (summary["sessions"], summary["ok"], summary["failed"]) == (6, 4, 2)
+    assert summary["errors_by_phase"] == {"scenario": {"SimulationFailedError": 2}}
+    assert hook.pass_rate == pytest.approx(4 / 6)
+    assert {r.end_reason for r in hook.results} == {"end_call", "max_turns"}
+    turns = summary["latency_ms"]["turn_llm_first"]
+    # Two turns per call that hung up, three per max_turns call (the last one's reply may
+    # come after the session ended).
+    assert 4 * 2 + 2 * 2 <= turns["count"] <= 4 * 2 + 2 * 3
+    assert turns["p50"] <= turns["p90"] <= turns["p99"] <= turns["max"]
+
+
+BASE_SIM: dict[str, Any] = {
+    "persona": "Jamie",
+    "goal": "Book a table.",
+    "success": "a table was booked",
+}
+
+
+def tone(text: str) -> list[Any]:
+    """A stand-in voice: half a second of a loud 440 Hz tone per utterance."""
+    import numpy as np
+
+    from lifecycle.media import AudioFrame
+
+    t = np.arange(8000) / 16000
+    pcm = (0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+    return [AudioFrame(pcm, 16000, 1)]
+
+
+async def test_audio_modality_speaks_and_times_from_the_bot_hearing_the_end(
+    client: PipecatClient, bot: TestingBotServer, stub: OpenAIStub
+) -> None:
+    stub.handler = stand_in(["A table, please.", end_call()])
+    result = await call(client, bot, stub, voice=tone)
+    assert result.passed and result.end_reason == "end_call"
+    assert bot.received_audio, "the persona's turn went out as audio"
+    assert not any(m.get("type") == "send-text" for m in bot.received)
+    # The testing bot hears any speech as its audio transcript.
+    assert result.turns[0].bot == "You said: Hello from the microphone."
+    assert result.turns[0].first_token_ms is not None

@@ -133,6 +133,9 @@ async def run_session(
     client = PipecatClient(
         transport, connect_timeout=plan.connect_timeout, request_timeout=plan.request_timeout
     )
+    prepare = getattr(scenario, "prepare", None)
+    if prepare is not None:
+        prepare(client)  # a hook that must listen before bot-ready (a simulated caller)
     ended = asyncio.Event()
     client.add_event_handler("on_disconnected", ended.set)
     output = _FirstOutput(client, record)

@@ -5,6 +5,8 @@
 * :mod:`lifecycle.testing.scenario`: pipecat.evals' scripted scenario files (a subset), parsed
   and validated; :mod:`lifecycle.testing.runner` runs them on a READY client as pipecat.evals'
   driver does, :mod:`lifecycle.testing.junit` reports them (``pipecat-lifecycle test``).
+* :mod:`lifecycle.testing.voice`: the caller's voice (:data:`Voice`, :func:`local_voice`:
+  espeak-ng, extra ``voice``); :mod:`lifecycle.testing.recording`: two-sided recordings.
 * :mod:`lifecycle.testing.audio`: WAV I/O (soundfile), resampling (soxr), real-time pacing.
 * :class:`ModelEndpoint` (:mod:`lifecycle.testing.model`): an OpenAI-compatible chat-completions
   endpoint; the model client there serves judges and simulated callers.
@@ -16,5 +18,13 @@ Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also P
 
 from lifecycle.testing.conversation import DEFAULT_WITHIN, Conversation, event_text
 from lifecycle.testing.model import ModelEndpoint
+from lifecycle.testing.voice import Voice, local_voice
 
-__all__ = ["DEFAULT_WITHIN", "Conversation", "ModelEndpoint", "event_text"]
+__all__ = [
+    "DEFAULT_WITHIN",
+    "Conversation",
+    "ModelEndpoint",
+    "Voice",
+    "event_text",
+    "local_voice",
+]

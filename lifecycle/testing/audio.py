@@ -30,10 +30,13 @@ __all__ = [
     "FRAME_MS",
     "WEBSOCKET_RATE",
     "WavRecorder",
+    "acceptable",
     "input_format",
     "prepare",
+    "read_file",
     "silence",
     "stream_to",
+    "to_mono",
 ]
 
 FRAME_MS: Final = 20
@@ -60,6 +63,34 @@ def input_format(transport: Transport) -> tuple[int, int]:
     if isinstance(transport, SmallWebRTCTransport):
         return OUT_RATE, 1
     return WEBSOCKET_RATE, 1
+
+
+RATE_RANGE: Final = (8000, 192_000)
+"""Sample rates a frame may have (what any bot or microphone sends)."""
+MAX_CHANNELS: Final = 8
+MAX_FILE_SECONDS: Final = 3600.0
+"""The longest audio file read."""
+
+
+def acceptable(frame: object) -> bool:
+    """Whether ``frame`` is an :class:`AudioFrame` of a format a bot can send.
+
+    A rate outside :data:`RATE_RANGE`, no channels or over :data:`MAX_CHANNELS` is not:
+    resampling 1 Hz audio to 16 kHz would take memory without bound.
+    """
+    return (
+        isinstance(frame, AudioFrame)
+        and isinstance(frame.pcm, bytes | bytearray)
+        and isinstance(frame.sample_rate, int)
+        and isinstance(frame.num_channels, int)
+        and RATE_RANGE[0] <= frame.sample_rate <= RATE_RANGE[1]
+        and 1 <= frame.num_channels <= MAX_CHANNELS
+    )
+
+
+def to_mono(frame: AudioFrame, sample_rate: int) -> npt.NDArray[np.float32]:
+    """One frame as mono float32 samples at ``sample_rate`` (channels averaged, soxr)."""
+    return _convert(_to_float(frame), frame.sample_rate, sample_rate, 1)[:, 0]
 
 
 def _to_float(frame: AudioFrame) -> npt.NDArray[np.float32]:
@@ -110,15 +141,15 @@ def prepare(source: AudioSource, sample_rate: int, num_channels: int = 1) -> lis
     import numpy as np
 
     if isinstance(source, (str, PathLike)):
-        import soundfile
-
-        data, rate = soundfile.read(source, dtype="float32", always_2d=True)
-        runs: list[tuple[Any, int]] = [(data, int(rate))]
+        runs: list[tuple[Any, int]] = [read_file(source)]
     else:
         runs = []
         for frame in source:
-            if frame.sample_rate <= 0 or frame.num_channels <= 0:
-                raise ValueError("audio frame without sample_rate or num_channels")
+            if not acceptable(frame):
+                raise ValueError(
+                    f"not an audio frame of {RATE_RANGE[0]}-{RATE_RANGE[1]} Hz and 1-"
+                    f"{MAX_CHANNELS} channels: {frame!r:.80}"
+                )
             samples = _to_float(frame)
             last = runs[-1] if runs else None
             if last is not None and (last[1], last[0].shape[1]) == (
@@ -132,6 +163,33 @@ def prepare(source: AudioSource, sample_rate: int, num_channels: int = 1) -> lis
         _to_pcm(_convert(data, rate, sample_rate, num_channels)) for data, rate in runs if len(data)
     )
     return _chunk(pcm, sample_rate, num_channels)
+
+
+def read_file(
+    path: str | PathLike[str], max_seconds: float = MAX_FILE_SECONDS
+) -> tuple[npt.NDArray[np.float32], int]:
+    """An audio file's samples (float32, shape (samples, channels)) and its rate.
+
+    Whatever libsndfile reads (WAV, FLAC, OGG...). ``ValueError`` naming the file for one
+    that is missing, unreadable, empty, of a rate outside :data:`RATE_RANGE`, or longer
+    than ``max_seconds`` (checked before it is read, so memory stays bounded).
+    """
+    import soundfile
+
+    try:
+        info = soundfile.info(path)
+        if not RATE_RANGE[0] <= info.samplerate <= RATE_RANGE[1]:
+            raise ValueError(f"a sample rate of {info.samplerate} Hz")
+        if not 1 <= info.channels <= MAX_CHANNELS:
+            raise ValueError(f"{info.channels} channels")
+        if info.frames > max_seconds * info.samplerate:
+            raise ValueError(f"longer than {max_seconds:g} s")
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (OSError, RuntimeError, ValueError, TypeError, soundfile.LibsndfileError) as exc:
+        raise ValueError(f"{path}: not usable audio: {exc}") from None
+    if not len(data):
+        raise ValueError(f"{path}: holds no audio")
+    return data, int(rate)
 
 
 def silence(seconds: float, sample_rate: int, num_channels: int = 1) -> list[AudioFrame]:
@@ -181,8 +239,9 @@ class WavRecorder:
         self._closed = False
 
     def write(self, frame: AudioFrame) -> None:
-        """Append one frame (ignored once closed)."""
-        if self._closed or frame.sample_rate <= 0 or frame.num_channels <= 0:
+        """Append one frame (ignored once closed, or of a format no bot sends: see
+        :func:`acceptable`)."""
+        if self._closed or not acceptable(frame):
             return
         if self._file is None:
             self._open(frame.sample_rate, frame.num_channels)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -17,17 +17,24 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from lifecycle.events import EVENT_NAMES
 from lifecycle.media import AudioFrame
 from lifecycle.testing import audio
+from lifecycle.testing.recording import Recording, TwoSidedWav
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.dispatch import ClientEvent, EventStream
+    from lifecycle.testing.voice import Voice
 
 __all__ = ["DEFAULT_WITHIN", "Conversation", "event_text"]
 
 DEFAULT_WITHIN: Final = 10.0
 """Seconds ``expect`` waits by default."""
 TRAILING_SILENCE: Final = 1.0
-"""Seconds of silence ``play`` sends after the audio, as a microphone keeps sending."""
+"""Seconds of silence ``play`` and a spoken ``say`` send after the audio, as a microphone
+keeps sending."""
+SEND_AFTER_MAX_WAIT: Final = 30.0
+"""Seconds ``say_after`` waits for its event by default (pipecat.evals' send_after limit)."""
+MAX_PAUSE_MS: Final = 600_000
+"""The longest ``pause_ms`` in a spoken list."""
 _SHOWN_EVENTS: Final = 40  # the most events a failure lists (the latest ones)
 _SHOWN_TEXT: Final = 80
 _QUIET: Final = frozenset(
@@ -65,34 +72,127 @@ def _contains(text: str | None, needle: str) -> bool:
 class Conversation:
     """A user's side of a conversation with a READY client's bot.
 
-    ``say`` / ``play`` / ``press`` act as the user; ``expect`` asserts the next matching
-    event, in order; ``record`` writes the bot's audio to a WAV file. Use it as
-    ``async with Conversation(client) as conv:`` (or call :meth:`close`): that closes its
-    event stream and any recording. It keeps at most ``history`` events.
+    ``say`` / ``say_after`` / ``play`` / ``press`` act as the user (``say(..., speak=True)``
+    speaks through ``voice``, by default the local voice of the ``voice`` extra);
+    ``expect`` asserts the next matching event, in order; ``record`` writes the bot's audio
+    (or both sides) to a WAV file. Use it as ``async with Conversation(client) as conv:``
+    (or call :meth:`close`): that closes its event stream and any recording. It keeps at
+    most ``history`` events.
     """
 
-    def __init__(self, client: PipecatClient, *, history: int = 10_000) -> None:
+    def __init__(
+        self, client: PipecatClient, *, voice: Voice | None = None, history: int = 10_000
+    ) -> None:
         """Start watching ``client``'s events (from now on)."""
         self._client = client
+        self._voice = voice
         self._stream: EventStream = client.events(maxsize=history)
         self._seen: deque[ClientEvent] = deque(maxlen=history)
         self._first = 0  # absolute index of _seen[0]
         self._cursor = 0  # absolute index where the next expectation looks from
-        self._acted_at = time.monotonic()
+        self._acted_at = self._began_at = time.monotonic()
         self._acted = "the conversation started"
         self._matched_at: float | None = None
-        self._recordings: list[_Recording] = []
+        self._recordings: list[Recording] = []
+        self._two_sided: list[TwoSidedWav] = []
 
     # ------------------------------------------------------------------ the user's side
     async def say(
-        self, text: str, *, run_immediately: bool = True, audio_response: bool = True
-    ) -> str:
-        """Send ``text`` as the user (RTVI ``send-text``); returns its message id."""
-        msg_id = await self._client.send_text(
-            text, run_immediately=run_immediately, audio_response=audio_response
-        )
-        self._acted_now(f"say({text[:_SHOWN_TEXT]!r})")
-        return msg_id
+        self,
+        text: str | Sequence[str | int],
+        *,
+        speak: bool = False,
+        run_immediately: bool = True,
+        audio_response: bool = True,
+        trailing_silence: float = TRAILING_SILENCE,
+    ) -> str | None:
+        """Say ``text`` as the user: typed (RTVI ``send-text``), or spoken with ``speak``.
+
+        Typed, it returns the message id. Spoken, the conversation's voice synthesizes it
+        and it goes out as the microphone, paced in real time, then ``trailing_silence``
+        seconds of silence (so the bot's VAD hears the end of the turn); it returns None
+        once all of it is sent, and ``within`` of the next ``expect`` counts from the end of
+        the speech. ``text`` may be a list of texts and pauses (``int`` milliseconds of
+        silence, as pipecat.evals' ``pause_ms``): spoken as one stretch of audio, typed as
+        the texts joined by spaces.
+        """
+        parts = _parts(text)
+        shown = " ".join(p for p in parts if isinstance(p, str))
+        self._began_at = time.monotonic()
+        if not speak:
+            msg_id = await self._client.send_text(
+                shown, run_immediately=run_immediately, audio_response=audio_response
+            )
+            self._acted_now(f"say({shown[:_SHOWN_TEXT]!r})")
+            return msg_id
+        if trailing_silence < 0:
+            raise ValueError("trailing_silence must be >= 0")
+        rate, channels = audio.input_format(self._client.transport)
+        voice = self._voice
+        if voice is None:
+            from lifecycle.testing.voice import local_voice
+
+            # Loading espeak-ng's voice data takes a moment: off the event loop.
+            voice = self._voice = await asyncio.to_thread(local_voice)
+        frames = await asyncio.to_thread(_speech, voice, parts, rate, channels)
+        await audio.stream_to(self._send_audio, frames)
+        self._acted_now(f"say({shown[:_SHOWN_TEXT]!r}, speak=True)")
+        await audio.stream_to(self._send_audio, audio.silence(trailing_silence, rate, channels))
+        return None
+
+    async def say_after(
+        self,
+        event_name: str,
+        delay_ms: float,
+        text: str | Sequence[str | int],
+        *,
+        speak: bool = False,
+        within: float = SEND_AFTER_MAX_WAIT,
+    ) -> str | None:
+        """Say ``text`` ``delay_ms`` after ``event_name``: a barge-in (pipecat.evals' send_after).
+
+        The event is the latest ``event_name`` since the last ``say``/``play``/``press``
+        began, or, when none came yet, the next one (waited for up to ``within`` seconds,
+        else ``AssertionError`` listing the events seen). Then, at the event's time plus
+        ``delay_ms``, it says ``text`` as :meth:`say` does (``speak`` for speech). It does not
+        move where the next ``expect`` looks from.
+        """
+        if event_name not in EVENT_NAMES:
+            raise ValueError(f"unknown event {event_name!r}")
+        if not 0 <= delay_ms < float("inf"):
+            raise ValueError("delay_ms must be a finite number >= 0")
+        if not within > 0 or within == float("inf"):
+            raise ValueError("within must be a positive, finite number of seconds")
+        since, deadline = self._began_at, time.monotonic() + within
+        seen = await self._latest(event_name, since, deadline)
+        if seen is None:
+            raise AssertionError(
+                self._failure(f"no {event_name} to say after within {within:g}s", since, within)
+            )
+        wait = seen.at + delay_ms / 1000 - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the barge-in's own timing, not a wait for an event
+        return await self.say(text, speak=speak)
+
+    async def _latest(self, name: str, since: float, deadline: float) -> ClientEvent | None:
+        """The latest ``name`` event at or after ``since`` already arrived, else the next one."""
+        index = self._first
+        latest: ClientEvent | None = None
+        while True:
+            now = time.monotonic()
+            event = await self._event_at(index, now if latest is not None else deadline)
+            if event is None:
+                return latest
+            index = max(index, self._first) + 1
+            if event.name == name and event.at >= since:
+                latest = event
+
+    async def _send_audio(self, frame: AudioFrame) -> None:
+        """Send one frame as the microphone, and put it on every two-sided recording."""
+        at = time.monotonic()  # as the client's trace takes it, first thing in send_audio
+        await self._client.send_audio(frame)
+        for recorder in self._two_sided:
+            recorder.caller(frame, at)
 
     async def play(
         self,
@@ -111,14 +211,16 @@ class Conversation:
         if trailing_silence < 0:
             raise ValueError("trailing_silence must be >= 0")
         rate, channels = audio.input_format(self._client.transport)
+        self._began_at = time.monotonic()
         frames = audio.prepare(source, rate, channels)
-        await audio.stream_to(self._client.send_audio, frames)
+        await audio.stream_to(self._send_audio, frames)
         self._acted_now(f"play({source if isinstance(source, (str, PathLike)) else 'frames'})")
-        await audio.stream_to(self._client.send_audio, audio.silence(trailing_silence, rate))
+        await audio.stream_to(self._send_audio, audio.silence(trailing_silence, rate))
 
     async def press(self, keys: str | Iterable[str]) -> None:
         """Press DTMF keys (``0``-``9``, ``*``, ``#``); see ``PipecatClient.send_dtmf``."""
         buttons = keys if isinstance(keys, str) else list(keys)
+        self._began_at = time.monotonic()
         await self._client.send_dtmf(buttons)
         self._acted_now(f"press({''.join(buttons)!r})")
 
@@ -231,16 +333,31 @@ class Conversation:
         return self._acted
 
     # ------------------------------------------------------------------ recording
-    def record(self, path: str | PathLike[str]) -> None:
+    def record(self, path: str | PathLike[str], *, both: bool = False) -> None:
         """From now on write the bot's audio (``on_bot_audio``) to the WAV file ``path``.
 
-        The file is closed when the session ends (or at :meth:`close`). Call it from a
-        running event loop.
+        With ``both``, a stereo WAV: the caller (what this conversation sends) on the left,
+        the bot on the right, on one timeline whose sample 0 is the session's first traced
+        moment (so a sample's offset over the rate is the trace's timestamp), with silence
+        where nobody spoke. The file is closed when the session ends (or at :meth:`close`).
+        A frame of a format no bot sends is dropped, never an error. Call it from a running
+        event loop.
         """
-        recorder = audio.WavRecorder(path)
         stream = self._client.events("on_bot_audio", _ENDS_SESSION)
-        task = asyncio.get_running_loop().create_task(_record(stream, recorder))
-        self._recordings.append(_Recording(recorder, stream, task))
+        recorder: audio.WavRecorder | TwoSidedWav
+        if both:
+            recorder = TwoSidedWav(path, self._session_origin())
+            self._two_sided.append(recorder)
+        else:
+            recorder = audio.WavRecorder(path)
+        self._recordings.append(Recording(recorder, stream, _ENDS_SESSION))
+
+    def _session_origin(self) -> float:
+        session_id = self._client.session_id
+        for record in self._client.trace.sessions():
+            if record.session_id == session_id:
+                return record.started_at
+        return time.monotonic()
 
     # ------------------------------------------------------------------ closing
     async def close(self) -> None:
@@ -248,6 +365,7 @@ class Conversation:
         self._stream.close()
         for recording in self._recordings:
             await recording.finish()
+        self._two_sided.clear()
 
     async def __aenter__(self) -> Self:
         """The conversation itself."""
@@ -263,42 +381,30 @@ class Conversation:
         await self.close()
 
 
-class _Recording:
-    """One ``record(path)``: a task writing the stream's bot audio until the session ends."""
-
-    def __init__(
-        self, recorder: audio.WavRecorder, stream: EventStream, task: asyncio.Task[None]
-    ) -> None:
-        self.recorder, self.stream, self.task = recorder, stream, task
-
-    async def finish(self) -> None:
-        """Stop the task, write what the stream already holds, close the file."""
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        while not self.recorder.closed:
-            try:
-                # timeout(0) fires only if the stream would have to wait: nothing is left.
-                async with asyncio.timeout(0):
-                    event = await anext(self.stream)
-            except (TimeoutError, StopAsyncIteration):
-                break
-            _write(self.recorder, event)
-        self.stream.close()
-        self.recorder.close()
+def _parts(text: str | Sequence[str | int]) -> list[str | int]:
+    """``text`` as a list of texts and pauses (ms), checked."""
+    if isinstance(text, str):
+        return [text]
+    parts = list(text)
+    for part in parts:
+        if isinstance(part, bool) or not isinstance(part, str | int):
+            raise ValueError(f"say takes texts and pauses in ms (int), not {part!r:.60}")
+        if isinstance(part, int) and not 0 < part <= MAX_PAUSE_MS:
+            raise ValueError(f"a pause is 1 to {MAX_PAUSE_MS} ms, not {part}")
+    return parts
 
 
-def _write(recorder: audio.WavRecorder, event: ClientEvent) -> None:
-    if event.name == _ENDS_SESSION:
-        recorder.close()
-    else:
-        recorder.write(event.data)
-
-
-async def _record(stream: EventStream, recorder: audio.WavRecorder) -> None:
-    async for event in stream:
-        _write(recorder, event)
-        if recorder.closed:
-            stream.close()
+def _speech(voice: Voice, parts: Sequence[str | int], rate: int, channels: int) -> list[AudioFrame]:
+    """The parts spoken by ``voice`` with silences between, as 20 ms frames (in a thread)."""
+    frames: list[AudioFrame] = []
+    for part in parts:
+        if isinstance(part, int):
+            frames += audio.silence(part / 1000, rate, channels)
+            continue
+        spoken = voice(part)
+        if spoken:
+            frames += audio.prepare(spoken, rate, channels)
+    return frames
 
 
 def _describe(name: str, text_contains: str | None, predicate: object) -> str:

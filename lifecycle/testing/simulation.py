@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from lifecycle.errors import PipecatClientError
+from lifecycle.states import State
 from lifecycle.testing.model import (
     ModelCallLimitError,
     ModelClient,
@@ -46,6 +48,7 @@ from lifecycle.testing.simulation_file import (
     DEFAULT_MAX_SILENCE_S,
     DEFAULT_MAX_TURNS,
     Metric,
+    SimulationSpec,
 )
 from lifecycle.testing.simulation_judge import (
     JudgeFn,
@@ -256,6 +259,36 @@ class SimulatedCaller:
         self.model_timeout = model_timeout
         self._stream: EventStream = client.events(*Heard.WATCHED)
 
+    @classmethod
+    def from_spec(
+        cls,
+        client: PipecatClient,
+        spec: SimulationSpec,
+        *,
+        model: ModelEndpoint,
+        judge: ModelEndpoint | None = None,
+        judge_fn: JudgeFn | None = None,
+        max_model_calls: int | None = None,
+        voice: Any = None,
+    ) -> SimulatedCaller:
+        """The caller a simulation file describes (``max_model_calls``: the file's if None)."""
+        return cls(
+            client,
+            persona=spec.persona,
+            goal=spec.goal,
+            success=spec.success,
+            model=model,
+            judge=judge,
+            judge_fn=judge_fn,
+            voice=voice,
+            max_turns=spec.max_turns,
+            max_duration_s=spec.max_duration_s,
+            max_silence_s=spec.max_silence_s,
+            max_model_calls=max_model_calls or spec.max_model_calls,
+            metrics=spec.metrics,
+            name=spec.name,
+        )
+
     @property
     def instruction(self) -> str:
         """The system instruction the persona model runs under."""
@@ -289,6 +322,7 @@ class _Run:
         self.end_call: dict[str, Any] | None = None
         self.persona_calls = 0
         self.judge_calls = 0
+        self.anchor: float | None = None  # audio: when the bot heard the caller's turn end
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -361,7 +395,9 @@ class _Run:
             try:
                 async with asyncio.timeout(max(0.0, min(waits) - time.monotonic())):
                     event = await anext(events)
-            except (TimeoutError, StopAsyncIteration):
+            except StopAsyncIteration:
+                raise _Ended("bot") from None  # the stream was closed: nothing more comes
+            except TimeoutError:
                 now = time.monotonic()
                 if closing_ends is not None and now >= closing_ends:
                     raise _Ended("end_call") from None
@@ -397,9 +433,12 @@ class _Run:
         kind, detail = happened
         if kind == "ended":
             return True
-        if kind == "first_token" and self.turns and self.turns[-1].first_token_ms is None:
+        if kind == "heard_end":
+            self.anchor = event.at  # audio: from the bot noticing the caller stop, as pipecat
+        elif kind == "first_token" and self.turns and self.turns[-1].first_token_ms is None:
             last = self.turns[-1]
-            latency = (event.at - self.started - last.sent_at_s) * 1000
+            anchor = self.anchor if self.anchor is not None else self.started + last.sent_at_s
+            latency = (event.at - anchor) * 1000
             self.turns[-1] = replace(last, first_token_ms=max(0.0, latency))
         elif kind == "call":
             self.transcript.call(detail["name"], detail["args"])
@@ -449,29 +488,32 @@ class _Run:
 
     async def say(self, text: str) -> None:
         self.context.append({"role": "assistant", "content": text})
-        voice = self.caller.voice
-        if voice is None:
-            await self.caller.client.send_text(text)
-        else:
-            await self.speak(text)
+        try:
+            if self.caller.voice is None:
+                await self.caller.client.send_text(text)
+            else:
+                await self.speak(text)
+        except PipecatClientError:
+            # The bot ended the session while the persona was thinking.
+            if self.caller.client.state is State.READY:
+                raise
+            raise _Ended("bot") from None
         sent_at = self.now()
+        self.anchor = None
         self.heard.sent()
         self.transcript.user(text, sent_at)
         self.turns.append(SimulationTurn(len(self.turns) + 1, text, sent_at))
 
     async def speak(self, text: str) -> None:
-        """Audio modality: the voice's speech, paced in real time (lifecycle.testing.audio)."""
+        """Audio modality: the voice's speech, then a second of silence, in real time."""
         from lifecycle.testing import audio
 
-        rate, channels = audio.input_format(self.caller.client.transport)
+        client = self.caller.client
+        rate, channels = audio.input_format(client.transport)
         frames = audio.prepare(self.caller.voice(text), rate, channels)
-        await audio.stream_to(self.caller.client.send_audio, frames)
-        # The bot's VAD hears the end of speech in the silence after it; timing counts from
-        # the end of the speech, as Conversation.say(speak=True).
-        silence = audio.silence(1.0, rate)
-        asyncio.get_running_loop().create_task(
-            audio.stream_to(self.caller.client.send_audio, silence)
-        )
+        await audio.stream_to(client.send_audio, frames)
+        # The bot's VAD hears the end of the turn in the silence (as a microphone sends).
+        await audio.stream_to(client.send_audio, audio.silence(1.0, rate, channels))
 
     # ------------------------------------------------------------------ judging
     async def judged(self, duration: float) -> list[Verdict]:

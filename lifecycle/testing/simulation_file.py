@@ -142,8 +142,9 @@ def parse_simulation(
 ) -> SimulationSpec:
     """Check one merged simulation mapping (``persona:`` set) and build its spec.
 
-    ``data`` is plain YAML data (includes resolved, the file's defaults merged in); ``path``
-    names the file in messages; ``line_of`` maps a dotted key to its line.
+    The scenario loader's hook: ``data`` is plain YAML data (includes resolved, the file's
+    defaults merged in, ``name`` the full ``file/scenario`` name); ``path`` names the file in
+    messages; ``line_of`` maps a dotted key (``metrics.0.min_score``) to its line.
     """
     return _Parser(path, line_of or (lambda _key: 0)).simulation(data)
 
@@ -186,7 +187,7 @@ class _Parser:
                 data, "max_model_calls", DEFAULT_MAX_MODEL_CALLS, 100_000
             ),
             path=self.path,
-            line=self.line_of("name"),
+            line=self.line_of(""),
         )
 
     def text(self, data: Mapping[str, Any], key: str) -> str:

@@ -30,6 +30,7 @@ class Heard:
         "on_bot_llm_stopped",
         "on_bot_started_speaking",
         "on_bot_stopped_speaking",
+        "on_user_stopped_speaking",
         "on_llm_function_call_in_progress",
         "on_llm_function_call",
         "on_llm_function_call_stopped",
@@ -47,13 +48,16 @@ class Heard:
         self._awaiting = False  # sent; text before the next bot-llm-started is stale
         self._first_pending = False
         self._speaking = False
+        self._spoken = False  # audio: the bot has spoken since its turn began
         self._ready = False
 
     def feed(self, event: ClientEvent) -> tuple[str, dict[str, Any]] | None:
         """One event in; what happened that the run records, if anything.
 
         ``("ended", {})``, ``("first_token", {})`` (the first sign of the reply to the last
-        send), ``("call", {name, args})`` or ``("cancelled", {name})``.
+        send: its first LLM token in text, the bot starting to speak in audio),
+        ``("heard_end", {})`` (audio: the bot noticed the caller stop, the latency's anchor),
+        ``("call", {name, args})`` or ``("cancelled", {name})``.
         """
         name, data = event.name, event.data
         if name in ("on_disconnected", "on_bot_disconnected"):
@@ -73,12 +77,15 @@ class Heard:
             if not self._awaiting:
                 self._segment_done()
         elif name == "on_bot_started_speaking":
-            self._speaking = True
+            self._speaking = self._spoken = True
             if self._first_pending and self.audio:
                 self._first_pending = False
                 return "first_token", {}
         elif name == "on_bot_stopped_speaking":
             self._speaking = False
+        elif name == "on_user_stopped_speaking":
+            if self._first_pending and self.audio:
+                return "heard_end", {}
         elif name in ("on_llm_function_call_in_progress", "on_llm_function_call"):
             call_id = getattr(data, "tool_call_id", None)
             if call_id is not None and call_id in self._call_ids:
@@ -103,13 +110,15 @@ class Heard:
         self._ready = bool(self._segments) and self._calls == 0
 
     def bot_turn_ready(self) -> bool:
-        """Whether the bot's turn is complete (and, with audio, it stopped speaking)."""
-        return self._ready and not (self.audio and self._speaking)
+        """Whether the bot's turn is complete (with audio: it spoke, and stopped speaking)."""
+        if self.audio:
+            return self._ready and self._spoken and not self._speaking
+        return self._ready
 
     def take_turn(self) -> str:
         """The bot's whole turn, joined; the next turn starts empty."""
         text = " ".join(self._segments)[:MAX_TURN_TEXT]
-        self._segments, self._ready = [], False
+        self._segments, self._ready, self._spoken = [], False, False
         return text
 
     def sent(self) -> None:

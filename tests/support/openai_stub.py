@@ -15,6 +15,7 @@ the default handler answers "ok". Every request is recorded with its headers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -187,6 +188,9 @@ class OpenAIStub:
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: with Nagle's algorithm on, the body waits for the
+    # client's delayed ACK (40 ms a request on Linux).
+    disable_nagle_algorithm = True
     owner: OpenAIStub
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -249,8 +253,12 @@ def _error_body(status: int) -> bytes:
     return json.dumps({"error": {"message": f"stub error {status}", "type": "stub"}}).encode()
 
 
+_IDS = itertools.count(1)
+
+
 def _call_id(index: int, tool: Tool) -> str:
-    return tool.id or f"call_{index}_{tool.name}"
+    # Unique per call, as OpenAI's: a client dedupes function-call messages by this id.
+    return tool.id or f"call_{next(_IDS)}_{index}_{tool.name}"
 
 
 def _arguments(tool: Tool) -> str:

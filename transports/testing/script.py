@@ -204,7 +204,7 @@ class BotScript:
         }
         actions.append(Send(m.envelope("bot-ready", ready, msg_id)))
         if self.dialogue is not None and self.dialogue.greeting:
-            actions.append(self._speak(self._reply_actions(self.dialogue.greeting, audio=False)))
+            actions.append(self._speak(self._reply_actions(self.dialogue.greeting, audio=True)))
         return actions
 
     def _client_message(self, data: Any, msg_id: Any) -> list[Action]:

@@ -1,0 +1,239 @@
+"""Simulation files on the command line: ``test`` runs them, ``load --scenario`` repeats them.
+
+``pipecat-lifecycle test`` hands every simulation (a scenario with ``persona:``) to
+:func:`run_simulation`: each of its ``runs`` (times ``--repeat``) is a session of its own in
+which a :class:`~lifecycle.testing.simulation.SimulatedCaller` talks to the bot; the persona
+model is the file's ``simulator:`` block unless ``--simulator-url`` / ``--simulator-model``
+override it, the judge the file's ``judge.eval:`` block unless ``--judge`` or ``--judge-url``
+/ ``--judge-model`` do. ``--max-model-calls`` caps each run's model calls (the file's
+``max_model_calls:`` otherwise, default 100). ``--logs-dir DIR`` gets one conversation file
+per run (``<file>__<scenario>__<run>.conversation.json``), ``--report DIR`` one HTML timeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from lifecycle.cli.options import positive_int
+from lifecycle.errors import PipecatClientError
+
+if TYPE_CHECKING:
+    from lifecycle.client import PipecatClient
+    from lifecycle.testing.model import ModelEndpoint
+    from lifecycle.testing.simulation import SimulationResult
+    from lifecycle.testing.simulation_file import SimulationSpec
+    from lifecycle.testing.simulation_judge import JudgeFn
+
+__all__ = [
+    "SimulationOutcome",
+    "add_simulation_options",
+    "print_simulation",
+    "run_simulation",
+    "write_conversation",
+]
+
+_SAFE: Final = re.compile(r"[^\w.-]+", flags=re.ASCII)
+
+
+def add_simulation_options(parser: argparse.ArgumentParser) -> None:
+    """``--simulator-url/-model``, ``--max-model-calls``, ``--repeat``, ``--logs-dir``."""
+    group = parser.add_argument_group("simulated callers (files with persona:)")
+    group.add_argument(
+        "--simulator-url",
+        metavar="URL",
+        help="OpenAI-compatible base URL of the persona model (overrides simulator:)",
+    )
+    group.add_argument(
+        "--simulator-model", metavar="NAME", help="the persona model (overrides simulator:)"
+    )
+    group.add_argument(
+        "--max-model-calls",
+        type=positive_int,
+        metavar="N",
+        help="cap on model calls per run, persona and judge together (default: the file's "
+        "max_model_calls:, else 100)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run every scenario N times (pass rate per scenario; exit 1 if any run failed)",
+    )
+    parser.add_argument(
+        "--logs-dir",
+        metavar="DIR",
+        help="write each simulated run's conversation JSON to DIR (made if missing)",
+    )
+
+
+@dataclass
+class SimulationOutcome:
+    """A simulation's runs; ``error`` when it could not run at all."""
+
+    spec: SimulationSpec
+    results: list[SimulationResult] = field(default_factory=list)
+    error: str | None = None
+    unreachable: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """Every run passed (and there was one)."""
+        return self.error is None and bool(self.results) and all(r.passed for r in self.results)
+
+    @property
+    def pass_rate(self) -> float:
+        """The share of runs that passed."""
+        runs = len(self.results)
+        return sum(r.passed for r in self.results) / runs if runs else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary (``--json``)."""
+        return {
+            "name": self.spec.name,
+            "kind": "simulation",
+            "passed": self.passed,
+            "pass_rate": round(self.pass_rate, 4),
+            "runs": [r.to_json() for r in self.results],
+            "error": self.error,
+        }
+
+
+JudgeChoice = tuple["ModelEndpoint | None", "JudgeFn | None"]
+
+
+def persona_endpoint(spec: SimulationSpec, args: argparse.Namespace) -> ModelEndpoint:
+    """The persona model: the ``simulator:`` block, overridden by the command line."""
+    from lifecycle.testing.model import endpoint_from_block
+
+    return endpoint_from_block(spec.simulator, url=args.simulator_url, model=args.simulator_model)
+
+
+def default_judge(spec: SimulationSpec, args: argparse.Namespace) -> JudgeChoice:
+    """``--judge``, ``--judge-url``/``--judge-model``, or the file's ``judge.eval:`` block."""
+    from lifecycle.testing.model import endpoint_from_block
+
+    judge_fn = getattr(args, "judge_fn", None)
+    if judge_fn is not None:
+        return None, judge_fn
+    url = getattr(args, "judge_url", None)
+    model = getattr(args, "judge_model", None)
+    if url is None and not spec.judge:
+        return None, None
+    return endpoint_from_block(spec.judge, url=url, model=model), None
+
+
+async def run_simulation(
+    spec: SimulationSpec,
+    args: argparse.Namespace,
+    *,
+    new_client: Callable[[], PipecatClient],
+    connect: Callable[[PipecatClient], Awaitable[None]],
+    judge_for: Callable[[SimulationSpec, argparse.Namespace], JudgeChoice] = default_judge,
+    out: TextIO = sys.stdout,
+    report: Callable[[PipecatClient, SimulationSpec, int], None] | None = None,
+) -> SimulationOutcome:
+    """Every run of ``spec`` (``runs`` x ``--repeat``), each in a session of its own."""
+    from lifecycle.testing.simulation import SimulatedCaller
+
+    outcome = SimulationOutcome(spec)
+    try:
+        model = persona_endpoint(spec, args)
+        judge, judge_fn = judge_for(spec, args)
+    except ValueError as exc:
+        outcome.error, outcome.unreachable = f"{spec.name}: {exc}", True
+        return outcome
+    total = spec.runs * args.repeat
+    for run in range(1, total + 1):
+        client = new_client()
+        caller = SimulatedCaller.from_spec(
+            client,
+            spec,
+            model=model,
+            judge=judge,
+            judge_fn=judge_fn,
+            max_model_calls=args.max_model_calls,
+        )
+        try:
+            await connect(client)
+            result = await caller.run()
+        except PipecatClientError as exc:
+            outcome.error = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
+            outcome.unreachable = True
+            return outcome
+        finally:
+            await client.disconnect()
+        result.run = run
+        outcome.results.append(result)
+        print_simulation(result, total, out)
+        if args.logs_dir:
+            write_conversation(args.logs_dir, spec, result, out)
+        if report is not None:
+            report(client, spec, run)
+        if result.unreachable:
+            break  # the model endpoint is down: the next run would fail alike
+    return outcome
+
+
+def print_simulation(result: SimulationResult, runs: int, out: TextIO) -> None:
+    """The run's verdict line, then one line per turn, then each verdict."""
+    verdict = "PASSED" if result.passed else "FAILED"
+    which = f" run {result.run}/{runs}" if runs > 1 else ""
+    print(
+        f"\n{result.name}{which}  {verdict}  (ended by {result.end_reason}, "
+        f"{len(result.turns)} turn(s), {result.duration_s:.2f} s, "
+        f"{result.model_calls} model call(s))",
+        file=out,
+    )
+    for turn in result.turns:
+        latency = "-" if turn.first_token_ms is None else f"{turn.first_token_ms:.0f} ms"
+        calls = f"  calls: {', '.join(turn.function_calls)}" if turn.function_calls else ""
+        print(f"  {turn.index:>3}  {latency:>8}  caller: {_short(turn.caller)}{calls}", file=out)
+        if turn.bot:
+            print(f"  {'':>3}  {'':>8}  bot:    {_short(turn.bot)}", file=out)
+    for v in result.verdicts:
+        score = "" if v.score is None else f" {v.score:.2f}"
+        print(f"  {'ok  ' if v.passed else 'FAIL'} {v.name}{score}: {_short(v.reason)}", file=out)
+    if not result.passed:
+        print(f"  FAIL {result.reason}", file=out)
+
+
+def _short(text: str, most: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def run_stem(spec: SimulationSpec, run: int) -> str:
+    """``<file stem>__<scenario>__<run, 3 digits>``, safe as a file name."""
+    _, slash, scenario = spec.name.partition("/")
+    scenario = scenario if slash else spec.name
+    stem = f"{Path(spec.path).stem}__{scenario}__{run:03d}"
+    return _SAFE.sub("_", stem).lstrip(".") or "simulation"
+
+
+def write_conversation(
+    directory: str, spec: SimulationSpec, result: SimulationResult, out: TextIO
+) -> Path | None:
+    """``DIR/<stem>.conversation.json``: the run's conversation, turns and verdicts."""
+    path = Path(directory) / f"{run_stem(spec, result.run)}.conversation.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"  could not write {path}: {exc}", file=out)
+        return None
+    return path
+
+
+def exit_code(outcomes: Sequence[SimulationOutcome]) -> int:
+    """3 when a bot or model endpoint could not be reached, 1 when a run failed, else 0."""
+    if any(o.unreachable or any(r.unreachable for r in o.results) for o in outcomes):
+        return 3
+    return 0 if all(o.passed for o in outcomes) else 1
