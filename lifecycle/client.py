@@ -20,6 +20,7 @@ from lifecycle.dispatch import EventBus
 from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
+    MessageError,
     PipecatClientError,
     RequestTimeoutError,
     SessionCancelledError,
@@ -505,10 +506,12 @@ class PipecatClient(EventRegistration):
         Returns the message id.
         """
         session = self._require_ready()
-        version = session.bot_info.version if session.bot_info is not None else ""
+        info = self._protocol.bot_info
+        version = info.version if info is not None else ""
         if not rtvi.supports_send_file(version):
             raise MessageError(
-                f"the bot speaks RTVI {_prefix(version) or '?'}; send-file needs 2.2 or later"
+                f"the bot speaks RTVI {bounded(version, _PREFIX) or '?'}; "
+                "send-file needs 2.2 or later"
             )
         encoded = base64.b64encode(data).decode("ascii")
         message = rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately)

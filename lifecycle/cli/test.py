@@ -1,4 +1,4 @@
-"""``pipecat-lifecycle test``: run pipecat.evals' scenario files against a bot (API.md §16).
+"""``pipecat-lifecycle test``: run pipecat.evals' scenario files against a bot.
 
 Every file is validated first, all of them, every problem listed (exit 2); ``--validate``
 stops there. Then each scenario runs in a session of its own (``--start URL``: a start
