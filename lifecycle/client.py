@@ -49,7 +49,7 @@ from lifecycle.protocol import (
 )
 from lifecycle.registration import EventCallback, EventRegistration
 from lifecycle.rtvi import BotReadyData
-from lifecycle.session_io import SessionIO, TransportSink
+from lifecycle.session_io import SessionIO, SessionSink
 from lifecycle.start import APIRequest, as_api_request, post_start
 from lifecycle.states import State
 from lifecycle.timeouts import check_seconds
@@ -336,7 +336,7 @@ class PipecatClient(EventRegistration):
             self._abandoned_transport = False
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._transport.disconnect(), _TRANSPORT_CLOSE_TIMEOUT)
-        sink = TransportSink(
+        sink = SessionSink(
             self._protocol,
             self._bus,
             lambda actions: self._carry_out(session, actions),

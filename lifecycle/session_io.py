@@ -21,7 +21,7 @@ from lifecycle.rtvi import BotReadyData
 from lifecycle.start import APIRequest
 from lifecycle.transport import Inbound
 
-__all__ = ["SessionIO", "TransportSink"]
+__all__ = ["SessionIO", "SessionSink"]
 
 
 @dataclass(eq=False)
@@ -42,8 +42,8 @@ class SessionIO:
     transport_used: bool = False
 
 
-class TransportSink:
-    """The :class:`~lifecycle.transport.TransportEvents` sink of one session.
+class SessionSink:
+    """The :class:`~lifecycle.transport.TransportSink` sink of one session.
 
     Each report goes to the protocol, and the actions it returns to the driver's
     carrying-out loop. Reports arriving once the session began to end, or from an older

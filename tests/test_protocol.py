@@ -370,7 +370,7 @@ async def test_one_bot_output_passes_each_layer_once(monkeypatch: pytest.MonkeyP
 
     from lifecycle import PipecatClient
     from lifecycle.dispatch import EventBus
-    from lifecycle.session_io import TransportSink
+    from lifecycle.session_io import SessionSink
     from transports.loopback import LoopbackBot, LoopbackTransport
 
     bot = LoopbackBot()
@@ -381,7 +381,7 @@ async def test_one_bot_output_passes_each_layer_once(monkeypatch: pytest.MonkeyP
         await client.connect()
     calls: Counter[str] = Counter()
     for owner, name in (
-        (TransportSink, "message_received"),
+        (SessionSink, "message_received"),
         (SessionProtocol, "receive"),
         (PipecatClient, "_carry_out"),
         (EventBus, "emit"),

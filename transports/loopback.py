@@ -19,7 +19,7 @@ from typing import Any
 from lifecycle import rtvi
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents
+from lifecycle.transport import ConnectRequest, Transport, TransportSink
 from transports._tasks import TaskSet
 from transports.testing import messages
 from transports.testing.actions import Handler
@@ -35,7 +35,7 @@ BOT_LIBRARY = "pipecat-lifecycle-loopback"
 class _Link:
     """One live connection between the transport and the bot, with its script."""
 
-    def __init__(self, bot: LoopbackBot, events: TransportEvents) -> None:
+    def __init__(self, bot: LoopbackBot, events: TransportSink) -> None:
         self.events = events
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.tasks = TaskSet()
@@ -259,7 +259,7 @@ class LoopbackBot:
         await link.close()
         link.events.transport_closed(clean=clean, reason=reason)
 
-    async def _attach(self, events: TransportEvents) -> _Link:
+    async def _attach(self, events: TransportSink) -> _Link:
         if self.connect_delay:
             await asyncio.sleep(self.connect_delay)
         if self.fail_connect is not None:
@@ -312,7 +312,7 @@ class LoopbackTransport(Transport):
         self.bot = bot
         self._link: _Link | None = None
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         """Attach to the bot (raising its ``fail_connect``), then report connected."""
         self._link = await self.bot._attach(events)
         events.transport_connected()

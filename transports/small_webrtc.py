@@ -69,7 +69,7 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import encode
 from lifecycle.timeouts import check_seconds
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from lifecycle.transport import ConnectRequest, Transport, TransportSink, first_param
 from transports._errors import transport_error
 from transports._liveness import PeerLiveness
 from transports._tasks import TaskSet
@@ -183,7 +183,7 @@ class _Session:
 
     def __init__(
         self,
-        events: TransportEvents,
+        events: TransportSink,
         url: str,
         headers: Mapping[str, str],
         request_data: Any,
@@ -303,7 +303,7 @@ class SmallWebRTCTransport(Transport):
 
     # ------------------------------------------------------------------ connect
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         """Offer, get the answer, wait for the data channel; then report connected."""
         from aiortc import RTCConfiguration, RTCPeerConnection
         from aiortc.rtcconfiguration import RTCBundlePolicy

@@ -89,7 +89,7 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
 from lifecycle.timeouts import check_seconds
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from lifecycle.transport import ConnectRequest, Transport, TransportSink, first_param
 from transports._errors import transport_error
 from transports._pb import frames_pb2 as pb
 from transports._ws_diagnosis import (
@@ -320,7 +320,7 @@ class WebSocketTransport(Transport):
         self._loop = loop
         self._lock = asyncio.Lock()  # an asyncio.Lock belongs to the loop that first waits
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         """Open the WebSocket, start the reader and writer, then report ``transport_connected``.
 
         Raises :class:`TransportError` on any handshake failure (refused, HTTP error, TLS, bad
@@ -430,7 +430,7 @@ class WebSocketTransport(Transport):
             except ConnectionClosed:
                 return  # the reader reports the close
 
-    async def _read(self, ws: ClientConnection, events: TransportEvents) -> None:
+    async def _read(self, ws: ClientConnection, events: TransportSink) -> None:
         error: BaseException | None = None
         try:
             while True:
@@ -466,7 +466,7 @@ class WebSocketTransport(Transport):
         with contextlib.suppress(Exception):
             events.transport_closed(clean=clean, error=None if clean else error, reason=reason)
 
-    def _dispatch(self, data: str | bytes, events: TransportEvents) -> None:
+    def _dispatch(self, data: str | bytes, events: TransportSink) -> None:
         try:
             if isinstance(data, str):
                 events.message_dropped("text WebSocket frame where a binary protobuf frame belongs")
