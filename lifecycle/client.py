@@ -10,7 +10,6 @@ waiting requests.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -20,7 +19,6 @@ from lifecycle.dispatch import EventBus
 from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
-    MessageError,
     PipecatClientError,
     RequestTimeoutError,
     SessionCancelledError,
@@ -506,17 +504,9 @@ class PipecatClient(EventRegistration):
         Returns the message id.
         """
         session = self._require_ready()
-        info = self._protocol.bot_info
-        version = info.version if info is not None else ""
-        if not rtvi.supports_send_file(version):
-            raise MessageError(
-                f"the bot speaks RTVI {bounded(version, _PREFIX) or '?'}; "
-                "send-file needs 2.2 or later"
-            )
-        encoded = base64.b64encode(data).decode("ascii")
-        message = rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately)
-        self._send(message, session)
-        msg_id: str = message["id"]
+        send = self._protocol.file(content, data, mime, name, run_immediately=run_immediately)
+        self._carry_out(session, [send])
+        msg_id: str = send.message["id"]
         return msg_id
 
     async def send_dtmf(self, buttons: str | Sequence[str]) -> None:

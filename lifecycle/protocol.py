@@ -15,6 +15,7 @@ it says. See ``docs/embed.md`` for a synchronous driver.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -412,6 +413,20 @@ class SessionProtocol:
         self.require_ready()
         version = self.bot_info.version if self.bot_info is not None else ""
         return [Send(message) for message in rtvi.dtmf(keys, version)]
+
+    def file(
+        self, content: str, data: bytes, mime: str, name: str | None, *, run_immediately: bool
+    ) -> Send:
+        """The ``send-file`` message (``data`` inline as base64), if the bot is ready and
+        speaks RTVI 2.2 or later; else :class:`~lifecycle.errors.MessageError`."""
+        self.require_ready()
+        version = self.bot_info.version if self.bot_info is not None else ""
+        if not rtvi.supports_send_file(version):
+            raise MessageError(
+                f"the bot speaks RTVI {_prefix(version) or '?'}; send-file needs 2.2 or later"
+            )
+        encoded = base64.b64encode(data).decode("ascii")
+        return Send(rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately))
 
     def timeout_message(self, limit: float) -> str:
         """Why no ``bot-ready`` came within ``limit`` seconds, from what the session saw."""

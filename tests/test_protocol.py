@@ -164,6 +164,15 @@ def test_dtmf_follows_the_bots_version() -> None:
     assert [s.message["data"] for s in ready().dtmf("12")] == [{"buttons": ["1", "2"]}]
 
 
+def test_send_file_needs_a_bot_on_rtvi_2_2() -> None:
+    send = ready().file("see", b"\x00\x01", "image/png", "a.png", run_immediately=True)
+    assert send.message["data"]["file"]["source"] == {"type": "bytes", "bytes": "AAE="}
+    protocol = connected()
+    protocol.receive(msg("bot-ready", {"version": "2.1.0"}))
+    with pytest.raises(MessageError, match=r"2\.1\.0; send-file needs 2\.2"):
+        protocol.file("see", b"", "image/png", None, run_immediately=True)
+
+
 # ----------------------------------------------------------------- responses
 
 
