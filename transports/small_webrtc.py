@@ -60,7 +60,6 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 from lifecycle.errors import TransportError
 from lifecycle.http import send_json
@@ -73,6 +72,7 @@ from lifecycle.transport import ConnectRequest, Transport, TransportSink, first_
 from transports._errors import transport_error
 from transports._liveness import PeerLiveness
 from transports._tasks import TaskSet
+from transports.webrtc_config import offer_url, parse_ice_servers, start_base_url
 from transports.webrtc_media import (
     INSTALL_HINT,
     OutgoingAudio,
@@ -82,7 +82,7 @@ from transports.webrtc_media import (
 )
 
 if TYPE_CHECKING:
-    from aiortc import MediaStreamTrack, RTCDataChannel, RTCIceServer, RTCPeerConnection
+    from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 
 __all__ = [
     "INSTALL_HINT",
@@ -103,82 +103,7 @@ DEFAULT_DEAD_PEER_TIMEOUT: Final = 5.0
 """Seconds of silence after which a peer is reported lost."""
 
 
-def start_base_url(start_endpoint: str) -> str:
-    """The start URL without its last path segment, query and fragment.
-
-    ``http://h/api/start`` -> ``http://h/api``; ``http://h/start`` -> ``http://h``.
-    """
-    parts = urlsplit(start_endpoint)
-    path = parts.path.rstrip("/")
-    base_path = path.rsplit("/", 1)[0] if "/" in path else ""
-    return urlunsplit((parts.scheme, parts.netloc, base_path, "", ""))
-
-
-def offer_url(
-    params: Mapping[str, Any] | None, start_endpoint: str | None, default: str | None
-) -> tuple[str, bool]:
-    """Where to POST the offer, and whether it is a start_bot session URL.
-
-    An explicit ``webrtcUrl``/``webrtc_url`` param wins; then a ``sessionId`` with the start
-    endpoint; then ``default`` (the constructor's URL). Raises ValueError when none applies.
-    """
-    explicit = first_param(params, "webrtcUrl", "webrtc_url")
-    if explicit is not None:
-        if not isinstance(explicit, str) or not explicit:
-            raise ValueError("webrtcUrl must be a non-empty string")
-        return explicit, False
-    session_id = first_param(params, "sessionId", "session_id")
-    if session_id is not None:
-        if start_endpoint is None:
-            if default is not None:
-                return default, False
-            raise ValueError("a sessionId needs the start endpoint (use start_bot first)")
-        return f"{start_base_url(start_endpoint)}/sessions/{session_id}/api/offer", True
-    if default is not None:
-        return default, False
-    raise ValueError(
-        "no offer URL: pass webrtc_url to SmallWebRTCTransport, or connect params "
-        "with webrtcUrl, or a start_bot response with sessionId"
-    )
-
-
-def parse_ice_servers(servers: Any) -> list[RTCIceServer]:
-    """aiortc ``RTCIceServer`` objects from URL strings, ``RTCIceServer``s or dicts.
-
-    Dicts are the browser form ``{"urls": str | [str], "username"?, "credential"?}``.
-    ``None`` and ``[]`` both mean no ICE server at all. Raises ValueError on anything else.
-    """
-    from aiortc import RTCIceServer
-
-    if servers is None:
-        return []
-    if isinstance(servers, str | Mapping | RTCIceServer):
-        servers = [servers]
-    if not isinstance(servers, Sequence):
-        raise ValueError(f"ice servers must be a list, not {type(servers).__name__}")
-    result: list[RTCIceServer] = []
-    for server in servers:
-        if isinstance(server, RTCIceServer):
-            result.append(server)
-        elif isinstance(server, str) and server:
-            result.append(RTCIceServer(urls=server))
-        elif isinstance(server, Mapping) and server.get("urls"):
-            urls = server["urls"]
-            if not (isinstance(urls, str) or all(isinstance(u, str) for u in urls)):
-                raise ValueError("ice server urls must be strings")
-            result.append(
-                RTCIceServer(
-                    urls=urls if isinstance(urls, str) else list(urls),
-                    username=server.get("username"),
-                    credential=server.get("credential"),
-                )
-            )
-        else:
-            raise ValueError(f"invalid ice server: {type(server).__name__}")
-    return result
-
-
-class _Session:
+class _PeerSession:
     """One peer connection and everything it owns."""
 
     def __init__(
@@ -293,7 +218,7 @@ class SmallWebRTCTransport(Transport):
         self._audio_source = audio_source
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log = get_logger(logger).bind(transport="small_webrtc")
-        self._session: _Session | None = None
+        self._session: _PeerSession | None = None
         self._audio: OutgoingAudio | None = None
 
     @property
@@ -326,7 +251,7 @@ class SmallWebRTCTransport(Transport):
             RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
         log = self._log.bind(url=redact_url(url), session_id=request.session_id)
-        session = _Session(events, url, headers, request_data, pc, log)
+        session = _PeerSession(events, url, headers, request_data, pc, log)
         self._session = session
         try:
             self._setup(session)
@@ -347,7 +272,7 @@ class SmallWebRTCTransport(Transport):
         log.info("webrtc connected", pc_id=session.pc_id)
         events.transport_connected()
 
-    def _setup(self, session: _Session) -> None:
+    def _setup(self, session: _PeerSession) -> None:
         pc = session.pc
         if self._audio_source is not None:
             audio_track = self._audio_source
@@ -386,7 +311,7 @@ class SmallWebRTCTransport(Transport):
             if track.kind == "audio":
                 session.spawn(self._read_audio(session, track), "webrtc-audio-reader")
 
-    async def _negotiate(self, session: _Session, *, restart_pc: bool) -> None:
+    async def _negotiate(self, session: _PeerSession, *, restart_pc: bool) -> None:
         from aiortc import RTCSessionDescription
 
         pc = session.pc
@@ -409,7 +334,7 @@ class SmallWebRTCTransport(Transport):
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         await self._flush_candidates(session)
 
-    async def _post(self, session: _Session, method: str, body: Mapping[str, Any]) -> Any:
+    async def _post(self, session: _PeerSession, method: str, body: Mapping[str, Any]) -> Any:
         """One signalling request; any failure raises TransportError (URL redacted)."""
         where = redact_url(session.url)
         failure: TransportError | None = None
@@ -448,7 +373,7 @@ class SmallWebRTCTransport(Transport):
         if session.pc_id is not None:
             session.spawn(self._flush_candidates(session), "webrtc-trickle")
 
-    async def _flush_candidates(self, session: _Session) -> None:
+    async def _flush_candidates(self, session: _PeerSession) -> None:
         if not session.pending_candidates or session.pc_id is None:
             return
         batch, session.pending_candidates = session.pending_candidates, []
@@ -460,7 +385,7 @@ class SmallWebRTCTransport(Transport):
 
     # ------------------------------------------------------------------ inbound
 
-    def _on_message(self, session: _Session, message: str | bytes) -> None:
+    def _on_message(self, session: _PeerSession, message: str | bytes) -> None:
         if session.ending:
             return
         session.heard()
@@ -477,7 +402,7 @@ class SmallWebRTCTransport(Transport):
                     return
         session.events.message_received(message)
 
-    def _on_signalling(self, session: _Session, message: Any) -> None:
+    def _on_signalling(self, session: _PeerSession, message: Any) -> None:
         kind = message.get("type") if isinstance(message, Mapping) else None
         session.log.debug("webrtc signalling", signal=kind)
         if kind == "peerLeft":
@@ -488,7 +413,7 @@ class SmallWebRTCTransport(Transport):
         elif kind != "trackStatus":
             session.events.message_dropped(f"unknown signalling message {kind!r}")
 
-    async def _renegotiate(self, session: _Session) -> None:
+    async def _renegotiate(self, session: _PeerSession) -> None:
         async with session.renegotiating:
             if session.ending or session.closed_reported:
                 return
@@ -498,7 +423,7 @@ class SmallWebRTCTransport(Transport):
             except Exception as exc:
                 session.log.warning("webrtc renegotiation failed", error=describe_exception(exc))
 
-    async def _read_audio(self, session: _Session, track: MediaStreamTrack) -> None:
+    async def _read_audio(self, session: _PeerSession, track: MediaStreamTrack) -> None:
         from aiortc.mediastreams import MediaStreamError
 
         while True:
@@ -510,7 +435,7 @@ class SmallWebRTCTransport(Transport):
             if audio is not None and not session.ending:
                 session.events.audio_received(audio)
 
-    async def _keepalive(self, session: _Session) -> None:
+    async def _keepalive(self, session: _PeerSession) -> None:
         while True:
             channel = session.channel
             if channel is None or channel.readyState != "open":
@@ -518,7 +443,7 @@ class SmallWebRTCTransport(Transport):
             channel.send(f"ping: {int(time.time() * 1000)}")
             await asyncio.sleep(KEEPALIVE_INTERVAL)
 
-    async def _watch_peer(self, session: _Session, liveness: PeerLiveness) -> None:
+    async def _watch_peer(self, session: _PeerSession, liveness: PeerLiveness) -> None:
         """End the session as lost once the peer has been silent for ``dead_peer_timeout``."""
         marks: set[tuple[Any, datetime.datetime]] = set()
         while not session.ending and not session.closed_reported:
@@ -584,7 +509,7 @@ class SmallWebRTCTransport(Transport):
         self._audio = None
         self._loop = loop
 
-    async def _teardown(self, session: _Session) -> None:
+    async def _teardown(self, session: _PeerSession) -> None:
         session.ending = True
         if not session.link_up.done():
             session.link_up.cancel()
