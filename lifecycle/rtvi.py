@@ -10,11 +10,11 @@ import itertools
 import json
 import platform
 import uuid
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
+from lifecycle.deprecation import renamed
 from lifecycle.events import TYPED_EVENTS
 
 __all__ = [
@@ -443,21 +443,9 @@ def protocol_major(version: str) -> int | None:
     return int(head)
 
 
-_DEPRECATED: Final[Mapping[str, tuple[str, Any]]] = {
-    "InboundEvent": ("InboundMessage", InboundMessage),
-    "to_event": ("classify", classify),
-}
-
-
-def __getattr__(name: str) -> Any:
-    # Old names kept for one release (CHANGELOG: Deprecated): "event" now means only what the
-    # client emits to callbacks; a decoded RTVI message is a message.
-    if name in _DEPRECATED:
-        new, value = _DEPRECATED[name]
-        warnings.warn(
-            f"lifecycle.rtvi.{name} is deprecated: use lifecycle.rtvi.{new}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Old names kept for one release (CHANGELOG: Deprecated): "event" now means only what the
+# client emits to callbacks; a decoded RTVI message is a message.
+__getattr__ = renamed(
+    __name__,
+    {"InboundEvent": ("InboundMessage", InboundMessage), "to_event": ("classify", classify)},
+)

@@ -11,11 +11,11 @@ the client.
 from __future__ import annotations
 
 import abc
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from lifecycle.deprecation import renamed
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE
@@ -117,13 +117,4 @@ class Transport(abc.ABC):
         """Close gracefully (bounded), idempotent; leaves no task or socket behind."""
 
 
-def __getattr__(name: str) -> Any:
-    # The old name, kept for one release (CHANGELOG: Deprecated).
-    if name == "TransportEvents":
-        warnings.warn(
-            f"{__name__}.TransportEvents is deprecated: use TransportSink",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return TransportSink
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"TransportEvents": ("TransportSink", TransportSink)})

@@ -3,9 +3,7 @@
 them, so ``aiortc`` is only loaded by ``transports.small_webrtc``.
 """
 
-import warnings
-from typing import Any
-
+from lifecycle.deprecation import renamed
 from lifecycle.transport import ConnectRequest, Transport, TransportSink
 
 __all__ = ["ConnectRequest", "Transport", "TransportSink"]
@@ -14,13 +12,4 @@ __pipecat_lifecycle__ = True
 """Marks this package as pipecat-lifecycle's (other ``transports`` packages exist)."""
 
 
-def __getattr__(name: str) -> Any:
-    # The old name, kept for one release (CHANGELOG: Deprecated).
-    if name == "TransportEvents":
-        warnings.warn(
-            f"{__name__}.TransportEvents is deprecated: use TransportSink",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return TransportSink
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"TransportEvents": ("TransportSink", TransportSink)})

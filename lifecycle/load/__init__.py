@@ -10,9 +10,7 @@ blocks), then ``disconnect``. Percentiles come from HDR histograms (the ``load``
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
+from lifecycle.deprecation import renamed
 from lifecycle.load.plan import LoadPlan, Recorder
 from lifecycle.load.run import LoadRun
 from lifecycle.load.session import (
@@ -39,13 +37,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Deprecated names, kept for one release (CHANGELOG: Deprecated).
-    if name == "Scenario":
-        warnings.warn(
-            "lifecycle.load.Scenario is deprecated: use lifecycle.load.SessionHook",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return SessionHook
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {"Scenario": ("SessionHook", SessionHook)})
