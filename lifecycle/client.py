@@ -501,8 +501,9 @@ class PipecatClient(EventRegistration):
     ) -> str:
         """Send RTVI 2.2 ``send-file``: ``content`` with one file (``data``, inline base64).
 
-        Requires READY and a bot on RTVI 2.2 or later (else ``MessageError``, nothing sent).
-        Returns the message id.
+        Requires READY and a bot on RTVI 2.2 or later (else
+        :class:`~lifecycle.errors.UnsupportedFeatureError`, nothing sent). Returns the
+        message id.
         """
         session = self._require_ready()
         send = self._protocol.file(content, data, mime, name, run_immediately=run_immediately)

@@ -27,6 +27,7 @@ from lifecycle.errors import (
     MessageError,
     PipecatClientError,
     TransportError,
+    UnsupportedFeatureError,
 )
 from lifecycle.events import FunctionCall, FunctionCallStopped
 from lifecycle.logs import SafeLogger, bounded, describe_exception, get_logger
@@ -418,13 +419,11 @@ class SessionProtocol:
         self, content: str, data: bytes, mime: str, name: str | None, *, run_immediately: bool
     ) -> Send:
         """The ``send-file`` message (``data`` inline as base64), if the bot is ready and
-        speaks RTVI 2.2 or later; else :class:`~lifecycle.errors.MessageError`."""
+        speaks RTVI 2.2 or later; else :class:`~lifecycle.errors.UnsupportedFeatureError`."""
         self.require_ready()
         version = self.bot_info.version if self.bot_info is not None else ""
         if not rtvi.supports_send_file(version):
-            raise MessageError(
-                f"the bot speaks RTVI {_prefix(version) or '?'}; send-file needs 2.2 or later"
-            )
+            raise UnsupportedFeatureError("send-file", _prefix(version) or "?", "2.2")
         encoded = base64.b64encode(data).decode("ascii")
         return Send(rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately))
 
