@@ -17,9 +17,18 @@ $(DEV_STAMP): requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The pinned Pipecat's source distribution carries its own eval files (evals/): the interop
+# tests validate all of them and run a selection (tests/interop/test_evals_interop.py).
+PIPECAT_VERSION := 1.14.0
+PIPECAT_EVALS := $(INTEROP)/sdist/pipecat_ai-$(PIPECAT_VERSION)/evals
+
 $(INTEROP_STAMP): tests/interop/requirements.txt
 	$(PY) -m venv $(INTEROP)
 	$(INTEROP)/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
+	$(INTEROP)/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+		pipecat-ai==$(PIPECAT_VERSION) -d $(INTEROP)/sdist
+	tar -xzf $(INTEROP)/sdist/pipecat_ai-$(PIPECAT_VERSION).tar.gz -C $(INTEROP)/sdist \
+		pipecat_ai-$(PIPECAT_VERSION)/evals
 	touch $@
 
 lint: $(DEV_STAMP)
@@ -40,7 +49,8 @@ pythons: $(DEV_STAMP)
 	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PYTEST_ARGS)
 
 interop: $(DEV_STAMP) $(INTEROP_STAMP)
-	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
+	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python PIPECAT_EVALS_DIR=$(CURDIR)/$(PIPECAT_EVALS) \
+		$(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
 
 demo: $(DEV_STAMP)
 	$(BIN)/pipecat-lifecycle demo

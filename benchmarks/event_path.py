@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._stats import Row, ratio_text, ratios, summarize
+from benchmarks.bots import BotProcess
 
 REPO = Path(__file__).resolve().parent.parent
 RATE_GOAL = 0.80
@@ -36,60 +37,6 @@ US_GOAL = 10.0
 TOKENS = 2000
 BATCH = 1000
 TIMEOUT = 60.0
-
-# A testing bot in a subprocess: prints its start URL, serves until stdin closes.
-_BOT = """
-import asyncio, sys
-kind, tokens, speech_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-from transports.testing.dialogue import Dialogue
-dialogue = Dialogue(reply=lambda text: "tok " * tokens, speech_ms=speech_ms, speech_rate=48000)
-if kind == "webrtc":
-    import aioice.ice
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
-    from transports.testing_webrtc import TestingWebRTCBotServer as Server
-else:
-    from transports.testing import TestingBotServer as Server
-
-async def main():
-    async with Server(dialogue=dialogue) as server:
-        print(server.start_url, flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-asyncio.run(main())
-"""
-
-
-class BotProcess:
-    """A testing bot subprocess (``ws`` or ``webrtc``), as a context manager."""
-
-    def __init__(self, kind: str, tokens: int, speech_ms: int = 0) -> None:
-        self.args = [sys.executable, "-c", _BOT, kind, str(tokens), str(speech_ms)]
-        self.proc: subprocess.Popen[str] | None = None
-        self.start_url = ""
-
-    def __enter__(self) -> BotProcess:
-        self.proc = subprocess.Popen(
-            self.args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=str(REPO),
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        assert self.proc.stdout is not None
-        self.start_url = self.proc.stdout.readline().strip()
-        if not self.start_url:
-            raise RuntimeError("testing bot subprocess did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def _raw_dispatch(counter: list[int], done: asyncio.Event, target: int) -> dict[str, Any]:

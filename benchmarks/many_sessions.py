@@ -1,49 +1,37 @@
 """Many sessions from one process: concurrent sessions against the testing bot.
 
-The testing bot runs in a subprocess (so its CPU is not ours); this process runs N sessions at
-once: each ``start_bot_and_connect`` (POST /start included) until bot-ready, all wait until
-every session is READY, then one ``echo`` request each, then all disconnect. Reported per N:
-connect→ready p50/p99, CPU seconds of this process (user+sys), RSS per live session (peak RSS
-with all READY minus RSS before, over N), and the largest N whose p99 stays within 2x of the
-single-session p99. This is the baseline ``pipecat-lifecycle load`` scales out from.
+The testing bots run in several subprocesses (:class:`~benchmarks.bots.BotFarm`; sessions
+are assigned round-robin), so neither their CPU nor one bot's event loop or listen backlog is
+what is measured; this process runs N sessions: each ``start_bot_and_connect`` (POST /start
+included) until bot-ready, all wait until every session is READY, then one ``echo`` request
+each, then all disconnect. Two ways to reach N: all N started at once (a connect storm), and
+N started at a steady rate (``RAMP`` per second) and held, which is what "N concurrent
+sessions" means for a load run. Reported per N: connect→ready p50/p99, CPU seconds of this
+process (user+sys), RSS per live session (peak RSS with all READY minus RSS before, over N),
+and the largest N whose p99 stays within 2x of the single-session p99.
+
+Also the client CPU of one connect (POST /start → bot-ready) against a raw httpx +
+websockets client doing the same (:mod:`benchmarks.raw_ws_client`), N at once, interleaved.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from benchmarks._stats import Row, percentile
+from benchmarks._stats import Row, percentile, ratio_text, ratios, summarize
+from benchmarks.bots import BotFarm
 
-REPO = Path(__file__).resolve().parent.parent
-BOT_READY_TIMEOUT = 30.0
 RUN_TIMEOUT = 120.0
-
-# The bot subprocess: prints its start URL, then serves until stdin closes.
-_BOT = """
-import asyncio, sys
-kind = sys.argv[1]
-if kind == "webrtc":
-    import aioice.ice
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
-    from transports.testing_webrtc import TestingWebRTCBotServer as Server
-else:
-    from transports.testing import TestingBotServer as Server
-
-async def main():
-    async with Server() as server:
-        print(server.start_url, flush=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, sys.stdin.read)
-
-asyncio.run(main())
-"""
+BOT_PROCESSES = 4
+RAMP = {"ws": 100.0, "webrtc": 10.0}
+"""Sessions started per second in the ramped runs."""
+WITHIN_GOAL = 200
+CONNECT_CPU_GOAL = 1.20
 
 
 @dataclass(frozen=True)
@@ -66,7 +54,7 @@ def _rss_kib() -> int:
     return 0
 
 
-async def _run(kind: str, start_url: str, sessions: int) -> Result:
+async def _run(kind: str, farm: BotFarm, sessions: int, rate: float | None = None) -> Result:
     from lifecycle import PipecatClient
 
     if kind == "ws":
@@ -90,11 +78,13 @@ async def _run(kind: str, start_url: str, sessions: int) -> Result:
     rss0 = _rss_kib()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 
-    async def one(client: PipecatClient) -> None:
+    async def one(index: int, client: PipecatClient) -> None:
         nonlocal ready_count, failed, peak_rss
+        if rate is not None:
+            await asyncio.sleep(index / rate)
         t0 = time.perf_counter()
         try:
-            await client.start_bot_and_connect(start_url)
+            await client.start_bot_and_connect(farm.url(index))
             latencies.append((time.perf_counter() - t0) * 1000)
         except Exception:
             failed += 1
@@ -112,7 +102,7 @@ async def _run(kind: str, start_url: str, sessions: int) -> Result:
             await client.disconnect()
 
     async with asyncio.timeout(RUN_TIMEOUT):
-        await asyncio.gather(*(one(c) for c in clients))
+        await asyncio.gather(*(one(i, c) for i, c in enumerate(clients)))
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return Result(
@@ -125,97 +115,166 @@ async def _run(kind: str, start_url: str, sessions: int) -> Result:
     )
 
 
-def measure(kind: str, counts: list[int], repeats_single: int = 20) -> list[Result]:
-    """Run each count once (the single-session case ``repeats_single`` times, for its p99)."""
-    bot = subprocess.Popen(
-        [sys.executable, "-c", _BOT, kind],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=str(REPO),
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+def _single(results: list[Result]) -> Result:
+    """Many one-session runs as one result: p50/p99 over their latencies."""
+    lat = sorted(r.p50_ms for r in results)
+    return Result(
+        1,
+        percentile(lat, 50),
+        percentile(lat, 99),
+        sum(r.cpu_s for r in results) / len(results),
+        results[-1].rss_per_session_kib,
+        sum(r.failed for r in results),
     )
-    try:
-        assert bot.stdout is not None
-        start_url = bot.stdout.readline().strip()
-        if not start_url:
-            raise RuntimeError("testing bot subprocess did not start")
+
+
+def measure(
+    kind: str,
+    counts: list[int],
+    ramped: list[int] | None = None,
+    repeats_single: int = 20,
+    processes: int = BOT_PROCESSES,
+) -> tuple[list[Result], list[Result]]:
+    """``counts`` started at once, ``ramped`` started at ``RAMP[kind]``/s; each run once.
+
+    Both lists start with the single-session case (``repeats_single`` runs, for its p99).
+    """
+    with BotFarm(kind, processes) as farm:
         if kind == "webrtc":
-            import aioice.ice
+            from benchmarks.raw_webrtc_client import loopback_ice
 
-            def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-                return ["127.0.0.1"] if use_ipv4 else []
-
-            aioice.ice.get_host_addresses = host_addresses
-        asyncio.run(_run(kind, start_url, 1))  # warm-up: imports and caches of a first session
-        results = []
-        for count in counts:
-            if count == 1:
-                singles = [asyncio.run(_run(kind, start_url, 1)) for _ in range(repeats_single)]
-                lat = sorted(r.p50_ms for r in singles)
-                results.append(
-                    Result(
-                        1,
-                        percentile(lat, 50),
-                        percentile(lat, 99),
-                        sum(r.cpu_s for r in singles) / len(singles),
-                        singles[-1].rss_per_session_kib,
-                        sum(r.failed for r in singles),
-                    )
-                )
-            else:
-                results.append(asyncio.run(_run(kind, start_url, count)))
-        return results
-    finally:
-        if bot.stdin is not None:
-            bot.stdin.close()
-        try:
-            bot.wait(10)
-        except subprocess.TimeoutExpired:
-            bot.kill()
+            loopback_ice()
+        asyncio.run(_run(kind, farm, 1))  # warm-up: imports and caches of a first session
+        single = _single([asyncio.run(_run(kind, farm, 1)) for _ in range(repeats_single)])
+        burst = [single] + [asyncio.run(_run(kind, farm, n)) for n in counts if n > 1]
+        ramp = [single] + [
+            asyncio.run(_run(kind, farm, n, rate=RAMP[kind])) for n in ramped or [] if n > 1
+        ]
+        return burst, ramp
 
 
-def rows(kind: str, results: list[Result]) -> list[Row]:
+def rows(kind: str, results: list[Result], rate: float | None = None) -> list[Row]:
     """Table rows: one per count, plus the largest count within 2x the single p99."""
     label = "WebSocket" if kind == "ws" else "SmallWebRTC"
+    how = f"started {rate:g}/s and held" if rate else "started at once"
     single = results[0].p99_ms
     out = []
     within = 1
     for r in results:
         if r.p99_ms <= 2 * single and r.failed == 0:
             within = max(within, r.sessions)
+        if r.sessions == 1 and rate:
+            continue  # the same single-session row as the burst's
+        plural = "s" if r.sessions > 1 else ""
         out.append(
             Row(
                 "6",
-                f"{r.sessions} concurrent {label} session{'s' if r.sessions > 1 else ''} "
-                "(testing bot): connect→ready",
+                f"{r.sessions} concurrent {label} session{plural} ({how}; testing bots in "
+                f"{BOT_PROCESSES} processes): connect→ready",
                 f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms; CPU {r.cpu_s:.2f} s; "
                 f"{r.rss_per_session_kib:.0f} KiB/session; failed {r.failed}",
                 "",
                 "",
-                "",
-                None,
             )
         )
+    goal = kind == "ws" and rate is not None
     out.append(
         Row(
             "6",
-            f"largest {label} count within 2x the single-session p99 ({single:.1f} ms)",
+            f"largest {label} count {how} within 2x the single-session p99 ({single:.1f} ms)",
             str(within),
             "",
             "",
-            "",
-            None,
+            f"≥ {WITHIN_GOAL}" if goal else "",
+            within >= WITHIN_GOAL if goal else None,
         )
     )
     return out
 
 
+# ------------------------------------------------------------------ CPU of one connect
+
+
+async def _connect_cpu_ours(farm: BotFarm, sessions: int) -> float:
+    from lifecycle import PipecatClient
+    from transports.websocket import WebSocketTransport
+
+    clients = [PipecatClient(WebSocketTransport()) for _ in range(sessions)]
+    cpu = time.process_time()
+    await asyncio.gather(*(c.start_bot_and_connect(farm.url(i)) for i, c in enumerate(clients)))
+    used = time.process_time() - cpu
+    await asyncio.gather(*(c.disconnect() for c in clients))
+    return used / sessions
+
+
+async def _connect_cpu_raw(farm: BotFarm, sessions: int) -> float:
+    import httpx
+
+    from benchmarks.raw_ws_client import RawWSClient
+
+    # One connection per start, as start_bot opens (and closes) its own.
+    async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as http:
+        clients = [RawWSClient() for _ in range(sessions)]
+
+        async def one(index: int, client: RawWSClient) -> Any:
+            answer = (await http.post(farm.url(index), json={"transport": "websocket"})).json()
+            return await client.connect(answer["wsUrl"])
+
+        cpu = time.process_time()
+        await asyncio.gather(*(one(i, c) for i, c in enumerate(clients)))
+        used = time.process_time() - cpu
+        await asyncio.gather(*(c.close() for c in clients))
+    return used / sessions
+
+
+def connect_cpu(sessions: int, rounds: int) -> tuple[list[float], list[float]]:
+    """CPU seconds per connect (``sessions`` at once), ours and raw, interleaved rounds."""
+    ours: list[float] = []
+    raw: list[float] = []
+    with BotFarm("ws", BOT_PROCESSES) as farm:
+        asyncio.run(_connect_cpu_ours(farm, 2))  # warm-up of both stacks
+        asyncio.run(_connect_cpu_raw(farm, 2))
+        for i in range(rounds):
+            order = (_connect_cpu_ours, _connect_cpu_raw)
+            for side in order if i % 2 == 0 else order[::-1]:
+                value = asyncio.run(side(farm, sessions))
+                (ours if side is _connect_cpu_ours else raw).append(value)
+    return ours, raw
+
+
+def connect_cpu_row(sessions: int, ours: list[float], raw: list[float]) -> Row:
+    """Client CPU per WebSocket connect, ours vs the raw client."""
+    paired = summarize(ratios(ours, raw))
+    o, b = summarize([v * 1000 for v in ours]), summarize([v * 1000 for v in raw])
+    return Row(
+        "6",
+        f"client CPU per WebSocket connect, POST /start → bot-ready ({sessions} at once, "
+        "process_time / sessions)",
+        o.fmt(" ms", 2),
+        b.fmt(" ms", 2),
+        ratio_text(paired),
+        f"≤ x{CONNECT_CPU_GOAL:.2f}",
+        paired.median <= CONNECT_CPU_GOAL,
+    )
+
+
 def run(quick: bool) -> list[Row]:
-    """Rows for WebSocket (up to 200) and SmallWebRTC (up to 20)."""
+    """Rows for WebSocket (up to 200; ramped up to 400) and SmallWebRTC (up to 20)."""
     ws_counts = [1, 10, 50] if quick else [1, 10, 25, 50, 100, 200]
+    ws_ramp = [20, 50] if quick else [50, 100, 200, 400]
     rtc_counts = [1, 5] if quick else [1, 5, 10, 20]
-    return rows("ws", measure("ws", ws_counts)) + rows("webrtc", measure("webrtc", rtc_counts))
+    rtc_ramp = [5] if quick else [5, 10, 20]
+    ws_burst, ws_ramped = measure("ws", ws_counts, ws_ramp, repeats_single=5 if quick else 20)
+    rtc_burst, rtc_ramped = measure("webrtc", rtc_counts, rtc_ramp, 3 if quick else 20)
+    sessions, rounds = (10, 2) if quick else (50, 10)
+    ours, raw = connect_cpu(sessions, rounds)
+    return [
+        *rows("ws", ws_burst),
+        *rows("ws", ws_ramped, RAMP["ws"]),
+        connect_cpu_row(sessions, ours, raw),
+        *rows("webrtc", rtc_burst),
+        *rows("webrtc", rtc_ramped, RAMP["webrtc"]),
+    ]
 
 
 if __name__ == "__main__":

@@ -35,8 +35,17 @@ def loopback_ice() -> None:
 class RawWebRTCClient:
     """One peer connection; :meth:`connect` resolves on ``bot-ready``."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, audio_track: Any = None, receive_audio: bool = False
+    ) -> None:
+        """``audio_track``: an aiortc track to send (else none); ``receive_audio``: decode the
+        bot's audio track and drop each frame (what a bare receiver does)."""
         self.http = http
+        self.audio_track = audio_track
+        self.receive_audio = receive_audio
+        self.audio_frames = 0
+        self.heard = asyncio.Event()
+        """Set by every bot audio frame received (clear it to wait for the next)."""
         self.pc: Any = None
         self.channel: Any = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
@@ -52,7 +61,14 @@ class RawWebRTCClient:
         opened: asyncio.Future[None] = loop.create_future()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc = pc
-        pc.addTransceiver("audio", direction="sendrecv")
+        pc.addTransceiver(self.audio_track or "audio", direction="sendrecv")
+        if self.receive_audio:
+
+            @pc.on("track")
+            def on_track(track: Any) -> None:
+                if track.kind == "audio":
+                    self._tasks.append(asyncio.create_task(self._drain(track)))
+
         pc.addTransceiver("video", direction="sendrecv")
         pc.addTransceiver("video", direction="sendonly")
         channel = pc.createDataChannel("chat", ordered=True)
@@ -104,6 +120,15 @@ class RawWebRTCClient:
             )
         )
         return await self._ready
+
+    async def _drain(self, track: Any) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                self.audio_frames += 1
+                self.heard.set()
 
     async def _ping(self) -> None:
         while self.channel is not None and self.channel.readyState == "open":

@@ -19,6 +19,10 @@ from websockets.exceptions import ConnectionClosed
 from transports._pb import frames_pb2 as pb
 
 _ids = itertools.count()
+OUTPUT_TYPES = frozenset(
+    {"bot-output", "bot-llm-text", "bot-tts-text", "bot-started-speaking", "bot-tts-started"}
+)
+"""Messages that count as the bot's first output (audio frames count too)."""
 
 
 def _frame(message: dict[str, Any]) -> bytes:
@@ -43,6 +47,9 @@ class RawWSClient:
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self.output = asyncio.Event()
+        """Set by the first bot output (a message of OUTPUT_TYPES or audio) once listening."""
+        self.listening = False
 
     async def connect(self, ws_url: str) -> dict[str, Any]:
         """Open the socket, send client-ready, return the bot-ready message."""
@@ -60,9 +67,13 @@ class RawWSClient:
                     continue
                 frame = pb.Frame.FromString(raw)
                 if frame.WhichOneof("frame") != "message":
+                    if self.listening:
+                        self.output.set()
                     continue  # audio and others: not needed here
                 message = json.loads(frame.message.data)
                 kind = message.get("type")
+                if self.listening and kind in OUTPUT_TYPES:
+                    self.output.set()
                 if kind == "bot-ready" and self._ready is not None and not self._ready.done():
                     self._ready.set_result(message)
                 elif kind in ("server-response", "error-response"):
@@ -90,6 +101,12 @@ class RawWSClient:
         }
         await self.ws.send(_frame(message))
         return await future
+
+    async def send_audio(self, pcm: bytes, sample_rate: int, num_channels: int = 1) -> None:
+        """Send one frame of s16le PCM as a protobuf audio frame."""
+        assert self.ws is not None
+        audio = pb.AudioRawFrame(audio=pcm, sample_rate=sample_rate, num_channels=num_channels)
+        await self.ws.send(pb.Frame(audio=audio).SerializeToString())
 
     async def close(self) -> None:
         """Close with 1000 and stop the reader."""

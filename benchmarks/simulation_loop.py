@@ -105,23 +105,39 @@ async def main(turns: int, sessions: int, concurrency: int) -> None:
                 if sum(m["role"] == "assistant" for m in request["messages"]) >= 4
                 else StubReply(text="Tell me more about that, please.")
             )
-            limit = asyncio.Semaphore(concurrency)
+            await _load(bot, endpoint, sessions, concurrency)
 
-            async def session() -> SimulationResult:
-                async with limit:
-                    return await one_call(bot, endpoint, 20)
 
-            t0 = time.perf_counter()
-            results = await asyncio.gather(*(session() for _ in range(sessions)))
-            total = time.perf_counter() - t0
-            passed = sum(r.passed for r in results)
-            latencies = [ms for r in results for ms in r.latencies_ms]
+async def _load(
+    bot: TestingBotServer, endpoint: ModelEndpoint, sessions: int, concurrency: int
+) -> None:
+    """``load --scenario`` as the command runs it: LoadRun with the simulation hook."""
+    from lifecycle.load import LoadPlan, LoadRun
+    from lifecycle.testing.simulation_file import parse_simulation
+    from lifecycle.testing.simulation_load import SimulationHook
+
+    spec = parse_simulation(
+        {"name": "bench/caller", "persona": "A patient caller.", "goal": "Keep talking."},
+        "bench.yaml",
+    )
+    hook = SimulationHook([spec], lambda spec: (endpoint, None, None))
+    plan = LoadPlan(start=bot.start_url, sessions=sessions, concurrency=concurrency)
+    t0 = time.perf_counter()
+    stats = await LoadRun(plan, WebSocketTransport, scenario=hook).run()
+    total = time.perf_counter() - t0
+    summary = stats.summary()
+    print(
+        f"load: {summary['sessions']} simulated conversations, {concurrency} at once, "
+        f"{total:.2f} s; pass rate {hook.pass_rate:.2%} ({summary['ok']} ok, "
+        f"{summary['failed']} failed)"
+    )
+    for phase in ("connect", "turn_llm_first", "turn_answered", "scenario"):
+        figures = summary["latency_ms"].get(phase)
+        if figures:
             print(
-                f"{sessions} conversations, {concurrency} at once: {total:.2f} s, "
-                f"pass rate {passed / sessions:.2%}, {len(latencies)} turns; per-turn "
-                f"send -> first token p50 {_pct(latencies, 0.5):.1f} ms, p90 "
-                f"{_pct(latencies, 0.9):.1f} ms, p99 {_pct(latencies, 0.99):.1f} ms, "
-                f"max {max(latencies):.1f} ms"
+                f"  {phase:<15} n={figures['count']:<4} p50 {figures['p50']:.1f} ms, "
+                f"p90 {figures['p90']:.1f} ms, p99 {figures['p99']:.1f} ms, "
+                f"max {figures['max']:.1f} ms"
             )
 
 

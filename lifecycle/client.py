@@ -8,6 +8,7 @@ responses, and hands events to user callbacks one at a time, in order.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -701,6 +702,32 @@ class PipecatClient(EventRegistration):
         )
         self._send(message, session)
         self._trace.record_event(session.id, "send_text", content)
+        msg_id: str = message["id"]
+        return msg_id
+
+    async def send_file(
+        self,
+        content: str,
+        data: bytes,
+        mime: str,
+        *,
+        name: str | None = None,
+        run_immediately: bool = True,
+    ) -> str:
+        """Send RTVI 2.2 ``send-file``: ``content`` with one file (``data``, inline base64).
+
+        Requires READY and a bot on RTVI 2.2 or later (else ``MessageError``, nothing sent).
+        Returns the message id.
+        """
+        session = self._require_ready()
+        version = session.bot_info.version if session.bot_info is not None else ""
+        if not rtvi.supports_send_file(version):
+            raise MessageError(
+                f"the bot speaks RTVI {_prefix(version) or '?'}; send-file needs 2.2 or later"
+            )
+        encoded = base64.b64encode(data).decode("ascii")
+        message = rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately)
+        self._send(message, session)
         msg_id: str = message["id"]
         return msg_id
 

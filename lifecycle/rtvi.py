@@ -271,6 +271,25 @@ def send_text(content: str, *, run_immediately: bool, audio_response: bool) -> d
     )
 
 
+def send_file(
+    content: str, data_b64: str, mime: str, name: str | None, *, run_immediately: bool
+) -> dict[str, Any]:
+    """A ``send-file`` message (RTVI 2.2): ``content`` and one file as inline base64 bytes."""
+    file: dict[str, Any] = {"format": mime, "source": {"type": "bytes", "bytes": data_b64}}
+    if name is not None:
+        file["name"] = name
+    return make_message(
+        "send-file",
+        {"content": content, "file": file, "options": {"run_immediately": run_immediately}},
+    )
+
+
+def supports_send_file(bot_version: str) -> bool:
+    """Whether a bot speaking ``bot_version`` takes ``send-file`` (RTVI 2.2 and later)."""
+    major, minor = (*_version_tuple(bot_version), None, None)[:2]
+    return major is not None and minor is not None and (major, minor) >= (2, 2)
+
+
 def disconnect_bot() -> dict[str, Any]:
     """A ``disconnect-bot`` message."""
     return make_message("disconnect-bot")

@@ -53,12 +53,13 @@ def test_event_path_quick_parts() -> None:
     import asyncio
 
     from benchmarks import event_path
+    from benchmarks.bots import BotProcess
 
     ours, raw = asyncio.run(event_path._loopback_rounds(2))
     assert len(ours) == len(raw) == 2
     row = event_path._rate_row("loopback", ours, raw)
     assert row.met is not None
-    with event_path.BotProcess("ws", 50) as bot:
+    with BotProcess("ws", 50) as bot:
         rates, base, cpu, base_cpu = asyncio.run(event_path._ws_rounds(bot.start_url, 2))
     assert len(rates) == len(base) == len(cpu) == len(base_cpu) == 2
     assert event_path._cpu_row("ws", cpu, base_cpu).met is None
@@ -78,9 +79,27 @@ def test_flood_figures_quick() -> None:
 def test_many_sessions_quick() -> None:
     from benchmarks import many_sessions
 
-    results = many_sessions.measure("ws", [1, 3], repeats_single=2)
-    assert [r.failed for r in results] == [0, 0]
-    assert len(many_sessions.rows("ws", results)) == 3
+    burst, ramp = many_sessions.measure("ws", [1, 3], [3], repeats_single=2, processes=2)
+    assert [r.failed for r in burst] == [0, 0] and [r.failed for r in ramp] == [0, 0]
+    assert len(many_sessions.rows("ws", burst)) == 3
+    largest = many_sessions.rows("ws", ramp, many_sessions.RAMP["ws"])[-1]
+    assert largest.met is not None  # the ramped WebSocket count has the goal
+    ours, raw = many_sessions.connect_cpu(2, 2)
+    assert len(ours) == len(raw) == 2
+    assert many_sessions.connect_cpu_row(2, ours, raw).met is not None
+
+
+def test_talking_quick_both_transports() -> None:
+    from benchmarks import talking
+
+    ours, raw, swept = talking.measure("ws", 2, 2, sweep=(3,), speech_s=0.2, processes=2)
+    assert [s.failed for s in (*ours, *raw)] == [0, 0, 0, 0]
+    assert all(s.lag_p99_ms >= 0 and s.cpu_s > 0 for s in (*ours, *raw))
+    rows = talking.rows("ws", 2, ours, raw, swept)
+    assert [row.met is None for row in rows] == [False, False, True]
+    ours, raw, _ = talking.measure("webrtc", 1, 1, speech_s=0.2, processes=1)
+    assert [s.failed for s in (*ours, *raw)] == [0, 0]
+    assert talking.rows("webrtc", 1, ours, raw, [])[0].met is not None
 
 
 def test_cold_start_child_against_the_testing_bot() -> None:

@@ -155,7 +155,10 @@ def test_transport_has_no_short_option_in_help(capsys: pytest.CaptureFixture[str
         for option in ("--start URL", "--start-data JSON", "-H NAME=VALUE", "--connect-timeout S"):
             assert option in text, (name, option)
         assert "--transport {ws,webrtc}" in text
-        assert "-t {ws,webrtc}" not in text and "--timeout S" not in text.split("options:")[0]
+        assert "-t {ws,webrtc}" not in text
+        # test's --timeout is the expectation budget (pipecat.evals' --timeout), not bot-ready.
+        if name != "test":
+            assert "--timeout S" not in text.split("options:")[0]
 
 
 async def test_usage_errors_name_the_flag() -> None:

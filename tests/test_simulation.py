@@ -414,11 +414,19 @@ def tone(text: str) -> list[Any]:
     return [AudioFrame(pcm, 16000, 1)]
 
 
+def espeak(text: str) -> Any:
+    """The local voice (espeak-ng, the voice extra)."""
+    from lifecycle.testing import local_voice
+
+    return local_voice()(text)
+
+
+@pytest.mark.parametrize("voice", [tone, espeak], ids=["tone", "local_voice"])
 async def test_audio_modality_speaks_and_times_from_the_bot_hearing_the_end(
-    client: PipecatClient, bot: TestingBotServer, stub: OpenAIStub
+    client: PipecatClient, bot: TestingBotServer, stub: OpenAIStub, voice: Any
 ) -> None:
     stub.handler = stand_in(["A table, please.", end_call()])
-    result = await call(client, bot, stub, voice=tone)
+    result = await call(client, bot, stub, voice=voice)
     assert result.passed and result.end_reason == "end_call"
     assert bot.received_audio, "the persona's turn went out as audio"
     assert not any(m.get("type") == "send-text" for m in bot.received)

@@ -112,27 +112,47 @@ def test_a_bad_file_exits_2_before_anything_runs(
         """
         name: bad
         judge:
-          modality: text
+          modality: txt
         scenarios:
           - name: s
-            turns: [{user: hi}]
+            turns: [{user: hi, expct: []}]
         """,
     )
     code = main(["test", str(good), str(bad)])
     captured = capsys.readouterr()
     assert code == 2
-    assert f"{bad}:2: judge: not supported by pipecat-lifecycle test" in captured.err
+    assert f"error: {bad}:3: modality: must be audio or text" in captured.err
+    assert f"error: {bad}:6: expct: unknown key in a turn (did you mean 'expect'?)" in captured.err
+    assert "2 problem(s) found" in captured.err
     assert "PASSED" not in captured.out  # validated before running anything
 
 
-def test_eval_without_a_judge_fails_saying_so(
+def test_validate_checks_every_file_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "suite").mkdir()
+    write_scenario(tmp_path / "suite", "one.yaml", "name: one\nturns: [{user: hi}]\n")
+    write_scenario(tmp_path / "suite", "turns.yaml", "- user: hi\n")
+    write_scenario(tmp_path / "suite", "two.yml", "name: two\nturns: !include turns.yaml\n")
+    code = main(["test", str(tmp_path / "suite"), "--validate", "--start", free_port_url()])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"skipped {tmp_path / 'suite' / 'turns.yaml'}: a fragment" in captured.err
+    assert "2 scenarios in 1 path(s): valid" in captured.out
+    # A fragment named on the command line is an error.
+    assert main(["test", str(tmp_path / "suite" / "turns.yaml"), "--validate"]) == 2
+    assert "a fragment" in capsys.readouterr().err
+
+
+def test_eval_without_a_judge_is_refused_at_validation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_scenario(tmp_path, "judged.yaml", JUDGED)
-    code = main(["test", str(path)])
-    out = capsys.readouterr().out
-    assert code == 1
-    assert f"{path}:5: 'eval:' needs a judge (lines 5): run with --judge MODULE:CALLABLE" in out
+    code = main(["test", str(path), "--validate"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path}:5: eval: 'eval:' needs a judge: give the file a 'judge:' block" in err
+    assert "--judge-url URL --judge-model NAME" in err
 
 
 JUDGED = """
@@ -160,9 +180,10 @@ def test_eval_with_a_judge(
     path = write_scenario(tmp_path, "judged.yaml", JUDGED)
     assert main(["test", str(path), "--judge", "my_judge:judge"]) == 0
     assert main(["test", str(path), "--judge", "my_judge:strict"]) == 1
-    assert "judge said no to 'repeats what the user said'" in capsys.readouterr().out
-    assert main(["test", str(path), "--judge", "my_judge:broken"]) == 1
-    assert "the judge raised RuntimeError: no model" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "eval 'repeats what the user said': judge said no: (the judge gave no reason)" in out
+    assert main(["test", str(path), "--judge", "my_judge:broken"]) == 3
+    assert "ERROR the judge raised RuntimeError: no model" in capsys.readouterr().out
     with pytest.raises(SystemExit) as usage:
         main(["test", str(path), "--judge", "my_judge"])
     assert usage.value.code == 2
@@ -330,8 +351,8 @@ async def test_scenario_runner_over_webrtc_in_process(
     patch_loopback_ice(monkeypatch)
     pytest.importorskip("aiortc")
     from lifecycle import PipecatClient
-    from lifecycle.testing.runner import run_scenario
     from lifecycle.testing.scenario import load_scenarios
+    from lifecycle.testing.scripted import run_scenario
     from transports.small_webrtc import SmallWebRTCTransport
     from transports.testing.webrtc import TestingWebRTCBotServer
 
@@ -371,3 +392,29 @@ async def test_scenario_runner_over_webrtc_in_process(
     assert result.passed, result.failures
     assert [r.status for r in result.expectations] == ["passed"] * 4
     assert all(r.latency_ms is not None for r in result.expectations)
+
+
+def test_reports_of_several_scenarios_and_runs_never_share_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_scenario(
+        tmp_path,
+        "many.yaml",
+        """
+        name: many
+        scenarios:
+          - name: "a b"
+            runs: 2
+            turns: [{user: hi, expect: [{event: llm_response, within_ms: 5000}]}]
+          - name: "a_b"
+            turns: [{user: hi, expect: [{event: llm_response, within_ms: 5000}]}]
+        """,
+    )
+    report = tmp_path / "reports"
+    code = main(["test", str(path), "--report", str(report)])
+    assert code == 0, capsys.readouterr()
+    assert sorted(p.name for p in report.iterdir()) == [
+        "many-a_b-2.html",
+        "many-a_b-3.html",
+        "many-a_b.html",
+    ]

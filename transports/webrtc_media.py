@@ -41,14 +41,23 @@ class WebRTCUnavailableError(TransportError, ImportError):
 
 
 def require_aiortc() -> None:
-    """Raise :class:`WebRTCUnavailableError` unless aiortc and PyAV import."""
+    """Raise :class:`WebRTCUnavailableError` unless aiortc and PyAV import.
+
+    Also loads what aiortc itself loads only on first use, so that a process's first
+    ``connect()`` does not pay it: OpenSSL's cryptography backend (the first DTLS
+    certificate) and the thread pool its encoder runs in.
+    """
     try:
+        import concurrent.futures.thread  # noqa: F401
+
         import aiortc  # noqa: F401
         import av  # noqa: F401
+        from cryptography.hazmat.backends import default_backend
     except ImportError as exc:
         raise WebRTCUnavailableError(
             f"SmallWebRTCTransport needs aiortc: {INSTALL_HINT} ({exc})"
         ) from exc
+    default_backend()
 
 
 class OutgoingAudio:
@@ -68,14 +77,25 @@ class OutgoingAudio:
 
     def push(self, frame: AudioFrame) -> None:
         """Queue ``frame`` (mono or stereo s16le, any rate); ValueError for other layouts."""
-        import av
-
         channels = frame.num_channels
         if channels not in (1, 2) or frame.sample_rate <= 0:
             raise ValueError("audio must be mono or stereo with a positive sample rate")
         samples = len(frame.pcm) // (2 * channels)
         if samples == 0:
             return
+        if frame.sample_rate == OUT_RATE and channels == 1:
+            self.buffer += frame.pcm[: samples * 2]  # already the track's format
+        else:
+            self._resample(frame, samples)
+        limit = int(_MAX_QUEUED_AUDIO_SECS * OUT_RATE * 2)
+        if len(self.buffer) > limit:
+            # The caller sends faster than real time: keep the newest audio.
+            del self.buffer[: len(self.buffer) - limit]
+
+    def _resample(self, frame: AudioFrame, samples: int) -> None:
+        import av
+
+        channels = frame.num_channels
         key = (frame.sample_rate, channels)
         if self._resampler is None or self._resampler_key != key:
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=OUT_RATE)
@@ -86,11 +106,7 @@ class OutgoingAudio:
         in_frame.sample_rate = frame.sample_rate
         in_frame.planes[0].update(frame.pcm[: samples * 2 * channels])
         for out in self._resampler.resample(in_frame):
-            self.buffer += bytes(out.planes[0])[: out.samples * 2]
-        limit = int(_MAX_QUEUED_AUDIO_SECS * OUT_RATE * 2)
-        if len(self.buffer) > limit:
-            # The caller sends faster than real time: keep the newest audio.
-            del self.buffer[: len(self.buffer) - limit]
+            self.buffer += memoryview(out.planes[0])[: out.samples * 2]
 
     def take(self) -> bytes:
         """The next 20 ms, padded with silence."""
@@ -151,5 +167,5 @@ def to_audio_frame(frame: Any) -> AudioFrame | None:
         frames = resampler.resample(frame)
         pcm = b"".join(bytes(f.planes[0])[: f.samples * 2 * channels] for f in frames)
     else:
-        pcm = bytes(frame.planes[0])[: frame.samples * 2 * channels]
+        pcm = bytes(memoryview(frame.planes[0])[: frame.samples * 2 * channels])
     return AudioFrame(pcm=pcm, sample_rate=frame.sample_rate, num_channels=channels)

@@ -356,6 +356,8 @@ class WebSocketTransport(Transport):
                     open_timeout=self._open_timeout,
                     close_timeout=_CLOSE_TIMEOUT,
                     max_size=HARD_CAP_FACTOR * self.max_message_size,
+                    # Audio frames do not compress; deflate would cost CPU on every frame.
+                    compression=None,
                     **kwargs,
                 )
             except Exception as exc:

@@ -25,20 +25,26 @@ from lifecycle.cli.options import (
 from lifecycle.cli.signals import FirstSigint
 from lifecycle.cli.transport_factory import make_transport
 from lifecycle.extras import require
+from lifecycle.logs import describe_exception
 
 if TYPE_CHECKING:
     from lifecycle.load import LoadPlan, LoadRun, Scenario
+    from lifecycle.media import AudioFrame
     from lifecycle.start import StartSettings
 
 LOAD_EPILOG: Final = """\
 phases: start (POST to the start endpoint), connect (connect until bot-ready), request
-(--request round trip), first_output (first bot output after bot-ready or --say), disconnect;
-hold (session lost while held) and scenario appear when they fail or are used.
+(--request round trip), speak (sending --audio or --say --speak in real time), first_output
+(first bot output after bot-ready, --say or the speech), disconnect; hold (session lost while
+held) and scenario appear when they fail or are used. With speech, the table adds the send
+pacing lag of every audio frame, and the line under it the client's CPU seconds.
 
 examples:
   pipecat-lifecycle load --start http://localhost:7860/start --sessions 200 --concurrency 50
   pipecat-lifecycle load --start http://bot/start --sessions 1000 --concurrency 100 \\
       --rate 20 --hold 30 --json
+  pipecat-lifecycle load --start http://localhost:7860/start -n 100 -c 100 --audio hello.wav
+  pipecat-lifecycle load --start http://localhost:7860/start -n 50 -c 50 --say "Hi" --speak
 
 exit codes:
   0    every session ran
@@ -75,6 +81,16 @@ def add_command(commands: Any) -> None:
     load.add_argument("--request-data", metavar="JSON", help="data of the --request message")
     load.add_argument("--data", action=DeprecatedAlias, new="--request-data", dest="request_data")
     load.add_argument("--say", metavar="TEXT", help="send TEXT and time the first bot output")
+    load.add_argument(
+        "--speak",
+        action="store_true",
+        help="speak --say TEXT with the local voice (extra 'voice'), paced in real time",
+    )
+    load.add_argument(
+        "--audio",
+        metavar="FILE.wav",
+        help="each session speaks FILE in real time (extra 'testing')",
+    )
     load.add_argument("--scenario", metavar="FILE", help="run a scenario file in each session")
     load.add_argument(
         "--request-timeout", type=positive_float, default=10.0, metavar="S", help="default: 10"
@@ -102,7 +118,14 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.request_data is not None and args.request is None:
         parser.error("--request-data goes with --request TYPE")
     request_data = parse_json(parser, "--request-data", args.request_data)
+    if args.speak and args.say is None:
+        parser.error("--speak goes with --say TEXT")
+    if args.audio is not None and args.say is not None:
+        parser.error("--audio and --say are each a session's turn: give one of them")
     require("load", "load", "hdrh")
+    speech = _speech(args)
+    if isinstance(speech, int):
+        return speech
     scenario: Scenario | None = None
     if args.scenario is not None:
         hook = _scenario_hook(args.scenario)
@@ -117,12 +140,45 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         hold=args.hold,
         request=args.request,
         request_data=request_data,
-        say=args.say,
+        say=None if args.speak else args.say,
+        speech=speech,
         connect_timeout=settings.connect_timeout,
         request_timeout=args.request_timeout,
     )
     configure_logging(args.verbose)
     return asyncio.run(_load(args, settings, plan, scenario))
+
+
+def _speech(args: argparse.Namespace) -> tuple[AudioFrame, ...] | int:
+    """The audio every session speaks (``--audio``, ``--say --speak``), prepared once.
+
+    Read (or synthesized) once for the whole run and converted to what the transport sends:
+    16 kHz mono over WebSocket, 48 kHz mono over SmallWebRTC. A file that cannot be read,
+    is empty, or is too long (``lifecycle.testing.audio.read_file``) exits 2.
+    """
+    if args.audio is None and not args.speak:
+        return ()
+    what = "load --audio" if args.audio is not None else "load --speak"
+    require(what, "testing", "numpy", "soundfile", "soxr")
+    from lifecycle.testing import audio
+    from transports.webrtc_media import OUT_RATE
+
+    rate = OUT_RATE if args.transport == "webrtc" else audio.WEBSOCKET_RATE
+    try:
+        if args.audio is not None:
+            frames = audio.prepare(args.audio, rate)
+        else:
+            require(what, "voice", "espeakng_loader")
+            from lifecycle.testing import local_voice
+
+            frames = audio.prepare(local_voice()(args.say), rate)
+    except ValueError as exc:  # read_file and the voice name the problem (and the file)
+        print(f"pipecat-lifecycle: {what}: {describe_exception(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    if not frames:
+        print(f"pipecat-lifecycle: {what}: no audio to speak", file=sys.stderr)
+        return EXIT_USAGE
+    return tuple(frames)
 
 
 def _scenario_hook(path: str) -> Scenario | int:

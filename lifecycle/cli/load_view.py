@@ -73,19 +73,19 @@ def print_table(stats: LoadStats, title: str, console: Console | None = None) ->
     table.add_column("errors")
     for column in ("p50 ms", "p90 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="right")
-    for name in stats.ordered_phases():
-        phase = stats.phases[name]
+    rows = [(PHASE_TITLES.get(name, name), stats.phases[name]) for name in stats.ordered_phases()]
+    if stats.audio_send_lag.count:
+        rows.append(("audio send lag (per frame)", stats.audio_send_lag))
+    for title, phase in rows:
         cells: list[Any] = ["-", "-", "-", "-"]
         if phase.count:
             latency = phase.latency_ms()
             cells = [f"{latency[key]:.1f}" for key in ("p50", "p90", "p99", "max")]
-        table.add_row(
-            PHASE_TITLES.get(name, name), str(phase.count), _errors_text(dict(phase.errors)), *cells
-        )
+        table.add_row(title, str(phase.count), _errors_text(dict(phase.errors)), *cells)
     console.print(table)
     errors = _errors_text(dict(stats.errors()))
     console.print(
         f"sessions {stats.started}/{stats.requested}: ok {stats.ok}, failed {stats.failed}, "
-        f"interrupted {stats.interrupted}; errors: {errors}",
+        f"interrupted {stats.interrupted}; errors: {errors}; client CPU {stats.client_cpu_s:.2f} s",
         highlight=False,
     )

@@ -11,6 +11,7 @@ from lifecycle.start import APIRequest
 
 if TYPE_CHECKING:
     from lifecycle.load.session import SessionContext
+    from lifecycle.media import AudioFrame
 
 __all__ = ["LoadPlan", "Outcome", "Recorder", "Scenario"]
 
@@ -33,6 +34,11 @@ class LoadPlan:
     request: str | None = None
     request_data: Any = None
     say: str | None = None
+    speech: tuple[AudioFrame, ...] = ()
+    """Frames every session speaks as its microphone, paced in real time (prepared once for
+    the whole run, in the transport's input format); then ``trailing_silence`` seconds of
+    silence, and the first bot output is timed from the end of the speech."""
+    trailing_silence: float = 1.0
     connect_timeout: float = 30.0
     request_timeout: float = 10.0
 
@@ -43,3 +49,7 @@ class LoadPlan:
             raise ValueError("rate must be a positive number of starts per second")
         if not (math.isfinite(self.hold) and self.hold >= 0):
             raise ValueError("hold must be a finite number of seconds >= 0")
+        if not (math.isfinite(self.trailing_silence) and self.trailing_silence >= 0):
+            raise ValueError("trailing_silence must be a finite number of seconds >= 0")
+        if self.speech and self.say is not None:
+            raise ValueError("a session either says a text or speaks audio, not both")

@@ -21,7 +21,8 @@ class LoadRun:
     """Runs a plan: ``stats = await LoadRun(plan, factory).run()``; ``stop()`` ends it early.
 
     ``transport_factory`` builds one fresh transport per session; ``on_phase`` (optional)
-    sees every phase outcome as it is recorded, e.g. to forward it to another tool.
+    sees every phase outcome as it is recorded, e.g. to forward it to another tool. The
+    statistics also get each speech frame's pacing lag and this process's CPU seconds.
     """
 
     def __init__(
@@ -39,6 +40,9 @@ class LoadRun:
         self._on_phase = on_phase
         self._stopping = asyncio.Event()
         self._starter: asyncio.Future[None] | None = None
+        # Only sessions that may speak (their own speech, a scenario's audio turns) measure it.
+        speaks = bool(plan.speech) or scenario is not None
+        self._lag = self.stats.audio_send_lag.tally if speaks else None
 
     @property
     def stopped(self) -> bool:
@@ -54,17 +58,22 @@ class LoadRun:
     async def run(self) -> LoadStats:
         """Run every session of the plan (or until ``stop()``); returns the statistics."""
         tasks: set[asyncio.Task[None]] = set()
-        starter = asyncio.ensure_future(self._start_sessions(tasks))
-        self._starter = starter
-        if self.stopped:
-            starter.cancel()
+        cpu = time.process_time()
         try:
-            await asyncio.wait({starter})  # stop() cancels the starter, not this task
+            starter = asyncio.ensure_future(self._start_sessions(tasks))
+            self._starter = starter
+            if self.stopped:
+                starter.cancel()
+            try:
+                await asyncio.wait({starter})  # stop() cancels the starter, not this task
+            finally:
+                starter.cancel()
+            if not starter.cancelled():
+                starter.result()  # a bug in the starter surfaces here
+            await asyncio.gather(*tasks)
         finally:
-            starter.cancel()
-        if not starter.cancelled():
-            starter.result()  # a bug in the starter surfaces here
-        await asyncio.gather(*tasks)
+            # Every thread of the process (aiortc encodes in one), user + system.
+            self.stats.client_cpu_s += time.process_time() - cpu
         return self.stats
 
     async def _start_sessions(self, tasks: set[asyncio.Task[None]]) -> None:
@@ -94,6 +103,7 @@ class LoadRun:
                 stopping=self._stopping,
                 scenario=self._scenario,
                 on_ready=self._ready,
+                lag=self._lag,
             )
         except Exception as exc:  # a transport factory or a client bug: count it, go on
             self._record("session", 0.0, exc)

@@ -1,17 +1,21 @@
 """One measured session: start, connect until bot-ready, a body, disconnect.
 
 The body is a scenario hook, or the default: an optional ``send_client_request`` round
-trip (phase ``request``), an optional text turn, a hold. The first bot output after
+trip (phase ``request``), an optional text turn or spoken turn (phase ``speak``: the plan's
+frames paced in real time, then trailing silence), a hold. The first bot output after
 bot-ready (or after the text turn) is timed as ``first_output``. One ``PipecatClient`` per
 session: clients are cheap, and a fresh one keeps sessions independent. When the session
 is over, each of its turns (``client.trace.turns()``) adds its figures to the ``turn_*``
-phases (see :data:`~lifecycle.load.stats.TURN_PHASES`).
+phases (see :data:`~lifecycle.load.stats.TURN_PHASES`). Speech sent by any layer of the
+session (the default body, a scenario's audio turns) reports each frame's pacing lag to
+``lag`` when one is given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from lifecycle.errors import SessionCancelledError, SessionClosedError
 from lifecycle.load.plan import LoadPlan, Outcome, Recorder, Scenario
 from lifecycle.load.stats import TURN_PHASES
+from lifecycle.media import AudioFrame
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -94,22 +99,31 @@ class _FirstOutput:
     def __init__(self, client: PipecatClient, record: Recorder) -> None:
         from lifecycle.client import EVENT_NAMES
 
+        self._client = client
         self._record = record
         self._since: float | None = None
         self.seen = asyncio.Event()
-        for name in _OUTPUT_EVENTS:
-            if name in EVENT_NAMES:
-                client.add_event_handler(name, self._on_output)
+        self._names = [name for name in _OUTPUT_EVENTS if name in EVENT_NAMES]
+        for name in self._names:
+            client.add_event_handler(name, self._on_output)
 
     def mark(self) -> None:
         """Measure from now (a later mark replaces an earlier one until output is seen)."""
         if not self.seen.is_set():
             self._since = time.monotonic()
 
-    def _on_output(self, *_: Any) -> None:
+    def _on_output(self, data: Any = None, *_: Any) -> None:
+        if isinstance(data, AudioFrame) and data.pcm.count(0) == len(data.pcm):
+            return  # silence: a WebRTC bot sends it between replies
         if self._since is not None and not self.seen.is_set():
             self.seen.set()
             self._record("first_output", _ms(self._since), None)
+            # Seen: stop the callbacks (a WebRTC bot's audio alone is 50 a second).
+            asyncio.get_running_loop().call_soon(self._unsubscribe)
+
+    def _unsubscribe(self) -> None:
+        for name in self._names:
+            self._client.remove_event_handler(name, self._on_output)
 
 
 async def run_session(
@@ -120,8 +134,31 @@ async def run_session(
     stopping: asyncio.Event | None = None,
     scenario: Scenario | None = None,
     on_ready: Callable[[], None] | None = None,
+    lag: Callable[[float], None] | None = None,
 ) -> Outcome:
-    """One measured session; never raises for a session failure (it is recorded instead)."""
+    """One measured session; never raises for a session failure (it is recorded instead).
+
+    ``lag`` gets every speech frame's pacing lag (ms) while the session runs.
+    """
+    if lag is None:
+        return await _run_session(plan, transport, record, stopping, scenario, on_ready)
+    from lifecycle.testing.audio import SEND_LAG
+
+    token = SEND_LAG.set(lag)
+    try:
+        return await _run_session(plan, transport, record, stopping, scenario, on_ready)
+    finally:
+        SEND_LAG.reset(token)
+
+
+async def _run_session(
+    plan: LoadPlan,
+    transport: Transport,
+    record: Recorder,
+    stopping: asyncio.Event | None,
+    scenario: Scenario | None,
+    on_ready: Callable[[], None] | None,
+) -> Outcome:
     from lifecycle.client import PipecatClient
 
     stopping = stopping if stopping is not None else asyncio.Event()
@@ -144,8 +181,8 @@ async def run_session(
             await client.connect(response)
         if on_ready is not None:
             on_ready()
-        if scenario is not None or plan.say is None:
-            output.mark()  # with --say, the first output is timed from the text turn
+        if scenario is not None or (plan.say is None and not plan.speech):
+            output.mark()  # with a turn, the first output is timed from the turn's end
         if scenario is not None:
             async with context.phase("scenario"):
                 await scenario(context)
@@ -183,6 +220,8 @@ async def _default_body(
             output.mark()
             async with asyncio.timeout(plan.request_timeout):
                 await output.seen.wait()
+    if plan.speech:
+        await _speak(context, output)
     if plan.hold > 0:
         # Stopping the run disconnects the session, which ends the hold early too.
         started = time.monotonic()
@@ -194,6 +233,30 @@ async def _default_body(
             error = SessionLostError("the session ended while it was held")
             context.record("hold", _ms(started), error)
             raise PhaseError("hold", error)
+
+
+async def _speak(context: SessionContext, output: _FirstOutput) -> None:
+    """The plan's speech in real time, its trailing silence, then the first bot output."""
+    from lifecycle.testing.audio import stream_to
+
+    plan, client = context.plan, context.client
+    first = plan.speech[0]
+    async with context.phase("first_output", timed=False):
+        async with context.phase("speak"):
+            await stream_to(client.send_audio, plan.speech)
+        output.mark()
+        trailing = _silence(plan.trailing_silence, first.sample_rate, first.num_channels)
+        await stream_to(client.send_audio, trailing)
+        async with asyncio.timeout(plan.request_timeout):
+            await output.seen.wait()
+
+
+@functools.lru_cache(maxsize=8)
+def _silence(seconds: float, rate: int, channels: int) -> tuple[AudioFrame, ...]:
+    """Trailing silence, made once per format for every session of a run."""
+    from lifecycle.testing.audio import silence
+
+    return tuple(silence(seconds, rate, channels))
 
 
 def _record_turns(client: PipecatClient, record: Recorder) -> None:

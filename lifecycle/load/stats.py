@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-PHASES: Final = ("start", "connect", "request", "first_output", "disconnect")
+PHASES: Final = ("start", "connect", "request", "speak", "first_output", "disconnect")
 """The phases every session may go through, in order (``connect`` is connect→ready)."""
 
 TURN_PHASES: Final = {
@@ -31,6 +31,7 @@ PHASE_TITLES: Final = {
     "start": "start",
     "connect": "connect→ready",
     "request": "request",
+    "speak": "speak",
     "first_output": "first bot output",
     "disconnect": "disconnect",
     "hold": "hold",
@@ -46,6 +47,8 @@ PHASE_TITLES: Final = {
 """How the summary table names each phase (others are shown as named)."""
 
 PERCENTILES: Final = (50.0, 90.0, 99.0)
+TALLY_US: Final = 10
+"""The resolution of :meth:`PhaseStats.tally` (µs)."""
 _LOWEST_US: Final = 1
 _HIGHEST_US: Final = 3_600_000_000
 _DIGITS: Final = 3
@@ -63,20 +66,46 @@ class PhaseStats:
 
     histogram: Any = field(default_factory=_new_histogram)
     errors: Counter[str] = field(default_factory=Counter)
+    _tallied: Counter[int] = field(default_factory=Counter, repr=False)
 
     def record(self, ms: float) -> None:
         """One success that took ``ms`` milliseconds."""
         us = min(max(round(ms * 1000.0), _LOWEST_US), _HIGHEST_US)
         self.histogram.record_value(us)
 
+    def tally(self, ms: float) -> None:
+        """One value, counted cheaply (rounded to :data:`TALLY_US` µs) for per-frame figures.
+
+        Recording in the HDR histogram costs ~10 µs in Python, which thousands of audio
+        frames a second would add to the very pacing they measure; tallied values are
+        folded into the histogram when read.
+        """
+        self._tallied[round(ms * (1000.0 / TALLY_US))] += 1
+
+    def _fold(self) -> None:
+        if self._tallied:
+            tallied, self._tallied = self._tallied, Counter()
+            for step, count in tallied.items():
+                us = min(max(step * TALLY_US, _LOWEST_US), _HIGHEST_US)
+                self.histogram.record_value(us, count)
+
+    def add(self, other: PhaseStats) -> None:
+        """Add ``other``'s values and errors to this one's (e.g. to merge runs)."""
+        self._fold()
+        other._fold()
+        self.histogram.add(other.histogram)
+        self.errors.update(other.errors)
+
     @property
     def count(self) -> int:
         """How many successes were recorded."""
+        self._fold()
         total: int = self.histogram.get_total_count()
         return total
 
     def percentile_ms(self, percentile: float) -> float:
         """The latency below which ``percentile`` percent of the successes fell (ms)."""
+        self._fold()
         return round(float(self.histogram.get_value_at_percentile(percentile)) / 1000.0, 3)
 
     def latency_ms(self) -> dict[str, float | int]:
@@ -99,6 +128,10 @@ class LoadStats:
     failed: int = 0
     interrupted: int = 0
     phases: dict[str, PhaseStats] = field(default_factory=dict)
+    audio_send_lag: PhaseStats = field(default_factory=PhaseStats)
+    """How late each speech frame went out against its real-time schedule (ms)."""
+    client_cpu_s: float = 0.0
+    """CPU seconds (user + system, every thread) this process spent running the load."""
 
     @property
     def live(self) -> int:
@@ -133,8 +166,14 @@ class LoadStats:
         return known + sorted(name for name in self.phases if name not in order)
 
     def summary(self) -> dict[str, Any]:
-        """The run as one JSON-ready mapping (the ``--json`` output)."""
+        """The run as one JSON-ready mapping (the ``--json`` output).
+
+        ``audio_send_lag_ms`` is there when speech was sent; ``client_cpu_s`` always.
+        """
         names = self.ordered_phases()
+        speech: dict[str, Any] = {}
+        if self.audio_send_lag.count:
+            speech["audio_send_lag_ms"] = self.audio_send_lag.latency_ms()
         return {
             "sessions": self.started,
             "requested": self.requested,
@@ -148,4 +187,6 @@ class LoadStats:
             "latency_ms": {
                 name: self.phases[name].latency_ms() for name in names if self.phases[name].count
             },
+            **speech,
+            "client_cpu_s": round(self.client_cpu_s, 3),
         }

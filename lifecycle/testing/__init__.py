@@ -2,9 +2,10 @@
 
 * :class:`Conversation` (:mod:`lifecycle.testing.conversation`): ``say``, ``play``, ``press``,
   ``expect`` and ``record`` on a READY :class:`~lifecycle.PipecatClient`.
-* :mod:`lifecycle.testing.scenario`: pipecat.evals' scripted scenario files (a subset), parsed
-  and validated; :mod:`lifecycle.testing.runner` runs them on a READY client as pipecat.evals'
-  driver does, :mod:`lifecycle.testing.junit` reports them (``pipecat-lifecycle test``).
+* :mod:`lifecycle.testing.scenario`: pipecat.evals' scenario files (whole), read and validated;
+  :mod:`lifecycle.testing.scripted` runs scripted ones on a READY client as pipecat.evals'
+  driver does, with the judges of :mod:`lifecycle.testing.judge`;
+  :mod:`lifecycle.testing.junit` reports them (``pipecat-lifecycle test``).
 * :mod:`lifecycle.testing.voice`: the caller's voice (:data:`Voice`, :func:`local_voice`:
   espeak-ng, extra ``voice``); :mod:`lifecycle.testing.recording`: two-sided recordings.
 * :mod:`lifecycle.testing.audio`: WAV I/O (soundfile), resampling (soxr), real-time pacing.

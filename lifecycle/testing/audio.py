@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextvars import ContextVar
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Final
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRAME_MS",
+    "SEND_LAG",
     "WEBSOCKET_RATE",
     "WavRecorder",
     "acceptable",
@@ -43,6 +45,13 @@ FRAME_MS: Final = 20
 """The length of each frame sent (what browsers and Pipecat's transports use)."""
 WEBSOCKET_RATE: Final = 16000
 """What Pipecat's WebSocket bots expect from the microphone by default (16 kHz mono)."""
+
+SEND_LAG: ContextVar[Callable[[float], None] | None] = ContextVar(
+    "pipecat_lifecycle_send_lag", default=None
+)
+"""When set, :func:`stream_to` reports here how late each frame went out (ms behind its
+schedule). A load run sets it for each session's task, so speech sent by any layer (its own
+body, a scenario's audio turns, ``Conversation.play``) is measured the same way."""
 
 AudioSource = str | PathLike[str] | Iterable[AudioFrame]
 """What :func:`prepare` takes: a WAV file's path, or frames."""
@@ -209,15 +218,20 @@ async def stream_to(
 
     Pacing follows the clock, not the sum of sleeps, so a slow send does not make the audio
     drift behind; it never sends ahead of real time either (a bot hears what a microphone
-    would deliver).
+    would deliver). With :data:`SEND_LAG` set, each frame's lag (ms from its scheduled time
+    until its send returned) is reported there.
     """
+    lag = SEND_LAG.get()
     start = clock()
     elapsed = 0.0
     for frame in frames:
-        wait = start + elapsed - clock()
+        due = start + elapsed
+        wait = due - clock()
         if wait > 0:
             await sleep(wait)
         await send(frame)
+        if lag is not None:
+            lag((clock() - due) * 1000.0)
         elapsed += frame.duration
 
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 
-from lifecycle.testing.runner import ScenarioResult
-from lifecycle.testing.scenario import Scenario
+from lifecycle.testing.scenario import ScriptedScenario
+from lifecycle.testing.scripted import ScenarioResult
 
 __all__ = ["Outcome", "write_junit"]
 
@@ -26,7 +26,7 @@ SUITE_NAME = "pipecat-lifecycle test"
 class Outcome:
     """A scenario and how it went: its ``result``, or the ``error`` that kept it from running."""
 
-    scenario: Scenario
+    scenario: ScriptedScenario
     result: ScenarioResult | None = None
     error: str | None = None
 
@@ -41,8 +41,8 @@ def _timing(result: ScenarioResult) -> str:
 
 def write_junit(path: str | PathLike[str], outcomes: Sequence[Outcome]) -> None:
     """Write ``outcomes`` as a JUnit XML file at ``path``."""
-    failures = sum(1 for o in outcomes if o.result is not None and not o.result.passed)
-    errors = sum(1 for o in outcomes if o.result is None)
+    errors = sum(1 for o in outcomes if o.result is None or o.result.error is not None)
+    failures = sum(1 for o in outcomes if o.result is not None and o.result.failures)
     total = sum(o.result.duration_s for o in outcomes if o.result is not None)
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
@@ -69,6 +69,8 @@ def write_junit(path: str | PathLike[str], outcomes: Sequence[Outcome]) -> None:
         if result is None:
             ET.SubElement(case, "error", message=outcome.error or "not run").text = outcome.error
             continue
+        if result.error is not None:
+            ET.SubElement(case, "error", message=result.error).text = result.error
         if result.failures:
             failure = ET.SubElement(case, "failure", message=result.failures[0])
             failure.text = "\n".join(result.failures)

@@ -64,6 +64,8 @@ from lifecycle.testing.simulation_turns import Heard, Transcript
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.dispatch import ClientEvent, EventStream
+    from lifecycle.testing.conversation import Conversation
+    from lifecycle.testing.voice import Voice
 
 __all__ = [
     "CLOSING_REPLY_WAIT_S",
@@ -218,7 +220,7 @@ class SimulatedCaller:
         success: str | None = None,
         model: ModelEndpoint,
         judge: ModelEndpoint | None = None,
-        voice: Any = None,
+        voice: Voice | None = None,
         max_turns: int = DEFAULT_MAX_TURNS,
         max_duration_s: float = DEFAULT_MAX_DURATION_S,
         max_silence_s: float = DEFAULT_MAX_SILENCE_S,
@@ -269,7 +271,7 @@ class SimulatedCaller:
         judge: ModelEndpoint | None = None,
         judge_fn: JudgeFn | None = None,
         max_model_calls: int | None = None,
-        voice: Any = None,
+        voice: Voice | None = None,
     ) -> SimulatedCaller:
         """The caller a simulation file describes (``max_model_calls``: the file's if None)."""
         return cls(
@@ -323,6 +325,7 @@ class _Run:
         self.persona_calls = 0
         self.judge_calls = 0
         self.anchor: float | None = None  # audio: when the bot heard the caller's turn end
+        self.speaker: Conversation | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -341,6 +344,8 @@ class _Run:
         finally:
             self.persona_calls = persona.calls
             await persona.aclose()
+            if self.speaker is not None:
+                await self.speaker.close()
         duration = self.now()
         if finish.error is not None:
             return self.result(finish, duration, [], finish.error)
@@ -505,15 +510,12 @@ class _Run:
         self.turns.append(SimulationTurn(len(self.turns) + 1, text, sent_at))
 
     async def speak(self, text: str) -> None:
-        """Audio modality: the voice's speech, then a second of silence, in real time."""
-        from lifecycle.testing import audio
+        """Audio modality: ``Conversation.say(speak=True)`` with the caller's voice."""
+        if self.speaker is None:
+            from lifecycle.testing.conversation import Conversation
 
-        client = self.caller.client
-        rate, channels = audio.input_format(client.transport)
-        frames = audio.prepare(self.caller.voice(text), rate, channels)
-        await audio.stream_to(client.send_audio, frames)
-        # The bot's VAD hears the end of the turn in the silence (as a microphone sends).
-        await audio.stream_to(client.send_audio, audio.silence(1.0, rate, channels))
+            self.speaker = Conversation(self.caller.client, voice=self.caller.voice, history=64)
+        await self.speaker.say(text, speak=True)
 
     # ------------------------------------------------------------------ judging
     async def judged(self, duration: float) -> list[Verdict]:

@@ -1,0 +1,227 @@
+"""A real Pipecat (1.14) bot for Pipecat's own eval files, its LLM a local OpenAI stand-in.
+
+Run with the interop venv's python (pipecat-ai is never a dependency of the project itself)::
+
+    .venv-interop/bin/python tests/interop/eval_bot.py --port 0 --llm-url http://127.0.0.1:N/v1
+
+Once listening it prints ``BOT-SERVER-READY http://127.0.0.1:N``. The pipeline is a text bot's,
+from Pipecat's own classes::
+
+    [RTVIProcessor] -> transport.input() -> DTMFAggregator -> user aggregator
+      -> OpenAILLMService (base_url: the stand-in) -> transport.output() -> assistant aggregator
+
+with ``RTVIObserver`` reporting function calls FULL (names and arguments). The bot greets
+once the client is ready (an LLM run on its system prompt), answers every tool call the
+LLM makes with a catch-all handler (``{"ok": true, "function": name}``), and acts on
+pipecat.evals' ``eval-context`` client message as its eval transport does (the messages
+replace the context, no LLM run) and answers it with a ``server-response``. What it says and
+which tools it calls is the stand-in's choice (tests/interop/test_evals_interop.py).
+
+Routes: ``POST /start`` -> ``{"wsUrl", "sessionId"}``; ``WS /ws``; ``POST|PATCH
+/sessions/{id}/api/offer`` (SmallWebRTC: the client posts its offer there with the sessionId).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+# Loopback-only ICE: importing bot_server patches aioice and aiortc's default STUN (see there).
+import bot_server  # noqa: F401
+import uvicorn
+from fastapi import FastAPI, Request, WebSocket
+from loguru import logger
+from pipecat.frames.frames import LLMMessagesUpdateFrame, LLMRunFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.frameworks.rtvi import RTVIObserverParams
+from pipecat.processors.frameworks.rtvi.observer import RTVIFunctionCallReportLevel
+from pipecat.serializers.protobuf import ProtobufFrameSerializer
+from pipecat.services.llm_service import FunctionCallParams
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.transports.base_transport import BaseTransport, TransportParams
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.request_handler import (
+    IceCandidate,
+    SmallWebRTCPatchRequest,
+    SmallWebRTCRequest,
+    SmallWebRTCRequestHandler,
+)
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketParams,
+    FastAPIWebsocketTransport,
+)
+from pipecat.workers.runner import WorkerRunner
+
+HOST = "127.0.0.1"
+SYSTEM_PROMPT = "You are a helpful voice assistant. Greet the user and offer to help."
+_BOT_TASKS: set[asyncio.Task[None]] = set()
+
+
+async def answer_any_call(params: FunctionCallParams) -> None:
+    """Every tool the LLM calls succeeds at once."""
+    logger.info(f"function call {params.function_name}({params.arguments})")
+    await params.result_callback({"ok": True, "function": params.function_name})
+
+
+def build_worker(transport: BaseTransport, llm_url: str) -> PipelineWorker:
+    """The bot's pipeline in a worker with RTVI (function calls reported FULL)."""
+    context = LLMContext(messages=[{"role": "system", "content": SYSTEM_PROMPT}])
+    aggregators = LLMContextAggregatorPair(context)
+    llm = OpenAILLMService(
+        api_key="stand-in",
+        base_url=llm_url,
+        settings=OpenAILLMService.Settings(model="stand-in"),
+    )
+    llm.register_function(None, answer_any_call)
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            DTMFAggregator(timeout=0.5),
+            aggregators.user(),
+            llm,
+            transport.output(),
+            aggregators.assistant(),
+        ]
+    )
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(enable_metrics=True),
+        rtvi_observer_params=RTVIObserverParams(
+            function_call_report_level={"*": RTVIFunctionCallReportLevel.FULL}
+        ),
+        idle_timeout_secs=None,
+    )
+
+    @worker.rtvi.event_handler("on_client_ready")  # type: ignore[untyped-decorator]
+    async def greet(_rtvi: Any) -> None:
+        await worker.queue_frames([LLMRunFrame()])
+
+    @worker.rtvi.event_handler("on_client_message")  # type: ignore[untyped-decorator]
+    async def on_client_message(rtvi: Any, message: Any) -> None:
+        if message.type != "eval-context":
+            await rtvi.send_error_response(message, f"unknown message {message.type!r}")
+            return
+        messages = list((message.data or {}).get("messages") or [])
+        await worker.queue_frames([LLMMessagesUpdateFrame(messages=messages, run_llm=False)])
+        await rtvi.send_server_response(message, {"messages": len(messages)})
+
+    return worker
+
+
+async def run_bot(transport: BaseTransport, llm_url: str, label: str) -> None:
+    """Run one session's pipeline until the client leaves."""
+    worker = build_worker(transport, llm_url)
+
+    @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
+    async def on_client_disconnected(_transport: BaseTransport, _client: Any) -> None:
+        logger.info(f"{label}: client disconnected")
+        await worker.cancel(reason="client disconnected")
+
+    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    await runner.add_workers(worker)
+    await runner.run()
+    logger.info(f"{label}: pipeline finished")
+
+
+def _params() -> dict[str, Any]:
+    return {"audio_in_enabled": True, "audio_out_enabled": False}
+
+
+def create_app(port_ref: list[int], llm_url: str) -> FastAPI:
+    """The bot's routes. ``port_ref[0]`` is the listening port (known after bind)."""
+    webrtc = SmallWebRTCRequestHandler(ice_servers=[])
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        await webrtc.close()  # type: ignore[no-untyped-call]
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/start")
+    async def start() -> dict[str, str]:
+        return {"wsUrl": f"ws://{HOST}:{port_ref[0]}/ws", "sessionId": uuid.uuid4().hex}
+
+    @app.websocket("/ws")
+    async def ws_endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        params = FastAPIWebsocketParams(serializer=ProtobufFrameSerializer(), **_params())
+        await run_bot(FastAPIWebsocketTransport(websocket, params), llm_url, "ws")
+
+    @app.post("/sessions/{session_id}/api/offer")
+    async def offer(session_id: str, request: Request) -> Any:
+        data = await request.json()
+        req = SmallWebRTCRequest(
+            sdp=data["sdp"],
+            type=data["type"],
+            pc_id=data.get("pc_id"),
+            restart_pc=data.get("restart_pc"),
+            request_data=data.get("requestData") or data.get("request_data"),
+        )
+
+        async def on_connection(connection: SmallWebRTCConnection) -> None:
+            transport = SmallWebRTCTransport(connection, TransportParams(**_params()))
+            task = asyncio.create_task(run_bot(transport, llm_url, f"webrtc {session_id}"))
+            _BOT_TASKS.add(task)
+            task.add_done_callback(_BOT_TASKS.discard)
+
+        return await webrtc.handle_web_request(req, on_connection)
+
+    @app.patch("/sessions/{session_id}/api/offer")
+    async def patch(session_id: str, request: Request) -> dict[str, str]:
+        data = await request.json()
+        await webrtc.handle_patch_request(
+            SmallWebRTCPatchRequest(
+                pc_id=data["pc_id"],
+                candidates=[IceCandidate(**c) for c in data.get("candidates", [])],
+            )
+        )
+        return {"status": "success"}
+
+    return app
+
+
+async def serve(port: int, llm_url: str) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, port))
+    sock.listen(128)
+    port_ref = [sock.getsockname()[1]]
+    server = uvicorn.Server(uvicorn.Config(create_app(port_ref, llm_url), log_level="warning"))
+
+    async def announce() -> None:
+        while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+            await asyncio.sleep(0.01)
+        sys.stdout.write(f"BOT-SERVER-READY http://{HOST}:{port_ref[0]}\n")
+        sys.stdout.flush()
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        announcer.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument("--llm-url", required=True, help="the OpenAI-compatible LLM base URL")
+    parser.add_argument("--log-level", default="INFO", help="loguru level for stderr")
+    args = parser.parse_args()
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level)
+    asyncio.run(serve(args.port, args.llm_url))
+
+
+if __name__ == "__main__":
+    main()

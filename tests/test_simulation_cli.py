@@ -1,0 +1,214 @@
+"""``pipecat-lifecycle test`` with simulation files, against the testing bot and the stand-in."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifecycle.cli import main
+from tests.support.openai_stub import OpenAIStub, StubReply, Tool, scripted
+from tests.support.threaded import in_thread
+from transports.testing import Dialogue, TestingBotServer
+
+pytestmark = pytest.mark.skipif(
+    "simulator_url" not in (Path(__file__).parent.parent / "lifecycle/cli/test.py").read_text(),
+    reason="pipecat-lifecycle test does not run simulation files yet",
+)
+KEY = "sk-cli-SECRET-0123456789abcdef"
+GREETING = "Hello, this is the restaurant."
+HANG_UP = StubReply(tool_calls=(Tool("end_call", {"success": True, "reason": "done"}),))
+
+
+def is_judge(request: dict[str, Any]) -> bool:
+    tools = [t["function"]["name"] for t in request.get("tools") or []]
+    return "end_call" not in tools
+
+
+def judge_yes(request: dict[str, Any]) -> StubReply:
+    tools = request.get("tools") or []
+    verdict = {"verdict": "yes", "reason": "the bot did"}
+    if tools:
+        return StubReply(tool_calls=(Tool(tools[0]["function"]["name"], verdict),))
+    return StubReply(text=json.dumps(verdict))
+
+
+def persona_then_judge(*persona: StubReply | str) -> Any:
+    next_persona = scripted(*persona)
+    return lambda request: judge_yes(request) if is_judge(request) else next_persona(request)
+
+
+def polite_caller(request: dict[str, Any]) -> StubReply | str:
+    """One line, then hang up (each run alike: it counts its own turns)."""
+    if is_judge(request):
+        return judge_yes(request)
+    said = sum(m["role"] == "assistant" for m in request["messages"])
+    return "A table for two, please." if said == 0 else HANG_UP
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+
+@pytest.fixture
+def stub() -> Iterator[OpenAIStub]:
+    with OpenAIStub(polite_caller) as server:
+        yield server
+
+
+@pytest.fixture
+def bot() -> Iterator[TestingBotServer]:
+    with in_thread(TestingBotServer(dialogue=Dialogue(greeting=GREETING))) as server:
+        yield server
+
+
+def sim_file(tmp_path: Path, stub: OpenAIStub, extra: str = "") -> Path:
+    path = tmp_path / "booking.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            name: booking
+            simulator:
+              endpoint: {stub.base_url}
+              model: stand-in
+            judge:
+              eval:
+                endpoint: {stub.base_url}
+                model: stand-in
+            max_turns: 4
+            scenarios:
+              - name: table
+                persona: "Jamie, calling to book a table."
+                goal: "Book a table for two."
+                success: "the bot took the booking"
+            """
+        )
+        + textwrap.dedent(extra)
+    )
+    return path
+
+
+def run(bot: TestingBotServer, *args: str) -> int:
+    return main(["test", *args, "--start", bot.start_url])
+
+
+def test_a_simulation_file_runs_and_writes_its_conversation(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs = tmp_path / "logs"
+    code = run(bot, str(sim_file(tmp_path, stub)), "--logs-dir", str(logs))
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "booking/table  PASSED  (ended by end_call" in out.out
+    [log] = logs.glob("booking__table__001.conversation.json")
+    saved = json.loads(log.read_text())
+    assert saved["end_reason"] == "end_call" and saved["passed"]
+    assert saved["turns"][0]["caller"] == "A table for two, please."
+    assert saved["conversation"][0] == {
+        "role": "assistant",
+        "content": GREETING,
+        "at": saved["conversation"][0]["at"],
+    }
+    assert KEY not in out.out + out.err + log.read_text()
+    assert stub.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_repeat_gives_a_pass_rate_and_fails_when_one_run_fails(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = iter([True, False, True])
+    keep: dict[str, bool] = {}
+
+    def caller(request: dict[str, Any]) -> StubReply | str:
+        if is_judge(request):
+            return judge_yes(request)
+        said = sum(m["role"] == "assistant" for m in request["messages"])
+        if said == 0:
+            keep["hangs_up"] = next(runs)
+            return "A table for two, please."
+        return HANG_UP if keep["hangs_up"] else "Hmm, let me think."
+
+    stub.handler = caller
+    code = run(bot, str(sim_file(tmp_path, stub)), "--repeat", "3", "--json")
+    out = capsys.readouterr()
+    assert code == 1, out.out + out.err
+    lines = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
+    [summary] = [line for line in lines if line.get("event") == "simulation"]
+    assert summary["pass_rate"] == pytest.approx(2 / 3, abs=1e-3)
+    assert [r["end_reason"] for r in summary["runs"]] == ["end_call", "max_turns", "end_call"]
+
+
+def test_model_endpoint_failing_mid_conversation_exits_3(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    echo = json.dumps({"error": {"message": f"upstream down for {KEY}"}}).encode()
+    stub.handler = persona_then_judge("A table, please.", StubReply(status=502, raw=echo))
+    code = run(bot, str(sim_file(tmp_path, stub)))
+    out = capsys.readouterr()
+    assert code == 3, out.out + out.err
+    assert "ended by error" in out.out and "HTTP 502" in out.out
+    assert KEY not in out.out + out.err
+
+
+def test_model_call_cap_from_the_command_line(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.handler = persona_then_judge("Go on.")
+    code = run(bot, str(sim_file(tmp_path, stub)), "--max-model-calls", "2")
+    out = capsys.readouterr()
+    assert code == 1, out.out + out.err
+    assert "model call limit reached (2 calls to stand-in)" in out.out
+
+
+def test_hostile_persona_answer_fails_the_run(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.handler = persona_then_judge(StubReply(tool_calls=(Tool("rm_rf", {}),)))
+    code = run(bot, str(sim_file(tmp_path, stub)))
+    out = capsys.readouterr()
+    assert code == 1, out.out + out.err
+    assert "unknown tool 'rm_rf'" in out.out
+
+
+def test_simulator_url_overrides_a_factory_block(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sim_file(tmp_path, stub)
+    path.write_text(
+        path.read_text().replace(
+            f"  endpoint: {stub.base_url}\n  model: stand-in\njudge", "  factory: my.llm\njudge", 1
+        )
+    )
+    assert "factory: my.llm" in path.read_text()
+    code = run(
+        bot,
+        str(path),
+        "--simulator-url",
+        stub.base_url,
+        "--simulator-model",
+        "other-model",
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    persona = [r for r in stub.completions if not is_judge(r)]
+    assert {r["model"] for r in persona} == {"other-model"}
+
+
+def test_validate_checks_simulation_files(
+    stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = sim_file(tmp_path, stub)
+    assert main(["test", "--validate", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("max_turns: 4", "max_turns: 0"))
+    capsys.readouterr()
+    assert main(["test", "--validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    line = bad.read_text().splitlines().index("max_turns: 0") + 1
+    assert f"{bad}:{line}: max_turns:" in err
+    assert stub.requests == []  # validation contacts nothing
