@@ -4,12 +4,17 @@ The bot hears through Pipecat's Silero VAD and a real offline STT (pocketsphinx 
 grammar), answers, speaks through espeak-ng, and is interrupted by Pipecat's own handling.
 Over WebSocket and SmallWebRTC: a spoken turn must be heard (VAD once), transcribed into the
 expected words and answered, with no send-text; a spoken barge-in must interrupt the bot.
-The barge-in figures are reported (run with ``-s``), not asserted.
+Pipecat's own barge-in file, ``evals/release/scenarios/scripted/interruption.yaml``, runs as
+published (its text and audio scenarios) with ``pipecat-lifecycle test``, the judge a local
+stand-in (tests/support/openai_stub.py) given with ``--judge-url``. The barge-in figures are
+reported (run with ``-s``), not asserted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,9 +24,12 @@ from typing import Any
 import pytest
 
 from lifecycle import PipecatClient
+from lifecycle.cli import main
 from lifecycle.testing import Conversation, Voice, local_voice
 from lifecycle.timeline import SEND_TEXT, USER_AUDIO
 from tests.support.interop_bots import BotProcess, running_voice_bot
+from tests.support.openai_stub import OpenAIStub
+from tests.support.toolkit import REPO
 from transports.websocket import WebSocketTransport
 
 pytest.importorskip("espeakng_loader")
@@ -30,6 +38,8 @@ T = 30.0
 TRANSPORTS = ["ws", "webrtc"]
 VOICE = "en-us+f2"  # pocketsphinx hears espeak-ng's female variants best
 FIGURES: dict[str, list[str]] = {t: [] for t in TRANSPORTS}
+SDIST_EVALS = REPO / ".venv-interop" / "sdist" / "pipecat_ai-1.14.0" / "evals"
+INTERRUPTION = "release/scenarios/scripted/interruption.yaml"
 
 
 @dataclass
@@ -143,3 +153,62 @@ async def test_a_spoken_barge_in_interrupts_the_bot(session: Session) -> None:
     assert turn.barge_in_to_interrupted_ms is not None
     assert turn.barge_in_to_bot_stopped_ms is not None
     FIGURES[session.kind].append(turn.summary())
+
+
+def stand_in_judge(request: dict[str, Any]) -> str:
+    """The judge: yes when the latest reply shows what the criterion asks for."""
+    state = json.loads(request["messages"][-1]["content"])
+    criterion = request["messages"][0]["content"]
+    reply = state.get("latest_bot_reply") or ""
+    if "capital of Japan is Tokyo" in criterion:
+        ok = "Tokyo" in reply and "Paris began" not in reply
+    else:
+        ok = "Hello" in reply
+    verdict = "yes" if ok else "no"
+    return json.dumps({"verdict": verdict, "reason": f"the bot said: {reply[:80]}"})
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_pipecats_interruption_file_runs_as_published(
+    transport: str,
+    listening_bot: BotProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    evals = Path(os.environ.get("PIPECAT_EVALS_DIR") or SDIST_EVALS)
+    if not evals.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"Pipecat's eval files are missing ({evals}): make builds them")
+        pytest.skip(f"Pipecat's eval files are missing ({evals}): run make interop")
+    monkeypatch.setenv("PIPECAT_LIFECYCLE_CACHE_DIR", str(tmp_path / "cache"))
+    with OpenAIStub(stand_in_judge) as stub:
+        code = main(
+            [
+                "test",
+                str(evals / INTERRUPTION),
+                "--start",
+                f"{listening_bot.base_url}/start",
+                "--transport",
+                transport,
+                "--judge-url",
+                stub.base_url,
+                "--judge-model",
+                "stand-in-judge",
+                "--record-dir",
+                str(tmp_path / "calls"),
+                "--json",
+            ]
+        )
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    results = {r["scenario"]: r for r in lines if r.get("event") == "scenario"}
+    with capsys.disabled():
+        for line in lines:
+            if line.get("event") == "turn" and "barge" in json.dumps(line):
+                print(f"\n{transport} file: {line}")
+    assert code == 0, captured.out[-3000:] + captured.err[-3000:]
+    assert len(results) == 2 and all(r["passed"] for r in results.values())
+    assert "kokoro" in captured.err  # the voice it cannot run, replaced with a notice
+    calls = sorted((tmp_path / "calls").glob("*.wav"))
+    assert len(calls) == 2

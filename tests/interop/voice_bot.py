@@ -34,7 +34,8 @@ function calls and TTS contexts run through Pipecat's own code:
   ``{"dtmf": key, "keys": all keys so far}``.
 
 Routes: ``POST /start`` -> ``{"wsUrl", "sessionId"}``; ``WS /ws`` (FastAPIWebsocketTransport +
-ProtobufFrameSerializer); ``POST|PATCH /api/offer`` (SmallWebRTC offer/answer, ICE trickle).
+ProtobufFrameSerializer); ``POST|PATCH /api/offer`` and ``/sessions/{sessionId}/api/offer``
+(SmallWebRTC offer/answer, ICE trickle).
 """
 
 from __future__ import annotations
@@ -387,7 +388,9 @@ def create_app(port_ref: list[int], build: Build = build_worker) -> FastAPI:
         params = FastAPIWebsocketParams(serializer=ProtobufFrameSerializer(), **transport_params())
         await run_bot(FastAPIWebsocketTransport(websocket, params), "ws", build)
 
+    # The direct route, and the one a start response's sessionId leads a client to.
     @app.post("/api/offer")
+    @app.post("/sessions/{session_id}/api/offer")
     async def offer(request: Request) -> Any:
         data = await request.json()
         req = SmallWebRTCRequest(
@@ -407,6 +410,7 @@ def create_app(port_ref: list[int], build: Build = build_worker) -> FastAPI:
         return await webrtc.handle_web_request(req, on_connection)
 
     @app.patch("/api/offer")
+    @app.patch("/sessions/{session_id}/api/offer")
     async def patch(request: Request) -> dict[str, str]:
         data = await request.json()
         await webrtc.handle_patch_request(
