@@ -25,6 +25,10 @@ PIPECAT_EVALS := $(INTEROP)/sdist/pipecat_ai-$(PIPECAT_VERSION)/evals
 $(INTEROP_STAMP): tests/interop/requirements.txt
 	$(PY) -m venv $(INTEROP)
 	$(INTEROP)/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
+	touch $@
+
+# Part of the interop venv step (inside .venv-interop, never committed).
+$(PIPECAT_EVALS)/.fetched: $(INTEROP_STAMP)
 	$(INTEROP)/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
 		pipecat-ai==$(PIPECAT_VERSION) -d $(INTEROP)/sdist
 	tar -xzf $(INTEROP)/sdist/pipecat_ai-$(PIPECAT_VERSION).tar.gz -C $(INTEROP)/sdist \
@@ -48,7 +52,7 @@ unit: $(DEV_STAMP)
 pythons: $(DEV_STAMP)
 	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PYTEST_ARGS)
 
-interop: $(DEV_STAMP) $(INTEROP_STAMP)
+interop: $(DEV_STAMP) $(INTEROP_STAMP) $(PIPECAT_EVALS)/.fetched
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python PIPECAT_EVALS_DIR=$(CURDIR)/$(PIPECAT_EVALS) \
 		$(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
 
