@@ -85,3 +85,27 @@ def test_speech_blocks_map_to_local_voices() -> None:
         "en-us+f2",
         450,
     )
+
+
+NOISY = """\
+name: noisy
+user:
+  modality: audio
+  noise: {kind: pink, snr_db: 10}
+turns:
+  - user: "Hello there"
+    expect:
+      - event: user_transcription
+        text_contains: microphone
+"""
+
+
+def test_a_user_block_with_noise(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, "noisy.yaml", NOISY)
+    calls = tmp_path / "calls"
+    assert main(["test", str(path), "--record-dir", str(calls)]) == 0
+    (wav,) = calls.glob("*.wav")
+    bad = write_scenario(
+        tmp_path, "bad.yaml", NOISY.replace("{kind: pink, snr_db: 10}", "{file: gone.wav, snr_db: 5}")
+    )
+    assert main(["test", str(bad), "--validate"]) == 2

@@ -147,6 +147,8 @@ class UserBlock:
     modality: str = "text"
     speech: Mapping[str, Any] | None = None
     line: int = 0
+    noise: Any = None
+    """A :class:`~lifecycle.testing.noise.Noise` mixed into the speech (``noise:``)."""
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,10 @@ def voice_for(user: UserBlock) -> tuple[Voice, str | None]:
     voice = _VOICES.get((name, rate))
     if voice is None:
         voice = _VOICES[(name, rate)] = local_voice(name, rate=rate)
+    if user.noise is not None:
+        from lifecycle.testing.noise import with_noise
+
+        voice = with_noise(voice, user.noise)
     return voice, notice
 
 
