@@ -105,7 +105,7 @@ def test_a_user_block_with_noise(tmp_path: Path) -> None:
     calls = tmp_path / "calls"
     assert main(["test", str(path), "--record-dir", str(calls)]) == 0
     (wav,) = calls.glob("*.wav")
-    bad = write_scenario(
-        tmp_path, "bad.yaml", NOISY.replace("{kind: pink, snr_db: 10}", "{file: gone.wav, snr_db: 5}")
-    )
+    assert abs(soundfile.read(wav, dtype="int16")[0][:, 0]).max() > 1000
+    gone = NOISY.replace("{kind: pink, snr_db: 10}", "{file: gone.wav, snr_db: 5}")
+    bad = write_scenario(tmp_path, "bad.yaml", gone)
     assert main(["test", str(bad), "--validate"]) == 2
