@@ -10,6 +10,7 @@ PYTEST_ARGS ?=
 export HYPOTHESIS_PROFILE ?= ci
 
 .PHONY: test lint unit pythons interop demo bench soak diagrams proto lock clean
+.PHONY: test-loaded test-loaded-interop
 
 $(DEV_STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -55,6 +56,16 @@ pythons: $(DEV_STAMP)
 interop: $(DEV_STAMP) $(INTEROP_STAMP) $(PIPECAT_EVALS)/.fetched
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python PIPECAT_EVALS_DIR=$(CURDIR)/$(PIPECAT_EVALS) \
 		$(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
+
+# The unit suite (default Python) while busy processes hold every core (one per core, at
+# least 2; stopped at the end whatever happens); it prints the duration and load average.
+test-loaded: $(DEV_STAMP)
+	$(BIN)/python tests/support/loaded.py unit $(PYTEST_ARGS)
+
+# The interop suite the same way.
+test-loaded-interop: $(DEV_STAMP) $(INTEROP_STAMP)
+	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python \
+		$(BIN)/python tests/support/loaded.py interop $(PYTEST_ARGS)
 
 demo: $(DEV_STAMP)
 	$(BIN)/pipecat-lifecycle demo

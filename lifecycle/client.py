@@ -26,6 +26,7 @@ from lifecycle.errors import (
     SessionCancelledError,
     SessionClosedError,
     TransportError,
+    UnsupportedFeatureError,
 )
 from lifecycle.events import (
     EVENT_NAMES,
@@ -694,7 +695,8 @@ class PipecatClient(EventRegistration):
     ) -> str:
         """Send RTVI ``send-text``; requires READY. Returns the message id.
 
-        The bot echoes the id as ``msg_id`` in its ``user-input`` for this text.
+        The bot echoes the id as ``msg_id`` in its ``user-input`` for this text. ``content``
+        that is not a ``str`` raises ``TypeError`` and nothing is sent.
         """
         session = self._require_ready()
         message = rtvi.send_text(
@@ -716,15 +718,14 @@ class PipecatClient(EventRegistration):
     ) -> str:
         """Send RTVI 2.2 ``send-file``: ``content`` with one file (``data``, inline base64).
 
-        Requires READY and a bot on RTVI 2.2 or later (else ``MessageError``, nothing sent).
-        Returns the message id.
+        Requires READY and a bot on RTVI 2.2 or later (else
+        :class:`~lifecycle.errors.UnsupportedFeatureError`, nothing sent). Returns the
+        message id.
         """
         session = self._require_ready()
         version = session.bot_info.version if session.bot_info is not None else ""
         if not rtvi.supports_send_file(version):
-            raise MessageError(
-                f"the bot speaks RTVI {_prefix(version) or '?'}; send-file needs 2.2 or later"
-            )
+            raise UnsupportedFeatureError("send-file", _prefix(version) or "?", "2.2")
         encoded = base64.b64encode(data).decode("ascii")
         message = rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately)
         self._send(message, session)
@@ -735,7 +736,9 @@ class PipecatClient(EventRegistration):
         """Press DTMF keys (``0``-``9``, ``*``, ``#``); requires READY.
 
         A bot on RTVI 2.1+ gets one ``dtmf`` ``{"buttons": [...]}``; a 2.0.x bot one
-        ``{"button": k}`` per key. Any other key raises ``ValueError`` and sends nothing.
+        ``{"button": k}`` per key. Any other key raises ``ValueError`` and sends nothing; a
+        bot below RTVI 2.0 raises :class:`~lifecycle.errors.UnsupportedFeatureError` and
+        nothing is sent.
         """
         keys = rtvi.dtmf_keys(buttons)
         session = self._require_ready()
