@@ -46,9 +46,6 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import (
     Frame,
-    LLMContextFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
     LLMRunFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
@@ -60,8 +57,6 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.llm_service import LLMService
 from pipecat.services.settings import TTSSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.tts_service import TTSService
@@ -174,31 +169,18 @@ class PocketsphinxSTT(SegmentedSTTService):
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601())
 
 
-class ScriptedLLM(LLMService):
+class ScriptedLLM(voice_bot.StandInLLM):
     """Deterministic answers: a greeting, a long story, Tokyo, or an echo."""
 
-    def can_generate_metrics(self) -> bool:
-        return True
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if not isinstance(frame, LLMContextFrame):
-            await self.push_frame(frame, direction)
-            return
-        await self.push_frame(LLMFullResponseStartFrame())
-        await self.start_processing_metrics()
+    async def _complete(self, context: LLMContext) -> None:
         await self.start_ttfb_metrics()
-        try:
-            messages = frame.context.get_messages()
-            role, text = voice_bot._message_text(messages[-1]) if messages else ("", "")
-            words = self.answer(role, text).split(" ")
-            for i, word in enumerate(words):
-                if i == 0:
-                    await self.stop_ttfb_metrics()
-                await self._push_llm_text(word if i == len(words) - 1 else word + " ")
-        finally:
-            await self.stop_processing_metrics()
-            await self.push_frame(LLMFullResponseEndFrame())
+        messages = context.get_messages()
+        role, text = voice_bot._message_text(messages[-1]) if messages else ("", "")
+        words = self.answer(role, text).split(" ")
+        for i, word in enumerate(words):
+            if i == 0:
+                await self.stop_ttfb_metrics()
+            await self._push_llm_text(word if i == len(words) - 1 else word + " ")
 
     @staticmethod
     def answer(role: str, text: str) -> str:
