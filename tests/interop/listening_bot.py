@@ -265,5 +265,7 @@ def build_worker(transport: BaseTransport) -> PipelineWorker:
 
 
 if __name__ == "__main__":
-    _Recognizer.get()  # load the model before the first session, not during it
+    # Load the models before the first session, not on its event loop during the handshake.
+    _Recognizer.get()
+    _espeak().synthesize("ready", VOICE, None, None)
     voice_bot.main(__doc__.splitlines()[0], build_worker)
