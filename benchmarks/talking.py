@@ -2,9 +2,12 @@
 
 Every session POSTs /start, connects until bot-ready, speaks ``SPEECH_S`` seconds of a 440 Hz
 tone (what the testing bot hears as a user turn) as 20 ms frames paced in real time, then
-``TRAILING_S`` seconds of silence, waits for the bot's first output and disconnects. All
-sessions start at once; the testing bots run in several subprocesses
-(:class:`~benchmarks.bots.BotFarm`), on the same 2 cores.
+``TRAILING_S`` seconds of silence, waits for the bot's first output and disconnects. The
+sessions start evenly over ``RAMP_S`` (calls do not all begin in the same millisecond), so
+all of them speak at once for most of the speech; the testing bots run in several
+subprocesses (:class:`~benchmarks.bots.BotFarm`), on the same 2 cores. The load average
+before each run is kept with its figures (the pacing lag is wall-clock time: a machine busy
+with other work shows in it on both sides).
 
 * Ours: ``lifecycle.load.LoadRun`` (one per bot process, run together) with
   ``LoadPlan.speech``: the pacing lag is what ``load`` reports as ``audio_send_lag_ms``.
@@ -24,9 +27,10 @@ import array
 import asyncio
 import fractions
 import math
+import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +38,9 @@ from benchmarks._stats import Row, percentile, ratio_text, ratios, summarize
 from benchmarks.bots import BotFarm
 from lifecycle.media import AudioFrame
 
-SPEECH_S = 3.0
+SPEECH_S = 5.0
 TRAILING_S = 0.5
+RAMP_S = 1.0
 BOT_PROCESSES = 4
 WS_SESSIONS = 100
 RTC_SESSIONS = 20
@@ -68,11 +73,12 @@ def silence(seconds: float, rate: int) -> tuple[AudioFrame, ...]:
 
 @dataclass
 class Side:
-    """One run of one side: CPU seconds, pacing lags (ms; ours: p99 only) and failures."""
+    """One run of one side: CPU seconds, pacing lag p99 (ms), failures, load average before."""
 
     cpu_s: float
     lag_p99_ms: float
     failed: int
+    load: float = 0.0
 
 
 # ------------------------------------------------------------------ ours
@@ -103,6 +109,7 @@ async def _ours(kind: str, farm: BotFarm, sessions: int, speech_s: float = SPEEC
                 start=url,
                 sessions=count,
                 concurrency=count,
+                rate=count / RAMP_S,
                 speech=speech,
                 trailing_silence=TRAILING_S,
                 request_timeout=_OUTPUT_TIMEOUT,
@@ -151,6 +158,7 @@ async def _raw_ws(farm: BotFarm, sessions: int, speech_s: float = SPEECH_S) -> S
 
     async def one(http: httpx.AsyncClient, index: int) -> None:
         nonlocal failed
+        await asyncio.sleep(index / sessions * RAMP_S)
         client = RawWSClient()
         try:
             answer = (await http.post(farm.url(index), json={"transport": "websocket"})).json()
@@ -235,6 +243,7 @@ async def _raw_rtc(farm: BotFarm, sessions: int, speech_s: float = SPEECH_S) -> 
 
     async def one(http: httpx.AsyncClient, index: int) -> None:
         nonlocal failed
+        await asyncio.sleep(index / sessions * RAMP_S)
         done = asyncio.Event()
         track = _speaking_track(chunks, done)
         client = RawWebRTCClient(http, audio_track=track, receive_audio=True)
@@ -262,6 +271,14 @@ async def _raw_rtc(farm: BotFarm, sessions: int, speech_s: float = SPEECH_S) -> 
 # ------------------------------------------------------------------ the section
 
 
+def _run(side: Coroutine[Any, Any, Side]) -> Side:
+    """Run one side in a fresh event loop; the load average before it goes with it."""
+    load = os.getloadavg()[0]
+    result = asyncio.run(side)
+    result.load = load
+    return result
+
+
 def measure(
     kind: str,
     sessions: int,
@@ -279,16 +296,21 @@ def measure(
             from benchmarks.raw_webrtc_client import loopback_ice
 
             loopback_ice()
-        asyncio.run(_ours(kind, farm, 2, speech_s))  # warm-up: imports, first-use caches
-        asyncio.run(raw(farm, 2, speech_s))
+        _run(_ours(kind, farm, 2, speech_s))  # warm-up: imports, first-use caches
+        _run(raw(farm, 2, speech_s))
         for i in range(rounds):
             for side in (_ours, raw) if i % 2 == 0 else (raw, _ours):
                 if side is _ours:
-                    ours_runs.append(asyncio.run(_ours(kind, farm, sessions, speech_s)))
+                    ours_runs.append(_run(_ours(kind, farm, sessions, speech_s)))
                 else:
-                    raw_runs.append(asyncio.run(raw(farm, sessions, speech_s)))
-        swept = [(n, asyncio.run(_ours(kind, farm, n, speech_s))) for n in sweep]
+                    raw_runs.append(_run(raw(farm, sessions, speech_s)))
+        swept = [(n, _run(_ours(kind, farm, n, speech_s))) for n in sweep]
     return ours_runs, raw_runs, swept
+
+
+def _loads(sides: Sequence[Side]) -> str:
+    loads = [side.load for side in sides]
+    return f"load average {min(loads):.1f}-{max(loads):.1f}" if loads else ""
 
 
 def rows(
@@ -301,7 +323,10 @@ def rows(
         if kind == "ws"
         else f"{sessions} concurrent SmallWebRTC sessions speaking (48 kHz) and receiving"
     )
-    what += f" ({SPEECH_S:g} s + {TRAILING_S:g} s silence; bots in {BOT_PROCESSES} processes)"
+    what += (
+        f" ({SPEECH_S:g} s + {TRAILING_S:g} s silence, started over {RAMP_S:g} s; bots in "
+        f"{BOT_PROCESSES} processes; {_loads([*ours, *raw])})"
+    )
     base = "raw websockets sender" if kind == "ws" else "bare aiortc client"
     goal = WS_CPU_GOAL if kind == "ws" else RTC_CPU_GOAL
     paired = summarize(ratios([s.cpu_s for s in ours], [s.cpu_s for s in raw]))
@@ -329,7 +354,7 @@ def rows(
     )
     within = [n for n, side in swept if side.lag_p99_ms <= LAG_LIMIT_MS and not side.failed]
     figures = "; ".join(
-        f"{n}: p99 {side.lag_p99_ms:.1f} ms, CPU {side.cpu_s:.2f} s"
+        f"{n}: p99 {side.lag_p99_ms:.1f} ms, CPU {side.cpu_s:.2f} s, load {side.load:.1f}"
         + (f", {side.failed} failed" if side.failed else "")
         for n, side in swept
     )
