@@ -375,8 +375,8 @@ def run(quick: bool) -> list[Row]:
         ws = measure("ws", 10, 2, sweep=(10, 20))
         rtc = measure("webrtc", 3, 2)
         return rows("ws", 10, *ws) + rows("webrtc", 3, *rtc)
-    ws = measure("ws", WS_SESSIONS, 4, sweep=(100, 200, 300, 400))
-    rtc = measure("webrtc", RTC_SESSIONS, 4)
+    ws = measure("ws", WS_SESSIONS, 3, sweep=(50, 100, 200, 400))
+    rtc = measure("webrtc", RTC_SESSIONS, 3)
     return rows("ws", WS_SESSIONS, *ws) + rows("webrtc", RTC_SESSIONS, *rtc)
 
 
