@@ -10,6 +10,7 @@ PYTEST_ARGS ?=
 export HYPOTHESIS_PROFILE ?= ci
 
 .PHONY: test lint unit pythons interop demo bench soak diagrams proto lock clean
+.PHONY: test-loaded test-loaded-interop
 
 $(DEV_STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +26,10 @@ PIPECAT_EVALS := $(INTEROP)/sdist/pipecat_ai-$(PIPECAT_VERSION)/evals
 $(INTEROP_STAMP): tests/interop/requirements.txt
 	$(PY) -m venv $(INTEROP)
 	$(INTEROP)/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
+	touch $@
+
+# Part of the interop venv step (inside .venv-interop, never committed).
+$(PIPECAT_EVALS)/.fetched: $(INTEROP_STAMP)
 	$(INTEROP)/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
 		pipecat-ai==$(PIPECAT_VERSION) -d $(INTEROP)/sdist
 	tar -xzf $(INTEROP)/sdist/pipecat_ai-$(PIPECAT_VERSION).tar.gz -C $(INTEROP)/sdist \
@@ -48,9 +53,19 @@ unit: $(DEV_STAMP)
 pythons: $(DEV_STAMP)
 	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PYTEST_ARGS)
 
-interop: $(DEV_STAMP) $(INTEROP_STAMP)
+interop: $(DEV_STAMP) $(INTEROP_STAMP) $(PIPECAT_EVALS)/.fetched
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python PIPECAT_EVALS_DIR=$(CURDIR)/$(PIPECAT_EVALS) \
 		$(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
+
+# The unit suite (default Python) while busy processes hold every core (one per core, at
+# least 2; stopped at the end whatever happens); it prints the duration and load average.
+test-loaded: $(DEV_STAMP)
+	$(BIN)/python tests/support/loaded.py unit $(PYTEST_ARGS)
+
+# The interop suite the same way.
+test-loaded-interop: $(DEV_STAMP) $(INTEROP_STAMP)
+	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python \
+		$(BIN)/python tests/support/loaded.py interop $(PYTEST_ARGS)
 
 demo: $(DEV_STAMP)
 	$(BIN)/pipecat-lifecycle demo

@@ -21,6 +21,7 @@ from lifecycle.errors import (
     SessionClosedError,
     StartBotError,
     TransportError,
+    UnsupportedFeatureError,
 )
 from lifecycle.events import (
     EVENT_NAMES,
@@ -85,6 +86,7 @@ __all__ = [
     "TransitionEvent",
     "TransportError",
     "Turn",
+    "UnsupportedFeatureError",
     "UserInput",
     "UserTranscript",
     "__version__",

@@ -694,7 +694,8 @@ class PipecatClient(EventRegistration):
     ) -> str:
         """Send RTVI ``send-text``; requires READY. Returns the message id.
 
-        The bot echoes the id as ``msg_id`` in its ``user-input`` for this text.
+        The bot echoes the id as ``msg_id`` in its ``user-input`` for this text. ``content``
+        that is not a ``str`` raises ``TypeError`` and nothing is sent.
         """
         session = self._require_ready()
         message = rtvi.send_text(
@@ -735,7 +736,9 @@ class PipecatClient(EventRegistration):
         """Press DTMF keys (``0``-``9``, ``*``, ``#``); requires READY.
 
         A bot on RTVI 2.1+ gets one ``dtmf`` ``{"buttons": [...]}``; a 2.0.x bot one
-        ``{"button": k}`` per key. Any other key raises ``ValueError`` and sends nothing.
+        ``{"button": k}`` per key. Any other key raises ``ValueError`` and sends nothing; a
+        bot below RTVI 2.0 raises :class:`~lifecycle.errors.UnsupportedFeatureError` and
+        nothing is sent.
         """
         keys = rtvi.dtmf_keys(buttons)
         session = self._require_ready()

@@ -17,8 +17,10 @@ Decisions:
 * A drain (``disconnect()``, and a new session's start) waits ``drain_timeout``, discards
   the droppable rest, then gives the never-dropped callbacks :data:`LIFECYCLE_GRACE` more:
   so ``on_disconnected`` still runs, and a hanging user callback cannot hold either call
-  for ever. A start is bounded too because a session that ended by itself (the bot left
-  mid-flood) was never drained by a ``disconnect()``: its queue could hold minutes of
+  for ever: a callback still running then is cancelled and its dispatcher abandoned (a new
+  one runs what is queued), so one stuck callback never silences the later sessions. A
+  start is bounded too because a session that ended by itself (the bot left mid-flood)
+  was never drained by a ``disconnect()``: its queue could hold minutes of
   callbacks. What is still queued for an ended session when the next one starts is skipped
   (counted), never delivered into the new session.
 * A callback's ``BaseException`` is logged like an ``Exception`` (``GeneratorExit``, a
@@ -327,6 +329,15 @@ class _Waiter:
             except Exception as exc:  # the caller's predicate: its error is theirs to see
                 self.future.set_exception(exc)
                 return
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                # GeneratorExit, a stray CancelledError: raised here it would end the
+                # transport's reader and leave the session READY with nobody reading.
+                error = RuntimeError(f"the wait_for predicate raised {type(exc).__name__}")
+                error.__cause__ = exc
+                self.future.set_exception(error)
+                return
             if matched:
                 self.future.set_result(event.data)
         elif event.name == SESSION_END_EVENT:
@@ -363,8 +374,10 @@ class EventBus:
         self._log = log
         self._handlers: dict[str, list[EventCallback]] = {name: [] for name in self.names}
         # Weak: a stream its owner dropped without closing is collected, not fed forever.
-        self._subscribers: weakref.WeakSet[_Subscriber] = weakref.WeakSet()
-        self._feeders: tuple[weakref.ref[_Subscriber], ...] = ()
+        # Keyed by id() so subscribing and unsubscribing are O(1) (thousands of wait_for
+        # calls at once); the tuple emit walks is rebuilt once after changes, when needed.
+        self._subscribers: dict[int, weakref.ref[_Subscriber]] = {}
+        self._feeders: tuple[weakref.ref[_Subscriber], ...] | None = ()
         self._dispatcher: asyncio.Task[None] | None = None
         self._warned_session = -1
         self._warned_stale = -1
@@ -398,9 +411,12 @@ class EventBus:
         size = self.inbound_size
         if args and isinstance(args[0], AudioFrame):
             size = max(size, len(args[0].pcm))
-        if self._feeders:
+        feeders = self._feeders
+        if feeders is None:
+            feeders = self._feeders = tuple(self._subscribers.values())
+        if feeders:
             event = ClientEvent(name, args[0] if args else None, session_id, time.monotonic())
-            for ref in self._feeders:
+            for ref in feeders:
                 subscriber = ref()
                 if subscriber is not None:
                     subscriber.feed(event, tier, size)
@@ -438,7 +454,8 @@ class EventBus:
     async def _dispatch(self) -> None:
         # One task runs every callback, serially and in event order.
         queue = self._queue
-        while queue:
+        me = asyncio.current_task()
+        while queue and self._dispatcher is me:  # an abandoned dispatcher stops here
             session_id, name, args = queue.pop()
             if session_id != self._session_id():
                 # A newer session started: an ended session's events never reach it.
@@ -493,11 +510,18 @@ class EventBus:
                 drain_timeout=self.drain_timeout,
             )
         if not await self._wait_idle(LIFECYCLE_GRACE):
+            # A callback that never returns must not silence every later session: its
+            # dispatcher is cancelled and abandoned; a new one runs what is queued.
             self._log.warning(
-                "a callback is still running after drain_timeout; not waiting for it",
+                "a callback is still running after drain_timeout; abandoned (cancelled)",
                 session_id=session_id,
                 drain_timeout=self.drain_timeout,
             )
+            stuck, self._dispatcher = self._dispatcher, None
+            if stuck is not None:
+                stuck.cancel()
+            if self._queue:
+                self._ensure_dispatcher()
 
     async def _wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or running; False if ``timeout`` passed first."""
@@ -530,13 +554,19 @@ class EventBus:
         return stream
 
     def _subscribe(self, subscriber: _Subscriber) -> None:
-        self._subscribers.add(subscriber)
-        self._feeders = tuple(weakref.ref(s) for s in self._subscribers)
+        key = id(subscriber)
+        self._subscribers[key] = weakref.ref(subscriber, lambda _: self._forget(key))
+        self._feeders = None
 
     def unsubscribe(self, subscriber: _Subscriber) -> None:
         """Stop feeding ``subscriber``."""
-        self._subscribers.discard(subscriber)
-        self._feeders = tuple(weakref.ref(s) for s in self._subscribers)
+        ref = self._subscribers.get(id(subscriber))
+        if ref is not None and ref() is subscriber:
+            self._forget(id(subscriber))
+
+    def _forget(self, key: int) -> None:
+        if self._subscribers.pop(key, None) is not None:
+            self._feeders = None
 
     async def wait_for(
         self, name: str, predicate: Callable[[Any], object] | None, timeout: object

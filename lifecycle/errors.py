@@ -16,6 +16,7 @@ __all__ = [
     "SessionClosedError",
     "StartBotError",
     "TransportError",
+    "UnsupportedFeatureError",
 ]
 
 
@@ -75,3 +76,17 @@ class MessageError(PipecatClientError):
 
 class RequestTimeoutError(PipecatClientError):
     """No response to a request arrived within its timeout."""
+
+
+class UnsupportedFeatureError(PipecatClientError):
+    """The bot's RTVI version lacks what was asked (e.g. ``dtmf`` below RTVI 2.0); nothing sent.
+
+    ``feature`` names what was asked, ``bot_version`` the RTVI version the bot announced.
+    """
+
+    def __init__(self, feature: str, bot_version: str, needs: str) -> None:
+        super().__init__(
+            f"{feature} needs a bot on RTVI {needs} or later; this bot speaks RTVI {bot_version}"
+        )
+        self.feature = feature
+        self.bot_version = bot_version

@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
@@ -25,6 +25,8 @@ __all__ = [
     "redact_query",
     "redact_text",
     "redact_url",
+    "redact_values",
+    "sent_secrets",
 ]
 
 REDACTED: Final = "***"
@@ -192,4 +194,74 @@ def redact(value: Any, _depth: int = 0) -> Any:
         return type(value)(redact(v, _depth + 1) for v in value)
     if isinstance(value, str):
         return redact_text(value)
+    return value
+
+
+_MIN_SECRET: Final = 4  # shorter values are not looked for: "ab" would garble every body
+_MAX_SECRETS: Final = 64
+
+
+def sent_secrets(url: str, headers: Mapping[str, str], data: Any = None) -> frozenset[str]:
+    """The secret values a request carries, to find them again in what comes back.
+
+    The value of every credential-named header (``Authorization``, ``X-Api-Key``,
+    ``Cookie``...) and its parts (the token after ``Bearer``, each cookie value), every
+    query and path-parameter value and the password of ``url``, and every string under a
+    secret-named field of ``data`` (the start request's body), at any depth.
+    """
+    found: set[str] = set()
+    for name, value in headers.items():
+        if isinstance(value, str) and is_secret_key(name):
+            found.add(value)
+            found.update(part.split("=", 1)[-1] for part in re.split(r"[\s;,]+", value))
+    try:
+        parts = urlsplit(url)
+        found.update(v for _, v in parse_qsl(parts.query, keep_blank_values=False))
+        found.update(unquote(m.group(0).split("=", 1)[1]) for m in _PATH_PARAM.finditer(url))
+        found.update(v for _, v in parse_qsl(parts.fragment))
+        if parts.password:
+            found.add(unquote(parts.password))
+    except ValueError:
+        pass
+    _secret_fields(data, found, 0)
+    usable = sorted((v for v in found if len(v) >= _MIN_SECRET), key=len, reverse=True)
+    return frozenset(usable[:_MAX_SECRETS])
+
+
+def _secret_fields(value: Any, found: set[str], depth: int, secret: bool = False) -> None:
+    if depth > 20:
+        return
+    if isinstance(value, str):
+        if secret:
+            found.add(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _secret_fields(item, found, depth + 1, secret or is_secret_key(key))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _secret_fields(item, found, depth + 1, secret)
+
+
+def redact_values(value: Any, secrets: frozenset[str], _depth: int = 0) -> Any:
+    """A copy of ``value`` (text or JSON) with every occurrence of ``secrets`` replaced.
+
+    Strings anywhere in a JSON value (keys too) are searched, longest secret first; nesting
+    past 20 levels is replaced whole (what cannot be searched is not shown).
+    """
+    if not secrets or value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        for secret in sorted(secrets, key=len, reverse=True):
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if _depth > 20:
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {
+            redact_values(k, secrets, _depth + 1): redact_values(v, secrets, _depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact_values(v, secrets, _depth + 1) for v in value)
     return value

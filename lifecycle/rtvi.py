@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
+from lifecycle.errors import UnsupportedFeatureError
 from lifecycle.events import TYPED_EVENTS
 
 __all__ = [
@@ -261,7 +262,9 @@ def client_message(msg_type: str, data: Any = None, msg_id: str | None = None) -
 
 
 def send_text(content: str, *, run_immediately: bool, audio_response: bool) -> dict[str, Any]:
-    """A ``send-text`` message."""
+    """A ``send-text`` message; ``TypeError`` when ``content`` is not a ``str``."""
+    if not isinstance(content, str):
+        raise TypeError(f"send_text content must be a str, not {type(content).__name__}")
     return make_message(
         "send-text",
         {
@@ -316,8 +319,12 @@ def dtmf(keys: list[str], bot_version: str) -> list[dict[str, Any]]:
     """The ``dtmf`` message(s) for ``keys``, as pipecat-client-web 1.13 sends them.
 
     One ``{buttons}`` message for a bot on RTVI 2.1+ (or an unparsable version), one
-    ``{button}`` per key for a 2.0.x bot.
+    ``{button}`` per key for a 2.0.x bot. A bot below RTVI 2.0 has no ``dtmf``:
+    :class:`~lifecycle.errors.UnsupportedFeatureError` (as client-js raises before sending).
     """
+    major = _version_tuple(bot_version)[0]
+    if major is not None and major < 2:
+        raise UnsupportedFeatureError("dtmf", bot_version[:40], "2.0")
     if _version_tuple(bot_version)[:2] == (2, 0):
         return [make_message("dtmf", {"button": key}) for key in keys]
     return [make_message("dtmf", {"buttons": keys})]

@@ -11,7 +11,14 @@ import httpx
 
 from lifecycle.errors import AuthenticationError, StartBotError
 from lifecycle.http import BodyTooLarge, UnusableJSON, parse_json, send_json
-from lifecycle.redact import check_header_values, redact, redact_body, redact_url
+from lifecycle.redact import (
+    check_header_values,
+    redact,
+    redact_body,
+    redact_url,
+    redact_values,
+    sent_secrets,
+)
 from lifecycle.timeouts import check_seconds
 
 __all__ = [
@@ -84,15 +91,17 @@ def as_api_request(request: object) -> APIRequest:
     raise TypeError(f"expected a start URL (str) or an APIRequest, not {type(request).__name__}")
 
 
-def _body_for_error(raw: bytes) -> Any:
+def _body_for_error(raw: bytes, secrets: frozenset[str]) -> Any:
     """The response body for StartBotError.body: JSON if it parses, else bounded text.
 
-    Redacted either way: a server may echo the request's credentials back.
+    Redacted either way: a server may echo the request's credentials back, under any
+    field name: the values the request sent (``secrets``) are looked for everywhere too.
     """
     try:
-        return redact(parse_json(raw))
+        return redact_values(redact(parse_json(raw)), secrets)
     except UnusableJSON:
-        return redact_body(raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"))
+        text = raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")
+        return redact_body(redact_values(text, secrets))
 
 
 async def post_start(request: APIRequest) -> Any:
@@ -106,6 +115,7 @@ async def post_start(request: APIRequest) -> Any:
     """
     where = redact_url(request.endpoint)
     body = request.request_data if request.request_data is not None else {}
+    secrets = sent_secrets(request.endpoint, request.headers, body)
     failure: StartBotError
     try:
         status, raw = await send_json(
@@ -123,31 +133,33 @@ async def post_start(request: APIRequest) -> Any:
         failure = StartBotError(
             f"start response from {where} is over {MAX_START_RESPONSE} bytes",
             status=exc.status,
-            body=redact_body(exc.partial[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")),
+            body=redact_body(
+                redact_values(exc.partial[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"), secrets)
+            ),
         )
     except (ValueError, httpx.InvalidURL):
         failure = StartBotError(f"invalid start URL {where}")
     except Exception as exc:  # httpx.HTTPError, and whatever else the network stack raises
         failure = StartBotError(f"start_bot could not reach {where}: {type(exc).__name__}")
     else:
-        return _answer(where, status, raw)
+        return _answer(where, status, raw, secrets)
     # Raised here, outside the handler, so the network error is not kept as __context__.
     raise failure
 
 
-def _answer(where: str, status: int, raw: bytes) -> Any:
+def _answer(where: str, status: int, raw: bytes, secrets: frozenset[str]) -> Any:
     if status in (401, 403):
         raise AuthenticationError(
             f"start_bot was refused by {where}: HTTP {status}",
             status=status,
-            body=_body_for_error(raw),
+            body=_body_for_error(raw, secrets),
         )
     if not 200 <= status < 300:
         kind = "a redirect, not followed" if 300 <= status < 400 else "not a success"
         raise StartBotError(
             f"start_bot failed at {where}: HTTP {status} ({kind})",
             status=status,
-            body=_body_for_error(raw),
+            body=_body_for_error(raw, secrets),
         )
     try:
         return parse_json(raw)
@@ -156,7 +168,7 @@ def _answer(where: str, status: int, raw: bytes) -> Any:
     raise StartBotError(
         f"start_bot got a response that {reason} from {where} (HTTP {status})",
         status=status,
-        body=redact_body(raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace")),
+        body=redact_body(redact_values(raw[:_BODY_TEXT_LIMIT].decode("utf-8", "replace"), secrets)),
     )
 
 

@@ -112,7 +112,8 @@ async def test_close_code_on_the_wire(code: int | None, clean: bool) -> None:
         assert got_clean is clean
         assert reason is not None
         if code == ABORT:
-            assert reason == "connection lost without a close frame (code 1006)"
+            # At a path ending in /ws (this server's): the runner's telephony route hint.
+            assert reason.startswith("connection lost without a close frame (code 1006)")
         elif code is None:
             assert (
                 reason == "server closed the connection: code 1005 (no status received [internal])"

@@ -213,10 +213,87 @@ async def test_disconnect_does_not_wait_for_a_hanging_callback(bot: LoopbackBot,
         await client.disconnect()
     assert client.state is State.DISCONNECTED
     assert warnings(logs, "still running")
-    assert not ended.is_set()  # queued behind the hanging callback, never discarded
-    gate.open()
+    # The hanging callback is abandoned: on_disconnected, queued behind it, still runs.
     async with asyncio.timeout(WAIT):
         await ended.wait()
+
+
+async def test_a_callback_that_never_returns_does_not_silence_later_sessions(
+    bot: LoopbackBot, logs: Any
+) -> None:
+    client = PipecatClient(LoopbackTransport(bot), drain_timeout=0.05)
+    entered, arrived, ended = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    later: list[tuple[int, Any]] = []
+
+    async def hangs_once(data: Any) -> None:
+        if data == "hang":
+            entered.set()
+            await asyncio.Event().wait()  # never returns
+
+    def after(data: Any) -> None:
+        if data != "hang":
+            later.append((client.session_id, data))
+            arrived.set()
+
+    client.add_event_handler("on_server_message", hangs_once)
+    client.add_event_handler("on_server_message", after)
+    client.add_event_handler("on_disconnected", ended.set)
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+        await bot.send_server_message("hang")
+        await entered.wait()
+    async with asyncio.timeout(0.05 + LIFECYCLE_GRACE + WAIT):
+        await client.disconnect()
+        await ended.wait()
+        await client.connect()
+        await bot.send_server_message("second session")
+        await arrived.wait()  # the callback runs: session 1's stuck one was abandoned
+        await client.disconnect()
+    assert later == [(2, "second session")]
+    assert warnings(logs, "abandoned")
+
+
+@pytest.mark.parametrize("error", [GeneratorExit, asyncio.CancelledError])
+async def test_wait_for_predicate_raising_a_base_exception_keeps_the_session(
+    error: type[BaseException], bot: LoopbackBot
+) -> None:
+    client = PipecatClient(LoopbackTransport(bot))
+
+    def predicate(data: Any) -> bool:
+        raise error
+
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+        waiting = asyncio.ensure_future(
+            client.wait_for("on_server_message", predicate, timeout=WAIT)
+        )
+        await asyncio.sleep(0)
+        await bot.send_server_message("x")
+        with pytest.raises(RuntimeError, match=error.__name__):
+            await waiting
+        # The reader lives on: the next message still arrives.
+        got = asyncio.ensure_future(client.wait_for("on_server_message", timeout=WAIT))
+        await asyncio.sleep(0)
+        await bot.send_server_message("y")
+        assert await got == "y"
+        assert client.state is State.READY
+        await client.disconnect()
+
+
+async def test_thousands_of_concurrent_wait_for_calls_are_not_quadratic(bot: LoopbackBot) -> None:
+    # 20,000 waiters took minutes when each one copied the subscriber list (O(n^2)).
+    client = PipecatClient(LoopbackTransport(bot))
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+    async with asyncio.timeout(60):
+        waiters = [
+            asyncio.ensure_future(client.wait_for("on_server_message", timeout=60))
+            for _ in range(20_000)
+        ]
+        await asyncio.sleep(0)
+        await bot.send_server_message("all")
+        assert set(await asyncio.gather(*waiters)) == {"all"}
+        await client.disconnect()
 
 
 async def test_next_session_starts_after_the_previous_sessions_callbacks(

@@ -278,3 +278,98 @@ def test_registration_checks_its_arguments() -> None:
         client.register_function_call_handler("", lambda call: None)
     with pytest.raises(TypeError):
         client.register_function_call_handler("f", "not callable")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------ a bot that calls too much (issue 20)
+
+
+async def test_running_handlers_are_capped_and_overflow_is_answered(
+    client: PipecatClient, bot: LoopbackBot
+) -> None:
+    from lifecycle.functions import MAX_RUNNING_CALLS
+
+    started = 0
+    release = asyncio.Event()
+
+    async def stuck(call: FunctionCall) -> str:
+        nonlocal started
+        started += 1
+        await release.wait()
+        return "late"
+
+    client.register_function_call_handler("*", stuck)
+    calls = MAX_RUNNING_CALLS * 4
+    with structlog.testing.capture_logs() as logs:
+        for i in range(calls):
+            await bot.send(call_message(f"c{i}"))
+        await result_of(bot, calls - MAX_RUNNING_CALLS)  # every overflow call is answered
+        await settle(client, bot)
+    assert started == MAX_RUNNING_CALLS
+    errors = results(bot)
+    assert len(errors) == calls - MAX_RUNNING_CALLS
+    assert all("too many function calls" in e["result"]["error"] for e in errors)
+    warned = [e for e in logs if e["event"].startswith("too many function calls")]
+    assert 1 <= len(warned) <= 11  # rate-limited, not one per call
+    release.set()
+    await result_of(bot, calls)  # the capped ones answer once released
+
+
+async def test_a_call_id_resent_after_many_others_runs_once(
+    client: PipecatClient, bot: LoopbackBot
+) -> None:
+    runs: list[str] = []
+    client.register_function_call_handler("*", lambda call: runs.append(call.tool_call_id or ""))
+    await bot.send(call_message("first"))
+    for i in range(3000):  # more than the old 1,024-id memory
+        await bot.send(call_message(f"c{i}"))
+    await bot.send(call_message("first"))
+    await settle(client, bot)
+    assert runs.count("first") == 1
+
+
+async def test_bot_sized_call_ids_are_not_kept_after_the_session(bot: LoopbackBot) -> None:
+    import gc
+    import tracemalloc
+
+    client = PipecatClient(LoopbackTransport(bot), connect_timeout=2.0)
+    client.register_function_call_handler("*", lambda call: None)  # no result, nothing echoed
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(40):
+            await bot.send(call_message(f"{i}-" + "x" * 100_000))
+        await settle(client, bot)
+        bot.received.clear()
+        async with asyncio.timeout(WAIT):
+            await client.disconnect()
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000, f"{kept:,} bytes kept of 4 MB of call ids"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param("lone \ud800 surrogate", id="lone-surrogate"),
+        pytest.param({"s": "\udfff"}, id="surrogate-in-dict"),
+        pytest.param("deep", id="deep-nesting"),
+        pytest.param({1, 2}, id="not-json"),
+    ],
+)
+async def test_result_that_cannot_be_encoded_answers_with_an_error(
+    client: PipecatClient, bot: LoopbackBot, result: Any
+) -> None:
+    if result == "deep":
+        deep: list[Any] = []
+        for _ in range(100_000):
+            deep = [deep]
+        result = {"deep": deep}
+    client.register_function_call_handler("get_weather", lambda call: result)
+    await bot.send(call_message("c1"))
+    answer = await result_of(bot)
+    assert answer["tool_call_id"] == "c1"
+    assert "cannot be encoded" in answer["result"]["error"]

@@ -87,12 +87,21 @@ async def test_continue_then_yes_and_answers_are_cached() -> None:
         (StubReply(raw=b"x" * 5_000_000), "not usable"),
         (StubReply(raw=b"[" * 10_000 + b"]" * 10_000), "not usable"),
         (StubReply(status=500), "cannot be reached"),
+        (StubReply(raw=b'{"choices": []}'), "not usable"),
+        (json.dumps({"verdict": 5, "reason": []}), "did not answer"),
+        (json.dumps({"verdict": "no", "reason": ["x"] * 3}), "ok"),
     ],
 )
 async def test_malformed_and_hostile_answers_are_clear_errors(reply: Any, problem: str) -> None:
     with OpenAIStub(scripted(reply)) as stub:
         judge = ModelJudge(ModelEndpoint(stub.base_url, "m"), timeout=20)
         judge.add_assistant_message("Hello.")
+        if problem == "ok":  # a reason of the wrong type: the verdict stands, reason-less
+            async with asyncio.timeout(30):
+                verdict = await judge.evaluate("greets")
+            await judge.aclose()
+            assert verdict == Verdict("no", "(the judge gave no reason)")
+            return
         with pytest.raises(JudgeUnavailableError) as error:
             async with asyncio.timeout(30):
                 await judge.evaluate("greets")

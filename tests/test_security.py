@@ -778,6 +778,32 @@ async def test_start_error_text_body_is_redacted(status: int) -> None:
     assert_no_secret(info.value.body, *exception_texts(info.value), captured, out.getvalue())
 
 
+@pytest.mark.parametrize("status", [400, 401, 403, 500])
+async def test_start_error_json_body_echoing_sent_values_is_redacted(status: int) -> None:
+    # A server that repeats what it was sent under field names that look harmless: the
+    # client knows those values (headers, the URL's query, secret fields of the body).
+    body = json.dumps(
+        {
+            "error": "bad request",
+            "detail": {"you_sent": [f"Bearer {SECRET}-a", f"{SECRET}-k"]},
+            "echo": f"query was {SECRET}-q; body said {SECRET}-p",
+            f"{SECRET}-k": "a key used as a field name",
+        }
+    ).encode()
+    headers = {"Authorization": f"Bearer {SECRET}-a", "X-Api-Key": f"{SECRET}-k"}
+    client = PipecatClient(WebSocketTransport())
+    async with raw_http(response(status, body, [("Content-Type", "application/json")])) as url:
+        request = APIRequest(
+            f"{url}?token={SECRET}-q", headers, request_data={"config": {"api_key": f"{SECRET}-p"}}
+        )
+        with all_logs() as (captured, out), pytest.raises(StartBotError) as info:
+            await within(client.start_bot(request))
+    assert isinstance(info.value.body, dict) and info.value.body["error"] == "bad request"
+    assert_no_secret(
+        json.dumps(info.value.body), *exception_texts(info.value), captured, out.getvalue()
+    )
+
+
 async def test_oversize_start_body_is_redacted_too() -> None:
     body = f"Bearer {SECRET} ".encode() * 200_000  # 4 MB of echoed credentials
     client = PipecatClient(WebSocketTransport())

@@ -191,6 +191,28 @@ async def test_refused_port_raises_naming_the_url() -> None:
     assert not transport.connected
 
 
+async def test_the_runners_telephony_route_points_to_ws_client() -> None:
+    # Runners up to 1.0 refuse an RTVI client's handshake at /ws (403): the old hint said
+    # "credentials refused; a runner token is single-use".
+    reply = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with raw_server(reply) as port:
+        transport = WebSocketTransport(f"ws://127.0.0.1:{port}/ws")
+        with pytest.raises(TransportError) as info:
+            await within(transport.connect(ConnectRequest(), Events()))
+    assert "telephony route" in str(info.value) and "/ws-client" in str(info.value)
+    assert "single-use" not in str(info.value)
+
+    # Runners 1.4+ take the handshake, then drop the connection (1006): say why.
+    async def drops(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+
+    async with raw_ws_server(drops) as url:
+        client = PipecatClient(WebSocketTransport(url), connect_timeout=5.0)
+        with pytest.raises(TransportError) as dropped:
+            await within(client.connect())
+    assert "1006" in str(dropped.value) and "/ws-client" in str(dropped.value)
+
+
 async def test_html_answer_to_handshake_raises() -> None:
     body = b"<html><body>Internal Server Error</body></html>"
     reply = (

@@ -11,13 +11,21 @@ import re
 import ssl as ssl_module
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.frames import Close
 
 from lifecycle.errors import TransportError
 
-__all__ = ["CLEAN_CLOSE_CODES", "check_headers", "connect_hint", "describe_close", "describe_keys"]
+__all__ = [
+    "CLEAN_CLOSE_CODES",
+    "check_headers",
+    "connect_hint",
+    "describe_close",
+    "describe_keys",
+    "route_hint",
+]
 
 CLEAN_CLOSE_CODES: Final = frozenset({1000, 1005})
 """Close codes from the bot that end a session cleanly; any other code is a lost link."""
@@ -61,8 +69,30 @@ def describe_keys(params: Mapping[str, Any]) -> str:
     return "{" + ", ".join(repr(k) for k in keys) + more + "}" if keys else "nothing"
 
 
-def connect_hint(exc: BaseException, scheme: str) -> str:
+def route_hint(url: str) -> str:
+    """A hint when ``url`` is Pipecat runner's telephony route ``/ws`` (else "").
+
+    The runner serves RTVI clients at ``/ws-client``; ``/ws`` expects a telephony provider's
+    text handshake: runners up to 1.0 refuse the handshake (403), 1.4+ drop the connection
+    without a close frame (1006). Neither says why.
+    """
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return ""
+    if not path.rstrip("/").endswith("/ws"):
+        return ""
+    return (
+        "; /ws is the Pipecat runner's telephony route (a telephony provider's handshake): "
+        "an RTVI client connects to /ws-client"
+    )
+
+
+def connect_hint(exc: BaseException, scheme: str, url: str = "") -> str:
     """What a failure to open the WebSocket most likely means, for the error message."""
+    telephony = route_hint(url)
+    if telephony and isinstance(exc, InvalidStatus):
+        return f" (HTTP {exc.response.status_code}{telephony})"
     if isinstance(exc, ssl_module.SSLCertVerificationError):
         return " (the certificate did not verify: pass ssl= a context that trusts it)"
     if isinstance(exc, ssl_module.SSLError) and scheme == "wss":

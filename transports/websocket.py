@@ -50,10 +50,12 @@ closed, the code and the peer's reason, e.g. ``"server closed the connection: co
 :data:`CLEAN_CLOSE_CODES` holds the clean ones. :meth:`WebSocketTransport.disconnect` closes
 with 1000, waits (bounded) for the close handshake, and reports nothing.
 
-Dead peers: websockets' keepalive sends a ping every ``dead_peer_timeout / 4`` seconds and
-expects the pong within ``dead_peer_timeout / 2``; a peer that stops answering (frozen, or its
-host gone without a FIN) is closed within ``dead_peer_timeout`` (default 5 s) and reported as
-lost (``reason`` "peer silent: ..."). ``dead_peer_timeout=None`` turns keepalive off.
+Dead peers: a ping goes out every ``dead_peer_timeout / 4`` seconds, and every frame read
+from the peer counts as a sign of life, as does a pong (:class:`~transports._liveness.
+PeerLiveness`). A peer that stops sending anything (frozen, or its host gone without a FIN)
+is reported lost within ``dead_peer_timeout`` (default 5 s; ``reason`` "peer silent: ...").
+A bot that talks a lot is never called dead: its pong may sit behind thousands of unread
+frames, but those frames are its signs of life. ``dead_peer_timeout=None`` turns it off.
 
 Failures to connect raise :class:`~lifecycle.errors.TransportError` naming the URL dialled
 (query values and passwords redacted) and what went wrong, with a hint where one is known
@@ -73,6 +75,7 @@ import asyncio
 import contextlib
 import logging
 import ssl as ssl_module
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -91,6 +94,7 @@ from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
 from lifecycle.timeouts import check_seconds
 from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
 from transports._errors import transport_error
+from transports._liveness import PeerLiveness
 from transports._pb import frames_pb2 as pb
 from transports._ws_diagnosis import (
     CLEAN_CLOSE_CODES,
@@ -98,6 +102,7 @@ from transports._ws_diagnosis import (
     connect_hint,
     describe_close,
     describe_keys,
+    route_hint,
 )
 
 __all__ = [
@@ -221,8 +226,8 @@ class WebSocketTransport(Transport):
         ``ws_url`` is used when the connect params carry no ``wsUrl``/``ws_url``. ``headers``
         are sent on the opening handshake. ``ssl`` is the context for ``wss://`` (default:
         verify certificates). ``open_timeout`` bounds the opening handshake in seconds.
-        ``dead_peer_timeout``: a peer that stops answering pings is reported lost within this
-        many seconds (None: no keepalive pings).
+        ``dead_peer_timeout``: a peer from which nothing (no frame, no pong) arrives is
+        reported lost within this many seconds (None: no keepalive pings).
         """
         if max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
@@ -245,6 +250,9 @@ class WebSocketTransport(Transport):
         self._queue: asyncio.Queue[bytes | None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._liveness: PeerLiveness | None = None
+        self._silence: float | None = None  # set when the watcher found the peer silent
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
@@ -315,7 +323,7 @@ class WebSocketTransport(Transport):
             self._log.debug("websocket of an ended event loop dropped")
             with contextlib.suppress(Exception):
                 ws.transport.abort()
-        self._ws = self._reader = self._writer = self._queue = None
+        self._ws = self._reader = self._writer = self._watcher = self._queue = None
         self._closing = False
         self._loop = loop
         self._lock = asyncio.Lock()  # an asyncio.Lock belongs to the loop that first waits
@@ -339,11 +347,9 @@ class WebSocketTransport(Transport):
             kwargs: dict[str, Any] = {}
             if scheme == "wss" and self._ssl is not None:
                 kwargs["ssl"] = self._ssl
-            if self._dead_peer_timeout is not None:
-                kwargs["ping_interval"] = self._dead_peer_timeout / 4
-                kwargs["ping_timeout"] = self._dead_peer_timeout / 2
-            else:
-                kwargs["ping_interval"] = None
+            # websockets' keepalive waits for the pong alone, which a flooding bot's frames
+            # delay: _watch_peer pings and counts every frame instead.
+            kwargs["ping_interval"] = kwargs["ping_timeout"] = None
             safe_url = redact_url(url)
             self._log.debug("websocket connecting", url=safe_url)
             failure: TransportError | None = None
@@ -363,16 +369,25 @@ class WebSocketTransport(Transport):
             except Exception as exc:
                 failure = transport_error(
                     f"could not open the WebSocket: {describe_exception(exc)}"
-                    f"{connect_hint(exc, scheme)}; URL dialled: {safe_url}",
+                    f"{connect_hint(exc, scheme, url)}; URL dialled: {safe_url}",
                     exc,
                 )
             if failure is not None:
                 raise failure  # outside the except block: no raw __context__ either
             self._ws = ws
             self._closing = False
+            self._silence = None
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write(ws, self._queue), name="ws-writer")
-            self._reader = asyncio.create_task(self._read(ws, events), name="ws-reader")
+            self._liveness = None
+            if self._dead_peer_timeout is not None:
+                self._liveness = PeerLiveness(self._dead_peer_timeout, time.monotonic())
+                self._watcher = asyncio.create_task(
+                    self._watch_peer(ws, self._liveness), name="ws-liveness"
+                )
+            self._reader = asyncio.create_task(
+                self._read(ws, events, self._liveness, route_hint(url)), name="ws-reader"
+            )
             self._log.debug("websocket connected", url=safe_url)
             # Before the reader task first runs, so no message can precede this.
             events.transport_connected()
@@ -398,6 +413,7 @@ class WebSocketTransport(Transport):
 
     async def _teardown(self) -> None:
         ws, reader, writer, queue = self._ws, self._reader, self._writer, self._queue
+        watcher = self._watcher
         if ws is None:
             return
         self._closing = True
@@ -413,13 +429,13 @@ class WebSocketTransport(Transport):
                 self._log.debug("websocket close failed; aborting", error=describe_exception(exc))
                 ws.transport.abort()
         finally:
-            for task in (writer, reader):
+            for task in (writer, reader, watcher):
                 if task is not None and not task.done():
                     task.cancel()
-            tasks = [t for t in (writer, reader) if t is not None]
+            tasks = [t for t in (writer, reader, watcher) if t is not None]
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            self._ws = self._reader = self._writer = self._queue = None
+            self._ws = self._reader = self._writer = self._watcher = self._queue = None
             self._log.debug("websocket disconnected")
 
     async def _write(self, ws: ClientConnection, queue: asyncio.Queue[bytes | None]) -> None:
@@ -432,14 +448,52 @@ class WebSocketTransport(Transport):
             except ConnectionClosed:
                 return  # the reader reports the close
 
-    async def _read(self, ws: ClientConnection, events: TransportEvents) -> None:
+    async def _watch_peer(self, ws: ClientConnection, liveness: PeerLiveness) -> None:
+        """Ping every ``dead_peer_timeout / 4``; abort once nothing was heard for too long."""
+        ping_every = liveness.timeout / 4
+        next_ping = time.monotonic()
+        pinging: asyncio.Task[None] | None = None
+        try:
+            while True:
+                reader = self._reader
+                if self._ws is not ws or reader is None or reader.done():
+                    return  # the link ended otherwise: nothing left to watch
+                now = time.monotonic()
+                if now >= next_ping and (pinging is None or pinging.done()):
+                    next_ping = now + ping_every
+                    # Its own task: a peer that stopped reading must not block the watch.
+                    pinging = asyncio.create_task(_ping(ws, liveness), name="ws-ping")
+                silence = liveness.check(now)
+                if silence is not None:
+                    self._silence = silence
+                    self._log.warning("websocket peer silent", seconds=round(silence, 1))
+                    ws.transport.abort()  # the reader reports the lost link
+                    return
+                await asyncio.sleep(liveness.tick)
+        finally:
+            if pinging is not None and not pinging.done():
+                pinging.cancel()
+
+    async def _read(
+        self,
+        ws: ClientConnection,
+        events: TransportEvents,
+        liveness: PeerLiveness | None,
+        hint: str,
+    ) -> None:
+        """Read until the link ends; ``hint`` is added to its reason if no frame came."""
         error: BaseException | None = None
+        frames = 0
         try:
             while True:
                 # recv() returns without suspending while frames are buffered: yield now and
                 # then, so a flooding bot cannot starve timers, pings and the callbacks.
                 for _ in range(_FRAMES_PER_YIELD):
-                    self._dispatch(await ws.recv(), events)
+                    data = await ws.recv()
+                    frames += 1
+                    if liveness is not None:
+                        liveness.heard(time.monotonic())  # any frame is a sign of life
+                    self._dispatch(data, events)
                 await asyncio.sleep(0)
         except ConnectionClosed as exc:
             error = exc
@@ -462,6 +516,11 @@ class WebSocketTransport(Transport):
         clean, reason = describe_close(
             protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent, ws.ping_timeout
         )
+        if self._silence is not None:
+            clean, error = False, None
+            reason = f"peer silent: nothing heard for {self._silence:.1f} s (no frame, no pong)"
+        if not frames and protocol.close_rcvd is None and self._silence is None:
+            reason += hint  # the runner's telephony route drops an RTVI client: code 1006
         if protocol.close_rcvd is not None and protocol.close_rcvd_then_sent is not False:
             error = None  # the bot's own close frame: the reason says all there is
         self._log.info("websocket closed", clean=clean, reason=reason)
@@ -489,3 +548,11 @@ class WebSocketTransport(Transport):
                 events.message_received(item)
         except Exception as exc:  # a failing sink must not end the session
             self._log.warning("websocket event sink failed", error=describe_exception(exc))
+
+
+async def _ping(ws: ClientConnection, liveness: PeerLiveness) -> None:
+    """Send one ping; its pong, whenever it comes, is a sign of life."""
+    with contextlib.suppress(ConnectionClosed):
+        pong = await ws.ping()
+        await pong
+        liveness.heard(time.monotonic())

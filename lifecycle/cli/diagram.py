@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from lifecycle import diagrams
+from lifecycle.cli.arguments import output_path
 from lifecycle.cli.exits import EXIT_OK
 from lifecycle.extras import MissingExtraError
 from lifecycle.states import State
@@ -29,7 +30,9 @@ def add_command(commands: Any) -> None:
         default="mermaid",
         help="output format (default: mermaid); svg needs Graphviz via the 'diagrams' extra",
     )
-    diagram.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    diagram.add_argument(
+        "-o", "--output", metavar="FILE", type=output_path, help="write to FILE instead of stdout"
+    )
     diagram.add_argument(
         "--highlight",
         metavar="STATE",

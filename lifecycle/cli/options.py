@@ -10,11 +10,11 @@ spellings a command still accepts, as deprecated aliases that warn once on stder
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Collection, Sequence
 from typing import Any, Final
 
+from lifecycle.cli.arguments import loads_json
 from lifecycle.start import TRANSPORT_KINDS, StartSettings
 
 __all__ = [
@@ -213,6 +213,7 @@ def parse_json(parser: argparse.ArgumentParser, option: str, text: str | None) -
     if text is None:
         return None
     try:
-        return json.loads(text)
-    except ValueError:
-        parser.error(f"{option} is not valid JSON")
+        return loads_json(text)
+    except ValueError as exc:
+        why = "" if str(exc) == "not valid JSON" else f" ({exc})"
+        parser.error(f"{option} is not valid JSON{why}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from lifecycle.cli.exits import EXIT_STARTUP
 from lifecycle.errors import StartBotError
 from lifecycle.machine import TransitionEvent
+from lifecycle.printable import json_line, printable
 from lifecycle.states import State
 
 if TYPE_CHECKING:
@@ -43,9 +44,9 @@ class Output:
             self.progress.clear()
         ms = round(self.ms(at), 1)
         if self.json_mode:
-            line = json.dumps({"event": event, "ms": ms, **fields}, ensure_ascii=False, default=str)
+            line = json_line({"event": event, "ms": ms, **fields})
         else:
-            line = f"{ms:9.1f} ms  {text}"
+            line = f"{ms:9.1f} ms  {printable(text)}"  # bot text: no raw escapes
         self.stream.write(line + "\n")
         self.stream.flush()
 
@@ -55,7 +56,7 @@ class Output:
             return
         if self.progress is not None:
             self.progress.clear()
-        self.stream.write(text + "\n")
+        self.stream.write(printable(text) + "\n")
         self.stream.flush()
 
     def transition(self, event: TransitionEvent) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import threading
@@ -12,6 +11,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
+from lifecycle.cli.arguments import loads_json
 from lifecycle.cli.output import Output, compact, elapsed_ms
 from lifecycle.cli.signals import FirstSigint
 from lifecycle.cli.watch import Watch
@@ -137,7 +137,7 @@ async def request(client: PipecatClient, out: Output, line: str) -> None:
     data: Any = None
     if len(parts) == 3:
         try:
-            data = json.loads(parts[2])
+            data = loads_json(parts[2])
         except ValueError as exc:
             out.emit("usage", f"invalid JSON: {exc}", message=f"invalid JSON: {exc}")
             return

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from lifecycle.cli.arguments import output_path
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_start_options, add_verbose, positive_float, start_settings
@@ -31,6 +32,7 @@ from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
 from lifecycle.extras import MissingExtraError
+from lifecycle.printable import printable
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -118,7 +120,9 @@ def add_judge_options(test: argparse.ArgumentParser) -> None:
 def add_output_options(test: argparse.ArgumentParser) -> None:
     """What is printed and written."""
     test.add_argument("--json", action="store_true", help="print JSON lines instead of tables")
-    test.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    test.add_argument(
+        "--junit-xml", metavar="PATH", type=output_path, help="write a JUnit XML report"
+    )
     test.add_argument(
         "--report",
         metavar="DIR",
@@ -273,7 +277,10 @@ async def _run_all(
                     if out.json_mode:
                         out.emit("error", message, scenario=scenario.name)
                     else:
-                        print(f"\n{scenario.name}: ERROR {message}", file=sys.stderr)
+                        print(
+                            f"\n{printable(scenario.name)}: ERROR {printable(message)}",
+                            file=sys.stderr,
+                        )
                     outcomes.append(Outcome(scenario, error=message))
                     continue
                 unreached = unreached or result.error is not None
@@ -281,7 +288,7 @@ async def _run_all(
                 for notice in result.notices:
                     if notice not in said:
                         said.add(notice)
-                        print(f"notice: {notice}", file=sys.stderr)
+                        print(f"notice: {printable(notice)}", file=sys.stderr)
                 _show(out, result, index if scenario.runs > 1 else None)
                 print_turns(client.trace, out, client.session_id)
                 if args.report:
@@ -396,20 +403,20 @@ def print_table(result: ScenarioResult, out: TextIO, run_index: int | None = Non
     verdict = "PASSED" if result.passed else ("ERROR" if result.error else "FAILED")
     scenario = result.scenario
     run = f" (run {run_index + 1})" if run_index is not None else ""
-    print(f"\n{scenario.name}{run}  {verdict}  ({result.duration_s:.2f} s)", file=out)
+    print(f"\n{printable(scenario.name)}{run}  {verdict}  ({result.duration_s:.2f} s)", file=out)
     print(f"  {'turn':<5} {'expectation':<44} {'within':>9} {'latency':>9}  result", file=out)
     for row in result.expectations:
         latency = "-" if row.latency_ms is None else f"{row.latency_ms} ms"
-        label = row.expectation.label
+        label = printable(row.expectation.label, newlines=False)
         label = label if len(label) <= 44 else label[:41] + "..."
         print(
             f"  {row.turn + 1:<5} {label:<44} {row.budget_ms:>6} ms {latency:>9}  {row.status}",
             file=out,
         )
     for failure in result.failures:
-        print(f"  FAIL {failure}", file=out)
+        print(f"  FAIL {printable(failure)}", file=out)
     if result.error:
-        print(f"  ERROR {result.error}", file=out)
+        print(f"  ERROR {printable(result.error)}", file=out)
 
 
 __all__: Sequence[str] = ["add_command", "print_table", "report_path", "run"]

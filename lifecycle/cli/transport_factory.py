@@ -50,8 +50,8 @@ def check_transports() -> None:
     )
 
 
-def make_transport(settings: StartSettings) -> Transport:
-    """The transport of ``settings.transport``, one fresh one per session.
+def make_transport(settings: StartSettings, *, logger: Any = None) -> Transport:
+    """The transport of ``settings.transport``, one fresh one per session (``logger``: its).
 
     The WebSocket transport gets ``settings.headers`` for its handshake only when there is
     no start URL (with one, they go to the start request). ``--transport webrtc`` without
@@ -62,11 +62,11 @@ def make_transport(settings: StartSettings) -> Transport:
         require("--transport webrtc", "webrtc", "aiortc", "av")
         from transports.small_webrtc import SmallWebRTCTransport
 
-        return SmallWebRTCTransport(connect_timeout=settings.connect_timeout)
+        return SmallWebRTCTransport(connect_timeout=settings.connect_timeout, logger=logger)
     from transports.websocket import WebSocketTransport
 
     headers = None if settings.start_url is not None else dict(settings.headers) or None
-    return WebSocketTransport(headers=headers, open_timeout=settings.connect_timeout)
+    return WebSocketTransport(headers=headers, open_timeout=settings.connect_timeout, logger=logger)
 
 
 def testing_bot(kind: str) -> Any:

@@ -5,13 +5,17 @@ start, connect until bot-ready, the optional request/text turn/hold or your scen
 disconnect. Every phase is reported to Locust's statistics as a request whose
 ``request_type`` is the phase (``start``, ``connect``, ``request``, ``first_output``,
 ``disconnect``, ...) and whose ``name`` is the user class's ``name`` (default: the start
-endpoint), so ``locust --master`` / ``--worker`` spreads sessions over machines and the
-web UI and ``--csv`` show them per phase.
+endpoint, query values redacted), so ``locust --master`` / ``--worker`` spreads sessions
+over machines and the web UI and ``--csv`` show them per phase.
 
 The sessions run on one asyncio loop per Locust process, in a native thread
 (:mod:`lifecycle.contrib.asyncio_thread`); the user's greenlet waits cooperatively and
-fires each phase's event as soon as it is recorded. Importing this module imports Locust
-(which gevent-patches the process): import it only in a locustfile.
+fires each phase's event as soon as it is recorded. The library's log lines from the loop
+thread are handed to the gevent side through a lock-free queue and written there
+(:mod:`lifecycle.contrib.log_relay`): no lock is shared between the threads. Statistics
+name the start endpoint with its query values redacted (a ``?token=`` never reaches the
+statistics, the CSV files or the web UI). Importing this module imports Locust (which
+gevent-patches the process): import it only in a locustfile.
 
 Example (``examples/locustfile.py``)::
 
@@ -33,12 +37,15 @@ from locust import User, task
 
 from lifecycle.cli.transport_factory import make_transport
 from lifecycle.contrib.asyncio_thread import AsyncioThread, Handle
+from lifecycle.contrib.log_relay import LogRelay
 from lifecycle.load import LoadPlan, Scenario, run_session
+from lifecycle.redact import redact_url
 from lifecycle.start import StartSettings
 
 __all__ = ["PipecatUser"]
 
 _thread: AsyncioThread | None = None
+_relay: LogRelay | None = None
 _thread_lock = gevent.lock.Semaphore()
 
 
@@ -49,6 +56,15 @@ def _asyncio_thread() -> AsyncioThread:
         if _thread is None:
             _thread = AsyncioThread()
     return _thread
+
+
+def _log_relay() -> LogRelay:
+    """The process's log relay (made in the greenlet thread, used by the loop thread)."""
+    global _relay
+    with _thread_lock:
+        if _relay is None:
+            _relay = LogRelay()
+    return _relay
 
 
 class PipecatUser(User):
@@ -109,6 +125,7 @@ class PipecatUser(User):
     def session(self) -> None:
         """One session; each phase becomes a Locust request event as it is recorded."""
         loop_thread = _asyncio_thread()
+        logger = _log_relay().logger()
         plan = self.plan()
         settings = self.settings()
         pending: list[tuple[str, float, BaseException | None, float]] = []
@@ -122,9 +139,11 @@ class PipecatUser(User):
             handle.wake()
 
         async def one_session() -> str:
-            transport = make_transport(settings)
+            transport = make_transport(settings, logger=logger)
             scenario = type(self).scenario
-            return await run_session(plan, transport, record, stopping=stopping, scenario=scenario)
+            return await run_session(
+                plan, transport, record, stopping=stopping, scenario=scenario, logger=logger
+            )
 
         loop_thread.start(one_session(), handle)
         try:
@@ -148,15 +167,16 @@ class PipecatUser(User):
             _asyncio_thread().call_soon(self._stopping.set)
 
     def _fire(self, pending: list[tuple[str, float, BaseException | None, float]]) -> None:
+        url = redact_url(self.host) if self.host else self.host
         while pending:
             phase, ms, error, started = pending.pop(0)
             self.environment.events.request.fire(
                 request_type=phase,
-                name=self.name or self.host,
+                name=self.name or url,
                 response_time=ms,
                 response_length=0,
                 exception=error,
                 context={},
                 start_time=started,
-                url=self.host,
+                url=url,
             )

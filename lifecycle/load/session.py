@@ -3,8 +3,12 @@
 The body is a scenario hook, or the default: an optional ``send_client_request`` round
 trip (phase ``request``), an optional text turn or spoken turn (phase ``speak``: the plan's
 frames paced in real time, then trailing silence), a hold. The first bot output after
-bot-ready (or after the text turn) is timed as ``first_output``. One ``PipecatClient`` per
-session: clients are cheap, and a fresh one keeps sessions independent. When the session
+bot-ready (or after the turn) is timed as ``first_output``. A turn then waits (within
+``request_timeout``) for the bot's reply to end, so its later figures (first TTS text,
+speaking) are in the turn before the session disconnects: ``bot-stopped-speaking``, or
+``bot-llm-stopped`` with no speech following within :data:`TEXT_ONLY_GRACE`. One
+``PipecatClient`` per session: clients are cheap, and a fresh one keeps sessions
+independent. When the session
 is over, each of its turns (``client.trace.turns()``) adds its figures to the ``turn_*``
 phases (see :data:`~lifecycle.load.stats.TURN_PHASES`). Speech sent by any layer of the
 session (the default body, a scenario's audio turns) reports each frame's pacing lag to
@@ -29,7 +33,17 @@ if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.transport import Transport
 
-__all__ = ["PhaseError", "SessionContext", "SessionLostError", "run_session"]
+__all__ = ["TEXT_ONLY_GRACE", "PhaseError", "SessionContext", "SessionLostError", "run_session"]
+
+TEXT_ONLY_GRACE: Final = 1.0
+"""Seconds after ``bot-llm-stopped`` within which speech (``bot-tts-started``,
+``bot-started-speaking``) must begin, else the reply was text only and is over."""
+_REPLY_EVENTS: Final = (
+    "on_bot_llm_stopped",
+    "on_bot_tts_started",
+    "on_bot_started_speaking",
+    "on_bot_stopped_speaking",
+)
 
 _OUTPUT_EVENTS: Final = (
     "on_bot_output",
@@ -135,18 +149,20 @@ async def run_session(
     scenario: Scenario | None = None,
     on_ready: Callable[[], None] | None = None,
     lag: Callable[[float], None] | None = None,
+    logger: Any = None,
 ) -> Outcome:
     """One measured session; never raises for a session failure (it is recorded instead).
 
-    ``lag`` gets every speech frame's pacing lag (ms) while the session runs.
+    ``lag`` gets every speech frame's pacing lag (ms) while the session runs; ``logger`` is
+    the client's (``PipecatClient(logger=...)``; default: the library's).
     """
     if lag is None:
-        return await _run_session(plan, transport, record, stopping, scenario, on_ready)
+        return await _run_session(plan, transport, record, stopping, scenario, on_ready, logger)
     from lifecycle.testing.audio import SEND_LAG
 
     token = SEND_LAG.set(lag)
     try:
-        return await _run_session(plan, transport, record, stopping, scenario, on_ready)
+        return await _run_session(plan, transport, record, stopping, scenario, on_ready, logger)
     finally:
         SEND_LAG.reset(token)
 
@@ -158,12 +174,16 @@ async def _run_session(
     stopping: asyncio.Event | None,
     scenario: Scenario | None,
     on_ready: Callable[[], None] | None,
+    logger: Any,
 ) -> Outcome:
     from lifecycle.client import PipecatClient
 
     stopping = stopping if stopping is not None else asyncio.Event()
     client = PipecatClient(
-        transport, connect_timeout=plan.connect_timeout, request_timeout=plan.request_timeout
+        transport,
+        connect_timeout=plan.connect_timeout,
+        request_timeout=plan.request_timeout,
+        logger=logger,
     )
     prepare = getattr(scenario, "prepare", None)
     if prepare is not None:
@@ -215,13 +235,17 @@ async def _default_body(
             await client.send_client_request(plan.request, plan.request_data)
     if plan.say is not None:
         # The callback records the latency; the phase block records only a failure.
-        async with context.phase("first_output", timed=False):
-            await client.send_text(plan.say)
-            output.mark()
-            async with asyncio.timeout(plan.request_timeout):
-                await output.seen.wait()
+        async with client.events(*_REPLY_EVENTS) as reply:
+            async with context.phase("first_output", timed=False):
+                await client.send_text(plan.say)
+                output.mark()
+                async with asyncio.timeout(plan.request_timeout):
+                    await output.seen.wait()
+            await _reply_ended(reply, plan.request_timeout)
     if plan.speech:
-        await _speak(context, output)
+        async with client.events(*_REPLY_EVENTS) as reply:
+            await _speak(context, output)
+            await _reply_ended(reply, plan.request_timeout)
     if plan.hold > 0:
         # Stopping the run disconnects the session, which ends the hold early too.
         started = time.monotonic()
@@ -233,6 +257,29 @@ async def _default_body(
             error = SessionLostError("the session ended while it was held")
             context.record("hold", _ms(started), error)
             raise PhaseError("hold", error)
+
+
+async def _reply_ended(reply: AsyncIterator[Any], timeout: float) -> None:
+    """Until the bot's reply is over (see the module docstring), at most ``timeout`` s."""
+    speaking = llm_done = False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while True:
+                grace = TEXT_ONLY_GRACE if llm_done and not speaking else None
+                try:
+                    async with asyncio.timeout(grace):
+                        event = await anext(reply)
+                except TimeoutError:
+                    return  # no speech followed the LLM's text: a text-only reply
+                except StopAsyncIteration:
+                    return
+                if event.name == "on_bot_stopped_speaking" and speaking:
+                    return
+                speaking = speaking or event.name in (
+                    "on_bot_tts_started",
+                    "on_bot_started_speaking",
+                )
+                llm_done = llm_done or event.name == "on_bot_llm_stopped"
 
 
 async def _speak(context: SessionContext, output: _FirstOutput) -> None:

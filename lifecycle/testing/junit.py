@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 
+from lifecycle.printable import printable
 from lifecycle.testing.scenario import ScriptedScenario
 from lifecycle.testing.scripted import ScenarioResult
 
@@ -35,7 +36,7 @@ def _timing(result: ScenarioResult) -> str:
     rows = []
     for r in result.expectations:
         latency = "-" if r.latency_ms is None else f"{r.latency_ms} ms"
-        rows.append(f"turn {r.turn + 1} {r.expectation.label}: {r.status} {latency}")
+        rows.append(f"turn {r.turn + 1} {printable(r.expectation.label)}: {r.status} {latency}")
     return "\n".join(rows)
 
 
@@ -60,20 +61,23 @@ def write_junit(path: str | PathLike[str], outcomes: Sequence[Outcome]) -> None:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=str(scenario.path),
-            name=scenario.name,
-            file=str(scenario.path),
+            classname=printable(scenario.path),
+            name=printable(scenario.name),
+            file=printable(scenario.path),
             line=str(scenario.line),
             time=f"{result.duration_s:.3f}" if result is not None else "0",
         )
         if result is None:
-            ET.SubElement(case, "error", message=outcome.error or "not run").text = outcome.error
+            error = printable(outcome.error) if outcome.error is not None else None
+            ET.SubElement(case, "error", message=error or "not run").text = error
             continue
         if result.error is not None:
-            ET.SubElement(case, "error", message=result.error).text = result.error
+            error = printable(result.error)
+            ET.SubElement(case, "error", message=error).text = error
         if result.failures:
-            failure = ET.SubElement(case, "failure", message=result.failures[0])
-            failure.text = "\n".join(result.failures)
+            texts = [printable(f) for f in result.failures]
+            failure = ET.SubElement(case, "failure", message=texts[0])
+            failure.text = "\n".join(texts)
         ET.SubElement(case, "system-out").text = _timing(result)
     ET.indent(suites)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)

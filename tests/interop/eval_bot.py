@@ -17,8 +17,15 @@ pipecat.evals' ``eval-context`` client message as its eval transport does (the m
 replace the context, no LLM run) and answers it with a ``server-response``. What it says and
 which tools it calls is the stand-in's choice (tests/interop/test_evals_interop.py).
 
+The turn-completion bot (``/tc/...`` routes) is Pipecat's ``evals/turn-completion/bot.py``
+on this pipeline: ``FilterIncompleteUserTurnStrategies`` (the LLM starts each reply with a
+turn-completion marker), ``bot_llm_marker_enabled`` (the markers reach the client as
+``bot-llm-marker``), the two tools its files expect, and no greeting.
+
 Routes: ``POST /start`` -> ``{"wsUrl", "sessionId"}``; ``WS /ws``; ``POST|PATCH
-/sessions/{id}/api/offer`` (SmallWebRTC: the client posts its offer there with the sessionId).
+/sessions/{id}/api/offer`` (SmallWebRTC: the client posts its offer there with the sessionId);
+``POST /tc/start`` and ``WS /tc/ws`` for the turn-completion bot (its session ids start
+with ``tc-``).
 """
 
 from __future__ import annotations
@@ -36,12 +43,17 @@ import bot_server  # noqa: F401
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket
 from loguru import logger
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import LLMMessagesUpdateFrame, LLMRunFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
 from pipecat.processors.frameworks.rtvi import RTVIObserverParams
 from pipecat.processors.frameworks.rtvi.observer import RTVIFunctionCallReportLevel
 from pipecat.serializers.protobuf import ProtobufFrameSerializer
@@ -60,6 +72,7 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
+from pipecat.turns.user_turn_strategies import FilterIncompleteUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 HOST = "127.0.0.1"
@@ -73,10 +86,36 @@ async def answer_any_call(params: FunctionCallParams) -> None:
     await params.result_callback({"ok": True, "function": params.function_name})
 
 
-def build_worker(transport: BaseTransport, llm_url: str) -> PipelineWorker:
+def _tools() -> ToolsSchema:
+    """The two tools Pipecat's turn-completion files expect."""
+    weather = FunctionSchema(
+        name="get_current_weather",
+        description="Get the current weather for a location.",
+        properties={"location": {"type": "string"}},
+        required=["location"],
+    )
+    booking = FunctionSchema(
+        name="book_appointment",
+        description="Book an appointment on a given day and time.",
+        properties={"day": {"type": "string"}, "time": {"type": "string"}},
+        required=["day", "time"],
+    )
+    return ToolsSchema(standard_tools=[weather, booking])
+
+
+def build_worker(
+    transport: BaseTransport, llm_url: str, *, turn_completion: bool = False
+) -> PipelineWorker:
     """The bot's pipeline in a worker with RTVI (function calls reported FULL)."""
-    context = LLMContext(messages=[{"role": "system", "content": SYSTEM_PROMPT}])
-    aggregators = LLMContextAggregatorPair(context)
+    if turn_completion:
+        context = LLMContext(tools=_tools())
+        user_params = LLMUserAggregatorParams(
+            user_turn_strategies=FilterIncompleteUserTurnStrategies()
+        )
+        aggregators = LLMContextAggregatorPair(context, user_params=user_params)
+    else:
+        context = LLMContext(messages=[{"role": "system", "content": SYSTEM_PROMPT}])
+        aggregators = LLMContextAggregatorPair(context)
     llm = OpenAILLMService(
         api_key="stand-in",
         base_url=llm_url,
@@ -97,14 +136,17 @@ def build_worker(transport: BaseTransport, llm_url: str) -> PipelineWorker:
         pipeline,
         params=PipelineParams(enable_metrics=True),
         rtvi_observer_params=RTVIObserverParams(
-            function_call_report_level={"*": RTVIFunctionCallReportLevel.FULL}
+            function_call_report_level={"*": RTVIFunctionCallReportLevel.FULL},
+            bot_llm_marker_enabled=turn_completion,
         ),
         idle_timeout_secs=None,
     )
 
-    @worker.rtvi.event_handler("on_client_ready")  # type: ignore[untyped-decorator]
-    async def greet(_rtvi: Any) -> None:
-        await worker.queue_frames([LLMRunFrame()])
+    if not turn_completion:
+
+        @worker.rtvi.event_handler("on_client_ready")  # type: ignore[untyped-decorator]
+        async def greet(_rtvi: Any) -> None:
+            await worker.queue_frames([LLMRunFrame()])
 
     @worker.rtvi.event_handler("on_client_message")  # type: ignore[untyped-decorator]
     async def on_client_message(rtvi: Any, message: Any) -> None:
@@ -118,9 +160,11 @@ def build_worker(transport: BaseTransport, llm_url: str) -> PipelineWorker:
     return worker
 
 
-async def run_bot(transport: BaseTransport, llm_url: str, label: str) -> None:
+async def run_bot(
+    transport: BaseTransport, llm_url: str, label: str, *, turn_completion: bool = False
+) -> None:
     """Run one session's pipeline until the client leaves."""
-    worker = build_worker(transport, llm_url)
+    worker = build_worker(transport, llm_url, turn_completion=turn_completion)
 
     @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
     async def on_client_disconnected(_transport: BaseTransport, _client: Any) -> None:
@@ -152,11 +196,23 @@ def create_app(port_ref: list[int], llm_url: str) -> FastAPI:
     async def start() -> dict[str, str]:
         return {"wsUrl": f"ws://{HOST}:{port_ref[0]}/ws", "sessionId": uuid.uuid4().hex}
 
-    @app.websocket("/ws")
-    async def ws_endpoint(websocket: WebSocket) -> None:
+    @app.post("/tc/start")
+    async def tc_start() -> dict[str, str]:
+        return {"wsUrl": f"ws://{HOST}:{port_ref[0]}/tc/ws", "sessionId": f"tc-{uuid.uuid4().hex}"}
+
+    async def websocket_bot(websocket: WebSocket, *, turn_completion: bool) -> None:
         await websocket.accept()
         params = FastAPIWebsocketParams(serializer=ProtobufFrameSerializer(), **_params())
-        await run_bot(FastAPIWebsocketTransport(websocket, params), llm_url, "ws")
+        transport = FastAPIWebsocketTransport(websocket, params)
+        await run_bot(transport, llm_url, "ws", turn_completion=turn_completion)
+
+    @app.websocket("/ws")
+    async def ws_endpoint(websocket: WebSocket) -> None:
+        await websocket_bot(websocket, turn_completion=False)
+
+    @app.websocket("/tc/ws")
+    async def tc_ws_endpoint(websocket: WebSocket) -> None:
+        await websocket_bot(websocket, turn_completion=True)
 
     @app.post("/sessions/{session_id}/api/offer")
     async def offer(session_id: str, request: Request) -> Any:
@@ -171,7 +227,14 @@ def create_app(port_ref: list[int], llm_url: str) -> FastAPI:
 
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(connection, TransportParams(**_params()))
-            task = asyncio.create_task(run_bot(transport, llm_url, f"webrtc {session_id}"))
+            task = asyncio.create_task(
+                run_bot(
+                    transport,
+                    llm_url,
+                    f"webrtc {session_id}",
+                    turn_completion=session_id.startswith("tc-"),
+                )
+            )
             _BOT_TASKS.add(task)
             task.add_done_callback(_BOT_TASKS.discard)
 

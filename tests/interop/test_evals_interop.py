@@ -8,10 +8,14 @@ them) runs unchanged with ``pipecat-lifecycle test`` against tests/interop/eval_
 WebSocket and SmallWebRTC, the judge given on the command line (``--judge-url``) and served,
 like the bot's LLM, by the local OpenAI stand-in (tests/support/openai_stub.py).
 
+Four files of Pipecat's turn-completion suite (67 scenarios, ``context:`` and ``llm_marker``)
+run against the same bot's turn-completion pipeline over WebSocket.
+
 The stand-in plays a plausible LLM for those files: where a turn of a selected file expects
 function calls, the user's words of that turn make it call them (names and ``args:`` as the
-file expects); otherwise, and after a tool result, it answers in words. The judge says
-yes, with a reason quoting the reply it judged.
+file expects); where a turn expects a turn-completion marker, the context's last words and
+the user's make it answer with that marker; otherwise, and after a tool result, it answers
+in words. The judge says yes, with a reason quoting the reply it judged.
 """
 
 from __future__ import annotations
@@ -60,6 +64,16 @@ SELECTION = [
         "weather_no_function_call",
     )
 ] + ["llm-with-backend/scenarios/text/frontend_only.yaml"]
+TURN_COMPLETION = [
+    f"turn-completion/scenarios/{name}.yaml"
+    for name in ("complete", "cutoff", "long", "short_complete")
+]
+MARKER_REPLIES = {
+    "complete": "● That sounds wonderful, tell me more about it.",
+    "incomplete": "◐",
+    "short": "◐",
+    "long": "○",
+}
 AUDIO_MISSING = "needs the speaking caller"
 
 
@@ -127,11 +141,34 @@ def stand_in_rules(evals_dir: Path) -> dict[str, list[Tool]]:
     return rules
 
 
-class StandIn:
-    """The bot's LLM and the judge, one OpenAI-compatible server."""
+def marker_rules(evals_dir: Path) -> dict[tuple[str, str], str]:
+    """(the context's last assistant words, the user's words) -> the reply with its marker."""
+    rules: dict[tuple[str, str], str] = {}
+    for relative in TURN_COMPLETION:
+        for scenario in load_scenario_file(evals_dir / relative).scenarios:
+            assert isinstance(scenario, ScriptedScenario)
+            said = [m["content"] for m in scenario.context if m.get("role") == "assistant"]
+            for turn in scenario.turns:
+                kinds = [e.marker for e in turn.expect if e.event == "llm_marker"]
+                if turn.user is not None:
+                    key = (said[-1] if said else "", turn.user.strip())
+                    rules[key] = MARKER_REPLIES[(kinds[0] if kinds else None) or "complete"]
+    return rules
 
-    def __init__(self, rules: dict[str, list[Tool]]) -> None:
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # text with an image (send-file): its text part
+        content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content.strip() if isinstance(content, str) else ""
+
+
+class StandIn:
+    """The bots' LLM and the judge, one OpenAI-compatible server."""
+
+    def __init__(self, rules: dict[str, list[Tool]], markers: dict[tuple[str, str], str]) -> None:
         self.rules = rules
+        self.markers = markers
         self.judged: list[dict[str, Any]] = []
 
     def __call__(self, request: dict[str, Any]) -> StubReply | str:
@@ -143,22 +180,24 @@ class StandIn:
             reply = state.get("latest_bot_reply") or json.dumps(state.get("call"))
             return json.dumps({"verdict": "yes", "reason": f"the bot said: {reply[:80]}"})
         last = messages[-1] if messages else {}
-        role, text = last.get("role"), last.get("content")
-        if isinstance(text, list):  # text with an image (send-file): its text part
-            text = " ".join(str(p.get("text", "")) for p in text if isinstance(p, dict)).strip()
+        role, text = last.get("role"), _text(last)
         if role == "tool":
             return "Done. All set: I took care of that for you. Anything else?"
-        if role == "user" and isinstance(text, str):
-            calls = self.rules.get(text.strip())
+        if role == "user":
+            said = [_text(m) for m in messages[:-1] if m.get("role") == "assistant"]
+            marked = self.markers.get((said[-1] if said else "", text))
+            if marked is not None:
+                return marked
+            calls = self.rules.get(text)
             if calls:
                 return StubReply(tool_calls=calls)
-            return f"Sure. You said: {text.strip()} Here is my answer."
+            return f"Sure. You said: {text} Here is my answer."
         return "Hello! I'm your assistant. How can I help you today?"
 
 
 @pytest.fixture(scope="module")
 def stand_in(evals_dir: Path) -> Iterator[tuple[OpenAIStub, StandIn]]:
-    handler = StandIn(stand_in_rules(evals_dir))
+    handler = StandIn(stand_in_rules(evals_dir), marker_rules(evals_dir))
     with OpenAIStub(handler) as stub:
         yield stub, handler
 
@@ -221,3 +260,23 @@ def test_published_files_run_as_published(
     assert len(results) == 22 and len(passed) == 22
     # The judge saw the bot's own words, and the function calls the files check.
     assert any("Hello!" in (s.get("latest_bot_reply") or "") for s in handler.judged)
+
+
+def test_turn_completion_files_run_as_published(
+    evals_dir: Path,
+    eval_bot: BotProcess,
+    stand_in: tuple[OpenAIStub, StandIn],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Pipecat's turn-completion suite: context: and llm_marker against a marker-reporting bot."""
+    stub, _ = stand_in
+    files = [str(evals_dir / relative) for relative in TURN_COMPLETION]
+    args = ["test", *files, "--start", f"{eval_bot.base_url}/tc/start", "--json"]
+    code = main([*args, "--judge-url", stub.base_url, "--judge-model", "stand-in-judge"])
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    results = [line for line in lines if line.get("event") == "scenario"]
+    failed = {r["scenario"]: r["failures"] or r["error"] for r in results if not r["passed"]}
+    print(f"\nturn-completion (ws): {len(results) - len(failed)} of {len(results)} passed")
+    assert code == 0, json.dumps(failed, indent=1)[:4000] + captured.err[-2000:]
+    assert len(results) == 67 and "eval-context" not in captured.err

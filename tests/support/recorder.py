@@ -10,8 +10,9 @@ from lifecycle import EVENT_NAMES, PipecatClient
 
 T = TypeVar("T")
 
-WAIT = 5.0
-"""Upper bound of any single await in a test: a bug fails instead of hanging."""
+WAIT = 15.0
+"""Upper bound of any single await in a test: a bug fails instead of hanging. Generous:
+on a busy machine (``make test-loaded``) a 2 MiB start body took over 5 s to refuse."""
 
 
 async def within(awaitable: Awaitable[T], timeout: float = WAIT) -> T:
