@@ -268,6 +268,80 @@ async def _raw_rtc(farm: BotFarm, sessions: int, speech_s: float = SPEECH_S) -> 
     return Side(time.process_time() - cpu, float("nan"), failed)
 
 
+# ------------------------------------------------------------------ one frame's CPU
+
+
+async def _frame_cpu_us(url: str, how: str, frames: int) -> float:
+    """CPU µs per audio frame sent on one live session, no pacing (a loop turn per frame).
+
+    ``client``: ``PipecatClient.send_audio``; ``transport``: ``WebSocketTransport.send_audio``
+    (its queue and writer task); ``raw``: the raw client's ``ws.send`` of the same frame.
+    """
+    from lifecycle import PipecatClient
+    from transports.websocket import WebSocketTransport
+
+    speech = tone(1.0, 16000)
+    if how == "raw":
+        import httpx
+
+        from benchmarks.raw_ws_client import RawWSClient
+
+        async with httpx.AsyncClient() as http:
+            answer = (await http.post(url, json={"transport": "websocket"})).json()
+        raw = RawWSClient()
+        await raw.connect(answer["wsUrl"])
+
+        async def send(frame: AudioFrame) -> None:
+            await raw.send_audio(frame.pcm, frame.sample_rate)
+
+        close: Callable[[], Awaitable[None]] = raw.close
+    else:
+        transport = WebSocketTransport()
+        client = PipecatClient(transport)
+        await client.start_bot_and_connect(url)
+        close = client.disconnect
+        if how == "client":
+            send = client.send_audio
+        else:
+
+            async def send(frame: AudioFrame) -> None:
+                transport.send_audio(frame)
+
+    cpu = time.process_time()
+    for n in range(frames):
+        await send(speech[n % len(speech)])
+        await asyncio.sleep(0)  # let the writer run, as pacing would
+    used = time.process_time() - cpu
+    await close()
+    return used / frames * 1e6
+
+
+def frame_cpu(rounds: int, frames: int = 5000) -> dict[str, list[float]]:
+    """Per-frame CPU of the three ways to send, interleaved over ``rounds``."""
+    results: dict[str, list[float]] = {"client": [], "transport": [], "raw": []}
+    with BotFarm("ws", 1) as farm:
+        for i in range(rounds):
+            order = list(results) if i % 2 == 0 else list(results)[::-1]
+            for how in order:
+                results[how].append(asyncio.run(_frame_cpu_us(farm.url(0), how, frames)))
+    return results
+
+
+def frame_cpu_row(results: dict[str, list[float]]) -> Row:
+    """One row: per-frame CPU of ours (client, and transport alone) vs the raw ws.send."""
+    client, transport, raw = (summarize(results[k]) for k in ("client", "transport", "raw"))
+    paired = summarize(ratios(results["client"], results["raw"]))
+    return Row(
+        "9",
+        "one WebSocket audio frame (16 kHz, 20 ms), CPU µs in this process: "
+        f"PipecatClient.send_audio (the transport alone: {transport.median:.1f} µs) vs the raw "
+        "client's ws.send of the same protobuf frame",
+        client.fmt(" µs"),
+        raw.fmt(" µs"),
+        ratio_text(paired),
+    )
+
+
 # ------------------------------------------------------------------ the section
 
 
@@ -374,10 +448,16 @@ def run(quick: bool) -> list[Row]:
     if quick:
         ws = measure("ws", 10, 2, sweep=(10, 20))
         rtc = measure("webrtc", 3, 2)
-        return rows("ws", 10, *ws) + rows("webrtc", 3, *rtc)
+        per_frame = frame_cpu(2, 500)
+        return [*rows("ws", 10, *ws), frame_cpu_row(per_frame), *rows("webrtc", 3, *rtc)]
     ws = measure("ws", WS_SESSIONS, 3, sweep=(50, 100, 200, 400))
+    per_frame = frame_cpu(4)
     rtc = measure("webrtc", RTC_SESSIONS, 3)
-    return rows("ws", WS_SESSIONS, *ws) + rows("webrtc", RTC_SESSIONS, *rtc)
+    return [
+        *rows("ws", WS_SESSIONS, *ws),
+        frame_cpu_row(per_frame),
+        *rows("webrtc", RTC_SESSIONS, *rtc),
+    ]
 
 
 if __name__ == "__main__":
