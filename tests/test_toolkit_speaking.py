@@ -161,7 +161,7 @@ async def test_say_after_fails_when_the_event_never_comes(client: PipecatClient)
         with pytest.raises(AssertionError, match="no on_bot_interrupted to say after within"):
             await within(conv.say_after("on_bot_interrupted", 0, "x", within=0.5))
         with pytest.raises(ValueError, match="unknown event"):
-            await conv.say_after("bot_interrupted", 0, "x")
+            await conv.say_after("bot_interuptted", 0, "x")
         with pytest.raises(ValueError, match="delay_ms"):
             await conv.say_after("on_bot_output", -1, "x")
 

@@ -14,9 +14,9 @@ from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from lifecycle.events import EVENT_NAMES
 from lifecycle.media import AudioFrame
 from lifecycle.testing import audio
+from lifecycle.testing.event_names import resolve_event_name
 from lifecycle.testing.recording import Recording, TwoSidedWav
 
 if TYPE_CHECKING:
@@ -155,10 +155,10 @@ class Conversation:
         began, or, when none came yet, the next one (waited for up to ``within`` seconds,
         else ``AssertionError`` listing the events seen). Then, at the event's time plus
         ``delay_ms``, it says ``text`` as :meth:`say` does (``speak`` for speech). It does not
-        move where the next ``expect`` looks from.
+        move where the next ``expect`` looks from. ``event_name`` as :meth:`expect` takes it.
         """
-        if event_name not in EVENT_NAMES:
-            raise ValueError(f"unknown event {event_name!r}")
+        __tracebackhide__ = True  # pytest shows the test's line, not the library's frames
+        event_name = resolve_event_name(event_name)
         if not 0 <= delay_ms < float("inf"):
             raise ValueError("delay_ms must be a finite number >= 0")
         if not within > 0 or within == float("inf"):
@@ -247,9 +247,10 @@ class Conversation:
         matching event whose text holds ``text_excludes`` fails at once. Raises
         ``AssertionError`` (expected event, budget, and the events seen with their text and
         time since the anchor) when nothing matches in time or the session ends first.
+        ``event_name`` may also be pipecat.evals' name (:mod:`lifecycle.testing.event_names`).
         """
-        if event_name not in EVENT_NAMES:
-            raise ValueError(f"unknown event {event_name!r}")
+        __tracebackhide__ = True  # pytest shows the test's line, not the library's frames
+        event_name = resolve_event_name(event_name)
         if not within > 0 or within == float("inf"):
             raise ValueError("within must be a positive, finite number of seconds")
         anchor = max(self._acted_at, self._matched_at or 0.0)
