@@ -303,6 +303,7 @@ async def run_simulation(
             await connect(client)
             result = await caller.run()
         except PipecatClientError as exc:
+            caller.close()
             outcome.error = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
             outcome.unreachable = True
             return outcome
