@@ -20,9 +20,12 @@ TURN_PHASES: Final = {
     "turn_audio_first": "audio_first_ms",
     "turn_bot_speaking": "bot_speaking_ms",
     "turn_answered": "answered_ms",
+    "barge_in_interrupted": "barge_in_to_interrupted_ms",
+    "barge_in_bot_stopped": "barge_in_to_bot_stopped_ms",
 }
 """Phase name -> the :class:`~lifecycle.turns.Turn` figure recorded under it (ms from the
-end of the user's input), one value per turn that has it."""
+end of the user's input; the ``barge_in_*`` ones from the start of input that talked over
+the bot), one value per turn that has it."""
 
 PHASE_TITLES: Final = {
     "start": "start",
@@ -38,6 +41,8 @@ PHASE_TITLES: Final = {
     "turn_audio_first": "turn: first bot audio",
     "turn_bot_speaking": "turn: bot speaking",
     "turn_answered": "turn: answered",
+    "barge_in_interrupted": "barge-in → bot-interrupted",
+    "barge_in_bot_stopped": "barge-in → bot stopped speaking",
 }
 """How the summary table names each phase (others are shown as named)."""
 
@@ -47,7 +52,7 @@ FAILURE_MESSAGE_LIMIT: Final = 600
 _FAILURE_KINDS_LIMIT: Final = 200
 """(phase, error class) pairs whose first message is kept; later new pairs are only counted."""
 TALLY_US: Final = 10
-"""The resolution of :meth:`PhaseStats.tally` (µs)."""
+"""The resolution of :meth:`PhaseStats.record` (µs)."""
 _LOWEST_US: Final = 1
 _HIGHEST_US: Final = 3_600_000_000
 _DIGITS: Final = 3
@@ -68,16 +73,12 @@ class PhaseStats:
     _tallied: Counter[int] = field(default_factory=Counter, repr=False)
 
     def record(self, ms: float) -> None:
-        """One success that took ``ms`` milliseconds."""
-        us = min(max(round(ms * 1000.0), _LOWEST_US), _HIGHEST_US)
-        self.histogram.record_value(us)
-
-    def tally(self, ms: float) -> None:
-        """One value, counted cheaply (rounded to :data:`TALLY_US` µs) for per-frame figures.
+        """One success that took ``ms`` milliseconds (kept to :data:`TALLY_US` µs).
 
         Recording in the HDR histogram costs ~10 µs in Python, which thousands of audio
-        frames a second would add to the very pacing they measure; tallied values are
-        folded into the histogram when read.
+        frames a second (and every phase of hundreds of sessions) would add to the very
+        load they measure: values are counted in a dict and folded into the histogram
+        when read.
         """
         self._tallied[round(ms * (1000.0 / TALLY_US))] += 1
 
