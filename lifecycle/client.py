@@ -26,6 +26,7 @@ from lifecycle.errors import (
     SessionCancelledError,
     SessionClosedError,
     TransportError,
+    UnsupportedFeatureError,
 )
 from lifecycle.events import (
     EVENT_NAMES,
@@ -717,15 +718,14 @@ class PipecatClient(EventRegistration):
     ) -> str:
         """Send RTVI 2.2 ``send-file``: ``content`` with one file (``data``, inline base64).
 
-        Requires READY and a bot on RTVI 2.2 or later (else ``MessageError``, nothing sent).
-        Returns the message id.
+        Requires READY and a bot on RTVI 2.2 or later (else
+        :class:`~lifecycle.errors.UnsupportedFeatureError`, nothing sent). Returns the
+        message id.
         """
         session = self._require_ready()
         version = session.bot_info.version if session.bot_info is not None else ""
         if not rtvi.supports_send_file(version):
-            raise MessageError(
-                f"the bot speaks RTVI {_prefix(version) or '?'}; send-file needs 2.2 or later"
-            )
+            raise UnsupportedFeatureError("send-file", _prefix(version) or "?", "2.2")
         encoded = base64.b64encode(data).decode("ascii")
         message = rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately)
         self._send(message, session)

@@ -82,6 +82,14 @@ def _redact_params(params: str) -> str:
     return _QUERY_ITEM.sub(item, params)
 
 
+def _query(match: re.Match[str]) -> str:
+    """A query span redacted; one with no letter or digit is prose ("port?)"), kept."""
+    params = match.group(1)
+    if not any(c.isalnum() for c in params):
+        return match.group()
+    return "?" + _redact_params(params)
+
+
 def redact_query(text: str) -> str:
     """``text`` (a URL, a path or a request line) with query, path and fragment values replaced.
 
@@ -89,7 +97,7 @@ def redact_query(text: str) -> str:
     ``/p;token=x`` -> ``/p;token=***``; ``#access_token=x`` -> ``#access_token=***``.
     """
     if "?" in text:
-        text = _QUERY_SPAN.sub(lambda m: "?" + _redact_params(m.group(1)), text)
+        text = _QUERY_SPAN.sub(_query, text)
     if "=" in text:
         if ";" in text:
             text = _PATH_PARAM.sub(lambda m: f";{m.group(1)}={REDACTED}", text)

@@ -29,6 +29,7 @@ __all__ = [
     "StartSettings",
     "as_api_request",
     "check_timeout",
+    "parse_header",
     "post_start",
 ]
 
@@ -180,6 +181,22 @@ transport; this asks them for a WebSocket session instead.
 """
 TRANSPORT_KINDS: Final = ("ws", "webrtc")
 """The transports a start setting can name."""
+
+
+def parse_header(item: str) -> tuple[str, str]:
+    """``"NAME=VALUE"`` (or curl's ``"NAME: VALUE"``) -> ``(NAME, VALUE)``, both stripped.
+
+    ``ValueError`` for an item with no separator or no name; the message names at most the
+    first word of the item, never a value.
+    """
+    equals, colon = item.find("="), item.find(":")
+    sep = ":" if colon >= 0 and (equals < 0 or colon < equals) else "="
+    key, found, value = item.partition(sep)
+    key = key.strip()
+    if not found or not key or any(c.isspace() for c in key):
+        name = (item.split() or [""])[0].split("=")[0].split(":")[0][:40]
+        raise ValueError(f"a header is NAME=VALUE (e.g. Authorization=...), got {name!r}...")
+    return key, value.strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -17,7 +18,6 @@ from lifecycle.testing.simulation import (
     SimulationResult,
 )
 from lifecycle.testing.simulation_file import ExpectedCall, Metric
-from lifecycle.testing.simulation_judge import VERDICT_TOOL
 from transports.testing import Dialogue, FunctionTrigger, TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -39,17 +39,27 @@ def yes(criterion: str, text: str) -> tuple[str, str]:
     return "yes", "it did"
 
 
+def is_persona(request: dict[str, Any]) -> bool:
+    return any(t["function"]["name"] == "end_call" for t in request.get("tools") or [])
+
+
+def judge_answer(request: dict[str, Any], verdicts: Verdicts = yes) -> StubReply:
+    """Answers the judge's question (the criterion in its instructions, the state as JSON)."""
+    system, state = request["messages"][0]["content"], json.loads(request["messages"][1]["content"])
+    criterion = re.search(r"Criterion: (.*?)\n\n", system, re.S)
+    assert criterion is not None, system
+    text = state.get("latest_bot_reply") or json.dumps(state["conversation"])
+    verdict, reason = verdicts(criterion.group(1), text)
+    return StubReply(text=json.dumps({"verdict": verdict, "reason": reason}))
+
+
 def stand_in(persona: list[StubReply | str], verdicts: Verdicts = yes) -> Any:
-    """Persona answers in order; judge questions (the give_verdict tool) by ``verdicts``."""
+    """Persona answers in order; the judge's questions answered by ``verdicts``."""
     next_persona = scripted(*persona)
 
     def handler(request: dict[str, Any]) -> StubReply | str:
-        tools = [t["function"]["name"] for t in request.get("tools", [])]
-        if VERDICT_TOOL in tools:
-            question = request["messages"][-1]["content"]
-            criterion, _, text = question.partition("\n\n")
-            verdict, reason = verdicts(criterion.removeprefix("Criterion: "), text)
-            return tool_reply(VERDICT_TOOL, verdict=verdict, reason=reason)
+        if not is_persona(request):
+            return judge_answer(request, verdicts)
         return next_persona(request)
 
     return handler
@@ -105,7 +115,7 @@ async def call(
 
 
 def persona_requests(stub: OpenAIStub) -> list[dict[str, Any]]:
-    return [r for r in stub.completions if r["tools"][0]["function"]["name"] == "end_call"]
+    return [r for r in stub.completions if is_persona(r)]
 
 
 async def test_end_call_passes_and_records_the_conversation(
@@ -269,7 +279,7 @@ async def test_judge_cap_counts_the_persona_calls(
 
 
 def picky(criterion: str, text: str) -> tuple[str, str]:
-    if criterion.startswith("the reply is polite") and "rude" in text.split("judge:\n")[-1]:
+    if criterion.startswith("the reply is polite") and "rude" in text:
         return "no", "the reply was rude"
     return "yes", "fine"
 
@@ -370,9 +380,7 @@ async def test_load_run_of_simulated_calls_gives_pass_rate_and_turn_percentiles(
         return "Two people at 6 PM." if said < 2 else end_call()
 
     stub.handler = lambda request: (
-        tool_reply(VERDICT_TOOL, verdict="yes", reason="ok")
-        if request["tools"][0]["function"]["name"] == VERDICT_TOOL
-        else persona(request)
+        persona(request) if is_persona(request) else judge_answer(request)
     )
     endpoint = ModelEndpoint(stub.base_url, "stub-model")
     specs = [
@@ -433,3 +441,27 @@ async def test_audio_modality_speaks_and_times_from_the_bot_hearing_the_end(
     # The testing bot hears any speech as its audio transcript.
     assert result.turns[0].bot == "You said: Hello from the microphone."
     assert result.turns[0].first_token_ms is not None
+
+
+@pytest.mark.parametrize(
+    ("judge_reply", "unreachable"),
+    [(StubReply(status=503), True), (StubReply(text="I think so"), True)],
+    ids=["unreachable", "no-verdict"],
+)
+async def test_a_judge_that_fails_ends_the_run_as_an_error(
+    client: PipecatClient,
+    bot: TestingBotServer,
+    stub: OpenAIStub,
+    judge_reply: StubReply,
+    unreachable: bool,
+) -> None:
+    persona = scripted("Hi.", end_call())
+    stub.handler = lambda request: persona(request) if is_persona(request) else judge_reply
+    result = await call(client, bot, stub)
+    assert (result.passed, result.end_reason, result.unreachable) == (
+        False,
+        "end_call",
+        unreachable,
+    )
+    assert result.error is not None and result.error.startswith("judge: ")
+    assert KEY not in result.error

@@ -88,7 +88,7 @@ async def test_text_excludes_fails_on_the_matching_event(client: PipecatClient) 
 async def test_expect_rejects_unknown_events_and_bad_budgets(client: PipecatClient) -> None:
     async with Conversation(client) as conv:
         with pytest.raises(ValueError, match="unknown event"):
-            await conv.expect("bot_output")
+            await conv.expect("bot_outptu")
         for bad in (0, -1.0, float("nan"), float("inf")):
             with pytest.raises(ValueError):
                 await conv.expect("on_bot_output", within=bad)

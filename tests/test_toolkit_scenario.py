@@ -336,6 +336,7 @@ def test_every_problem_of_a_file_in_one_error(tmp_path: Path) -> None:
         ),
         ("name: x\nturns: !custom [1]\n", 2, "!custom", "unknown YAML tag"),
         ("", 1, "", "empty"),
+        ("name: x\nturns: [{user: \udcff}]\n", 2, "", "not UTF-8 text"),
         ("name: x\nuser: !include missing.yaml\n", 2, "!include", "no such file"),
     ],
 )
@@ -343,7 +344,7 @@ def test_invalid_files_name_file_line_and_key(
     tmp_path: Path, text: str, line: int, key: str, problem: str
 ) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")
     first = _problems(path)[0]
     assert (first.path, first.line, first.key) == (str(path), line, key)
     assert problem in first.problem

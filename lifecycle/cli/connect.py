@@ -19,7 +19,7 @@ from lifecycle.cli.options import (
 )
 from lifecycle.cli.output import Output, Progress, startup_failed
 from lifecycle.cli.report import print_turns, write_report
-from lifecycle.cli.session import Interrupt, interact
+from lifecycle.cli.session import ANSWER_TIMEOUT, Interrupt, interact
 from lifecycle.cli.transport_factory import make_transport
 from lifecycle.cli.watch import Watch
 from lifecycle.errors import (
@@ -40,7 +40,9 @@ input (read from stdin once the bot is ready, one line each):
   /msg TYPE [JSON]   send a client-message request and print its response
   /quit              disconnect and exit
   anything else      sent to the bot as send-text
-  end of input or Ctrl-C disconnects cleanly.
+  end of input or Ctrl-C disconnects cleanly. From a pipe (or with --say), each line waits
+  for the bot's answer to the one before, and end of input for the last answer
+  (--answer-timeout). connect answers no function calls: a call says so when it arrives.
 
 examples:
   pipecat-lifecycle connect --start http://localhost:7860/start
@@ -76,6 +78,21 @@ def add_command(commands: Any) -> None:
         connect,
         start_help="POST to this start endpoint (start_bot), then connect with its answer",
         aliases=("-t", "--timeout", "--data", "--start-flag"),
+    )
+    connect.add_argument(
+        "--say",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="send TEXT once the bot is ready (before stdin's lines); repeatable",
+    )
+    connect.add_argument(
+        "--answer-timeout",
+        type=positive_float,
+        default=ANSWER_TIMEOUT,
+        metavar="S",
+        help="reading a pipe (or with --say): seconds to wait for the bot's answer before the "
+        "next line and before disconnecting at end of input (default: 30)",
     )
     connect.add_argument(
         "--request-timeout",
@@ -135,7 +152,7 @@ async def _connect(args: argparse.Namespace, settings: StartSettings) -> int:
     client = PipecatClient(
         transport, connect_timeout=settings.connect_timeout, request_timeout=args.request_timeout
     )
-    watch = Watch(client, out)
+    watch = Watch(client, out, answers_calls=False)
     interrupt = Interrupt(client, out)
     progress = Progress(client) if Progress.wanted() else None
     out.progress = progress
@@ -162,7 +179,7 @@ async def _connect(args: argparse.Namespace, settings: StartSettings) -> int:
             if progress is not None:
                 await progress.stop()
         if not interrupt.hit:
-            await interact(client, watch, out)
+            await interact(client, watch, out, say=args.say, answer_timeout=args.answer_timeout)
         await _ended(client, watch, out, args.report)
         code = watch.exit_code()
         how = (

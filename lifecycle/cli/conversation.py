@@ -44,6 +44,7 @@ _TEXT_LIMIT: Final = 2000
 _OPEN_CALLS_LIMIT: Final = 256
 """Function calls remembered until their result, so a bot can't grow the printer's memory."""
 
+_CALL_EVENTS: Final = frozenset({"on_llm_function_call_in_progress", "on_llm_function_call"})
 _LEGACY_NAMES: Final = {
     "on_server_message": "server-message",
     "on_unhandled_message": "message",
@@ -88,8 +89,11 @@ def fields_of(data: Any) -> dict[str, Any]:
 class ConversationPrinter:
     """Prints each :class:`~lifecycle.dispatch.ClientEvent` of a session on ``out``."""
 
-    def __init__(self, out: Output) -> None:
+    def __init__(self, out: Output, *, answers_calls: bool = True) -> None:
+        """``answers_calls=False``: no function call handler here; each call says so."""
         self.out = out
+        self.answers_calls = answers_calls
+        self._unanswered_said = False
         self._llm_text: list[str] = []
         self._llm_chars = 0
         self._bot_spoke_this_turn = False
@@ -141,6 +145,8 @@ class ConversationPrinter:
             return {"message": data.message, "fatal": data.fatal}
         if event.name == "on_unhandled_message":
             return {"type": data.get("type"), "message": _plain(data)}
+        if event.name in _CALL_EVENTS and not self.answers_calls:
+            return {**fields_of(data), "answered": False}
         if event.name == "on_message_error":
             return {"message": _plain(data)}
         return fields_of(data)
@@ -219,7 +225,16 @@ class ConversationPrinter:
         if len(self._calls) >= _OPEN_CALLS_LIMIT:
             del self._calls[next(iter(self._calls))]  # the oldest call that never stopped
         self._calls[data.tool_call_id] = name
-        return f"function call {name}({compact(_plain(data.arguments))})"
+        line = f"function call {name}({compact(_plain(data.arguments))})"
+        if self.answers_calls:
+            return line
+        if self._unanswered_said:
+            return f"{line} (not answered here)"
+        self._unanswered_said = True
+        return (
+            f"{line}: not answered here (connect has no function call handlers; a bot "
+            "waiting for the client's result gets none, a server-side function runs as usual)"
+        )
 
     def _call_stopped(self, data: FunctionCallStopped) -> str:
         known = self._calls.pop(data.tool_call_id, None)

@@ -23,6 +23,7 @@ from lifecycle.cli.options import (
     start_settings,
 )
 from lifecycle.cli.signals import FirstSigint
+from lifecycle.cli.simulate import add_model_options, simulation_hook
 from lifecycle.cli.transport_factory import make_transport
 from lifecycle.extras import require
 from lifecycle.logs import describe_exception
@@ -91,11 +92,16 @@ def add_command(commands: Any) -> None:
         metavar="FILE.wav",
         help="each session speaks FILE in real time (extra 'testing')",
     )
-    load.add_argument("--scenario", metavar="FILE", help="run a scenario file in each session")
+    load.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="run a scenario file in each session (a simulation file: one simulated call each)",
+    )
     load.add_argument(
         "--request-timeout", type=positive_float, default=10.0, metavar="S", help="default: 10"
     )
     load.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_model_options(load, judge=True)
     add_verbose(load)
     load.set_defaults(run=run)
 
@@ -128,7 +134,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return speech
     scenario: Scenario | None = None
     if args.scenario is not None:
-        hook = _scenario_hook(args.scenario)
+        hook = _scenario_hook(args.scenario, args)
         if isinstance(hook, int):
             return hook
         scenario = hook
@@ -181,7 +187,7 @@ def _speech(args: argparse.Namespace) -> tuple[AudioFrame, ...] | int:
     return tuple(frames)
 
 
-def _scenario_hook(path: str) -> Scenario | int:
+def _scenario_hook(path: str, args: argparse.Namespace) -> Scenario | int:
     """The per-session hook the testing toolkit builds from a scenario file.
 
     The extension point: ``lifecycle.testing.scenario.load_session_hook(path)`` returns a
@@ -193,7 +199,10 @@ def _scenario_hook(path: str) -> Scenario | int:
     from lifecycle.testing.scenario import load_session_hook
 
     try:
-        hook: Scenario = load_session_hook(path)
+        # A file of simulations: one simulated call per session (lifecycle.cli.simulate).
+        hook: Scenario | None = simulation_hook(path, args)
+        if hook is None:
+            hook = load_session_hook(path)
     except (OSError, ValueError) as exc:
         print(f"pipecat-lifecycle: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -226,6 +235,9 @@ async def _load(
             "transport": args.transport,
             "concurrency": plan.concurrency,
         }
+        pass_rate = getattr(scenario, "pass_rate", None)  # a simulation file's
+        if pass_rate is not None:
+            summary["pass_rate"] = round(pass_rate, 4)
         print(json.dumps(summary, ensure_ascii=False))
     else:
         stopped = "  (stopped by Ctrl-C)" if load.stopped else ""
@@ -234,6 +246,9 @@ async def _load(
             f"{plan.concurrency}, {duration:.1f} s{stopped}"
         )
         print_table(stats, title)
+        pass_rate = getattr(scenario, "pass_rate", None)
+        if pass_rate is not None:
+            print(f"simulated calls: pass rate {pass_rate:.1%}")
     if stats.failed:
         return EXIT_FAILURE
     return EXIT_INTERRUPTED if load.stopped else EXIT_OK

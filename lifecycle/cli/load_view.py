@@ -83,9 +83,31 @@ def print_table(stats: LoadStats, title: str, console: Console | None = None) ->
             cells = [f"{latency[key]:.1f}" for key in ("p50", "p90", "p99", "max")]
         table.add_row(title, str(phase.count), _errors_text(dict(phase.errors)), *cells)
     console.print(table)
+    failures = stats.failures()
+    if failures:
+        print_failures(failures, console)
     errors = _errors_text(dict(stats.errors()))
     console.print(
         f"sessions {stats.started}/{stats.requested}: ok {stats.ok}, failed {stats.failed}, "
         f"interrupted {stats.interrupted}; errors: {errors}; client CPU {stats.client_cpu_s:.2f} s",
         highlight=False,
     )
+
+
+def print_failures(failures: list[dict[str, Any]], console: Console) -> None:
+    """Locust's Failures table: occurrences, phase, error class and the first message."""
+    from rich.table import Table
+
+    table = Table(title="failures (first message of each)", title_justify="left")
+    table.add_column("count", justify="right")
+    table.add_column("phase")
+    table.add_column("error")
+    table.add_column("first message", overflow="fold")
+    for row in failures:
+        table.add_row(
+            str(row["count"]),
+            PHASE_TITLES.get(row["phase"], row["phase"]),
+            row["error"],
+            row["message"],
+        )
+    console.print(table, highlight=False)

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 from lifecycle.cli.arguments import loads_json
-from lifecycle.start import TRANSPORT_KINDS, StartSettings
+from lifecycle.start import TRANSPORT_KINDS, StartSettings, parse_header
 
 __all__ = [
     "START_FLAG",
@@ -198,13 +198,11 @@ def parse_headers(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict
     """
     headers: dict[str, str] = {}
     for item in items:
-        equals, colon = item.find("="), item.find(":")
-        sep = ":" if colon >= 0 and (equals < 0 or colon < equals) else "="
-        key, found, value = item.partition(sep)
-        if not found or not key.strip() or any(c.isspace() for c in key.strip()):
-            name = (item.split() or [""])[0].split("=")[0].split(":")[0][:40]
-            parser.error(f"-H wants NAME=VALUE (e.g. -H Authorization=...), got {name!r}...")
-        headers[key.strip()] = value.strip()
+        try:
+            name, value = parse_header(item)
+        except ValueError as exc:
+            parser.error(f"-H wants NAME=VALUE: {exc}")
+        headers[name] = value
     return headers
 
 

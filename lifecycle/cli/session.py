@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.cli.arguments import loads_json
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 _READ_CHUNK: Final = 65536
 _END_WAIT: Final = 15.0
+ANSWER_TIMEOUT: Final = 30.0
+"""Default seconds a piped ``connect`` waits for the bot's answer (``--answer-timeout``)."""
 
 
 class StdinLines:
@@ -88,15 +90,37 @@ async def first(awaitable: Awaitable[Any], event: asyncio.Event) -> tuple[bool, 
     return False, None
 
 
-async def interact(client: PipecatClient, watch: Watch, out: Output) -> None:
-    """Read stdin lines and act on them until the session ends or the user leaves."""
+async def interact(
+    client: PipecatClient,
+    watch: Watch,
+    out: Output,
+    *,
+    say: Sequence[str] = (),
+    answer_timeout: float = ANSWER_TIMEOUT,
+) -> None:
+    """Send ``say``'s texts, then read stdin lines and act on them, until the session ends
+    or the user leaves.
+
+    Not on a terminal (a pipe, a file), each text waits (at most ``answer_timeout`` s) for
+    the bot's answer to the one before, and end of input waits for the last answer before
+    it disconnects.
+    """
+    piped = not _is_terminal()
     lines = StdinLines(asyncio.get_running_loop())
     out.say("ready: type text to send, /msg TYPE JSON for a request, /quit to leave")
+    queued = list(say)
     while not watch.ended.is_set():
-        got, line = await first(lines.get(), watch.ended)
-        if not got:
-            return
+        if queued:
+            line: str | None = queued.pop(0)
+        else:
+            got, line = await first(lines.get(), watch.ended)
+            if not got:
+                return
         if line is None:
+            if (piped or say) and watch.answer.sent_any:
+                await _await_answer(watch, out, answer_timeout)
+            if watch.ended.is_set():
+                return
             out.emit("input-closed", "end of input: disconnecting")
             await client.disconnect()
             return
@@ -110,7 +134,10 @@ async def interact(client: PipecatClient, watch: Watch, out: Output) -> None:
         if line == "/msg" or line.startswith("/msg "):
             await request(client, out, line)
         else:
-            await _send_text(client, out, line)
+            if piped and watch.answer.sent_any:
+                await _await_answer(watch, out, answer_timeout)
+            if await _send_text(client, out, line):
+                watch.answer.sent()
         if client.state is not State.READY:
             # The session is ending (the bot left, a fatal error): let its events print first.
             with contextlib.suppress(TimeoutError):
@@ -118,13 +145,30 @@ async def interact(client: PipecatClient, watch: Watch, out: Output) -> None:
             return
 
 
-async def _send_text(client: PipecatClient, out: Output, line: str) -> None:
+async def _await_answer(watch: Watch, out: Output, limit: float) -> None:
+    if not await watch.answer.settled(limit, watch.ended) and not watch.ended.is_set():
+        out.emit(
+            "no-answer",
+            f"the bot did not finish answering within {limit:g} s (--answer-timeout)",
+            timeout_s=limit,
+        )
+
+
+def _is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+async def _send_text(client: PipecatClient, out: Output, line: str) -> bool:
     try:
         await client.send_text(line)
     except PipecatClientError as exc:
         out.emit("send-failed", f"not sent: {exc}", error=type(exc).__name__, message=str(exc))
-    else:
-        out.emit("sent-text", f"sent text: {line}", content=line)
+        return False
+    out.emit("sent-text", f"sent text: {line}", content=line)
+    return True
 
 
 async def request(client: PipecatClient, out: Output, line: str) -> None:

@@ -13,29 +13,41 @@ per run (``<file>__<scenario>__<run>.conversation.json``), ``--report DIR`` one 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lifecycle.cli.options import positive_int
 from lifecycle.errors import PipecatClientError
+from lifecycle.printable import printable
 
 if TYPE_CHECKING:
+    from lifecycle.cli.output import Output
     from lifecycle.client import PipecatClient
+    from lifecycle.start import StartSettings
+    from lifecycle.testing.junit import Case
     from lifecycle.testing.model import ModelEndpoint
     from lifecycle.testing.simulation import SimulationResult
     from lifecycle.testing.simulation_file import SimulationSpec
     from lifecycle.testing.simulation_judge import JudgeFn
+    from lifecycle.testing.simulation_load import SimulationHook
+    from lifecycle.testing.voice import Voice
 
 __all__ = [
     "SimulationOutcome",
     "add_simulation_options",
+    "exit_code",
+    "junit_cases",
     "print_simulation",
     "run_simulation",
+    "run_simulations",
+    "simulation_hook",
     "write_conversation",
 ]
 
@@ -44,6 +56,23 @@ _SAFE: Final = re.compile(r"[^\w.-]+", flags=re.ASCII)
 
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     """``--simulator-url/-model``, ``--max-model-calls``, ``--repeat``, ``--logs-dir``."""
+    add_model_options(parser)
+    parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run every scenario N times (pass rate per scenario; exit 1 if any run failed)",
+    )
+    parser.add_argument(
+        "--logs-dir",
+        metavar="DIR",
+        help="write each simulated run's conversation JSON to DIR (made if missing)",
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, judge: bool = False) -> None:
+    """The persona model's options (and, with ``judge``, ``--judge-url/--judge-model``)."""
     group = parser.add_argument_group("simulated callers (files with persona:)")
     group.add_argument(
         "--simulator-url",
@@ -60,17 +89,31 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
         help="cap on model calls per run, persona and judge together (default: the file's "
         "max_model_calls:, else 100)",
     )
-    parser.add_argument(
-        "--repeat",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="run every scenario N times (pass rate per scenario; exit 1 if any run failed)",
-    )
-    parser.add_argument(
-        "--logs-dir",
-        metavar="DIR",
-        help="write each simulated run's conversation JSON to DIR (made if missing)",
+    if judge:
+        group.add_argument("--judge-url", metavar="URL", help="an OpenAI-compatible judge")
+        group.add_argument("--judge-model", metavar="NAME", help="the judge endpoint's model")
+
+
+def simulation_hook(path: str, args: argparse.Namespace) -> SimulationHook | None:
+    """``load --scenario FILE``: the hook of a file of simulations (None: it has none).
+
+    ``ValueError`` for a file that mixes scripted scenarios and simulations, or whose models
+    cannot be resolved.
+    """
+    from lifecycle.testing.scenario import ScriptedScenario, load_scenario_file
+    from lifecycle.testing.simulation_load import SimulationHook
+
+    judge_given = getattr(args, "judge_url", None) is not None
+    scenarios = load_scenario_file(path, judge_given=judge_given).scenarios
+    simulations = [s for s in scenarios if not isinstance(s, ScriptedScenario)]
+    if not simulations:
+        return None
+    if len(simulations) != len(scenarios):
+        raise ValueError(f"{path}: holds scripted scenarios and simulations: give one kind")
+    return SimulationHook(
+        simulations,
+        lambda spec: (persona_endpoint(spec, args), *default_judge(spec, args)),
+        max_model_calls=args.max_model_calls,
     )
 
 
@@ -117,17 +160,110 @@ def persona_endpoint(spec: SimulationSpec, args: argparse.Namespace) -> ModelEnd
 
 
 def default_judge(spec: SimulationSpec, args: argparse.Namespace) -> JudgeChoice:
-    """``--judge``, ``--judge-url``/``--judge-model``, or the file's ``judge.eval:`` block."""
+    """``--judge``, ``--judge-url``/``--judge-model``, or the file's ``judge.eval:`` block.
+
+    A ``factory:`` block is imported and called as pipecat.evals does; it must return a
+    ``judge(criterion, text)`` callable (one returning a Pipecat service needs pipecat.evals:
+    ``--judge-url`` is the way out). Raises ``ValueError`` when no judge can be had.
+    """
     from lifecycle.testing.model import endpoint_from_block
 
     judge_fn = getattr(args, "judge_fn", None)
     if judge_fn is not None:
         return None, judge_fn
-    url = getattr(args, "judge_url", None)
-    model = getattr(args, "judge_model", None)
-    if url is None and not spec.judge:
+    url, model = getattr(args, "judge_url", None), getattr(args, "judge_model", None)
+    block = dict(spec.judge)
+    if url is not None:
+        return endpoint_from_block({**block, "factory": None}, url=url, model=model), None
+    if not block:
         return None, None
-    return endpoint_from_block(spec.judge, url=url, model=model), None
+    factory = block.get("factory")
+    if isinstance(factory, str) and factory.strip():
+        return None, _factory_judge(factory.strip(), block)
+    return endpoint_from_block(block, model=model), None
+
+
+def _factory_judge(path: str, block: Mapping[str, Any]) -> JudgeFn:
+    from lifecycle.testing.judge import CallableJudge, JudgeUnavailableError, _from_factory
+
+    try:
+        built = _from_factory(path, block)
+    except JudgeUnavailableError as exc:
+        raise ValueError(str(exc)) from None
+    if isinstance(built, CallableJudge):
+        return built.fn
+    raise ValueError(
+        f"judge factory {path!r} returned a scenario judge; a simulation needs a "
+        "judge(criterion, text) callable, or --judge-url URL --judge-model NAME"
+    )
+
+
+async def run_simulations(
+    specs: Sequence[SimulationSpec],
+    args: argparse.Namespace,
+    settings: StartSettings,
+    url: str,
+    out: Output,
+) -> list[SimulationOutcome]:
+    """Every simulation of the command, each printed (or emitted as JSON) as it ends."""
+    from lifecycle.cli.report import write_report
+    from lifecycle.cli.transport_factory import make_transport
+    from lifecycle.client import PipecatClient
+
+    def new_client() -> PipecatClient:
+        return PipecatClient(make_transport(settings), connect_timeout=settings.connect_timeout)
+
+    async def connect(client: PipecatClient) -> None:
+        await client.start_bot_and_connect(settings.api_request(url))
+
+    def report(client: PipecatClient, spec: SimulationSpec, run: int) -> None:
+        path = Path(args.report) / f"{run_stem(spec, run)}.html"
+        with contextlib.suppress(OSError):  # if it cannot be made, writing the file says why
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_report(client.trace, out, str(path))
+
+    outcomes = []
+    for spec in specs:
+        outcome = await run_simulation(
+            spec,
+            args,
+            new_client=new_client,
+            connect=connect,
+            out=None if out.json_mode else out.stream,
+            report=report if args.report else None,
+        )
+        outcomes.append(outcome)
+        name, runs = printable(spec.name), len(outcome.results)
+        passed = sum(r.passed for r in outcome.results)
+        text = (
+            f"{name}: {printable(outcome.error)}"
+            if outcome.error
+            else f"{name}: {passed} of {runs} run(s) passed (pass rate {outcome.pass_rate:.0%})"
+        )
+        if out.json_mode:
+            out.emit("simulation", text, **outcome.to_json())
+        else:
+            out.say(text)
+    return outcomes
+
+
+def junit_cases(outcomes: Sequence[SimulationOutcome]) -> list[Case]:
+    """One JUnit case per run (and one for a simulation that could not run)."""
+    from lifecycle.testing.junit import Case
+
+    cases = []
+    for outcome in outcomes:
+        spec = outcome.spec
+        if outcome.error is not None:
+            cases.append(Case(spec.name, spec.path, spec.line, 0.0, error=outcome.error))
+        for r in outcome.results:
+            name = f"{spec.name} [run {r.run}]" if len(outcome.results) > 1 else spec.name
+            failure = None if r.passed or r.error is not None else r.reason
+            turns = "\n".join(
+                f"turn {t.index}: {t.first_token_ms} ms: {t.caller} -> {t.bot}" for t in r.turns
+            )
+            cases.append(Case(name, spec.path, spec.line, r.duration_s, failure, r.error, turns))
+    return cases
 
 
 async def run_simulation(
@@ -137,7 +273,7 @@ async def run_simulation(
     new_client: Callable[[], PipecatClient],
     connect: Callable[[PipecatClient], Awaitable[None]],
     judge_for: Callable[[SimulationSpec, argparse.Namespace], JudgeChoice] = default_judge,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = sys.stdout,
     report: Callable[[PipecatClient, SimulationSpec, int], None] | None = None,
 ) -> SimulationOutcome:
     """Every run of ``spec`` (``runs`` x ``--repeat``), each in a session of its own."""
@@ -150,6 +286,7 @@ async def run_simulation(
     except ValueError as exc:
         outcome.error, outcome.unreachable = f"{spec.name}: {exc}", True
         return outcome
+    voice = await _voice(spec, args)
     total = spec.runs * args.repeat
     for run in range(1, total + 1):
         client = new_client()
@@ -160,11 +297,13 @@ async def run_simulation(
             judge=judge,
             judge_fn=judge_fn,
             max_model_calls=args.max_model_calls,
+            voice=voice,
         )
         try:
             await connect(client)
             result = await caller.run()
         except PipecatClientError as exc:
+            caller.close()
             outcome.error = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
             outcome.unreachable = True
             return outcome
@@ -172,9 +311,10 @@ async def run_simulation(
             await client.disconnect()
         result.run = run
         outcome.results.append(result)
-        print_simulation(result, total, out)
+        if out is not None:
+            print_simulation(result, total, out)
         if args.logs_dir:
-            write_conversation(args.logs_dir, spec, result, out)
+            write_conversation(args.logs_dir, spec, result, out or sys.stderr)
         if report is not None:
             report(client, spec, run)
         if result.unreachable:
@@ -182,12 +322,23 @@ async def run_simulation(
     return outcome
 
 
+async def _voice(spec: SimulationSpec, args: argparse.Namespace) -> Voice | None:
+    """The local voice when the persona speaks (``user: {modality: audio}`` or ``--modality
+    audio``; ``--modality text`` types); its ``speech:`` service is replaced by it."""
+    modality = getattr(args, "modality", None) or ("audio" if spec.user_audio else "text")
+    if modality != "audio":
+        return None
+    from lifecycle.testing.voice import local_voice
+
+    return await asyncio.to_thread(local_voice)  # loading espeak-ng's data takes a moment
+
+
 def print_simulation(result: SimulationResult, runs: int, out: TextIO) -> None:
     """The run's verdict line, then one line per turn, then each verdict."""
     verdict = "PASSED" if result.passed else "FAILED"
     which = f" run {result.run}/{runs}" if runs > 1 else ""
     print(
-        f"\n{result.name}{which}  {verdict}  (ended by {result.end_reason}, "
+        f"\n{printable(result.name)}{which}  {verdict}  (ended by {result.end_reason}, "
         f"{len(result.turns)} turn(s), {result.duration_s:.2f} s, "
         f"{result.model_calls} model call(s))",
         file=out,
@@ -206,7 +357,8 @@ def print_simulation(result: SimulationResult, runs: int, out: TextIO) -> None:
 
 
 def _short(text: str, most: int = 100) -> str:
-    text = " ".join(text.split())
+    # Bot and model text is hostile input: control characters are shown, never sent.
+    text = printable(" ".join(text.split()), newlines=False)
     return text if len(text) <= most else text[: most - 3] + "..."
 
 

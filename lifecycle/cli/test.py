@@ -29,6 +29,7 @@ from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_start_options, add_verbose, positive_float, start_settings
 from lifecycle.cli.output import Output
 from lifecycle.cli.report import print_turns, write_report
+from lifecycle.cli.simulate import add_simulation_options
 from lifecycle.cli.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
 from lifecycle.extras import MissingExtraError
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from lifecycle.testing.junit import Outcome
     from lifecycle.testing.scenario import ScriptedScenario
     from lifecycle.testing.scripted import RunMemory, ScenarioResult
+    from lifecycle.testing.speaking import ScenarioRecording
 
 TEST_EPILOG: Final = """\
 files: pipecat.evals' scenario format (pipecat-ai 1.14), whole: !include, scenarios:,
@@ -59,6 +61,10 @@ exit codes:
   3  the bot, a judge endpoint or a judge factory could not be reached or run
 """
 MAX_TIMEOUT_S: Final = 3600.0
+SIM_NO_JUDGE: Final = (
+    "a simulation's success: and metric criteria need a judge: a judge: block with eval:, "
+    "--judge MODULE:CALLABLE, or --judge-url URL --judge-model NAME"
+)
 
 
 def add_command(commands: Any) -> None:
@@ -81,6 +87,7 @@ def add_command(commands: Any) -> None:
     add_run_options(test)
     add_judge_options(test)
     add_output_options(test)
+    add_simulation_options(test)
     add_verbose(test)
     test.set_defaults(run=run)
 
@@ -103,6 +110,11 @@ def add_run_options(test: argparse.ArgumentParser) -> None:
         default=60.0,
         metavar="S",
         help="an expectation's budget when it has no within_ms (pipecat.evals' -t; default: 60)",
+    )
+    test.add_argument(
+        "--modality",
+        choices=("text", "audio"),
+        help="text turns as send-text or spoken by the local voice, whatever the files say",
     )
 
 
@@ -127,6 +139,11 @@ def add_output_options(test: argparse.ArgumentParser) -> None:
         "--report",
         metavar="DIR",
         help="write each run's HTML timeline to DIR/<file>-<scenario>.html (DIR is made)",
+    )
+    test.add_argument(
+        "--record-dir",
+        metavar="DIR",
+        help="write each run's two-sided WAV (caller left, bot right) to DIR/<file>-<scenario>.wav",
     )
 
 
@@ -158,13 +175,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         count = len(plan.scenarios) + len(plan.simulations)
         print(f"{count} scenarios in {len(args.files)} path(s): valid")
         return EXIT_OK
-    if plan.simulations:
-        print(
-            f"notice: {len(plan.simulations)} simulation(s) (persona:) not run: this command "
-            "runs scripted scenarios only",
-            file=sys.stderr,
-        )
     fn = _load_judge(parser, args.judge) if args.judge else None
+    args.judge_fn = fn  # the simulations' judge too
     configure_logging(args.verbose)
     return asyncio.run(_run_all(args, settings, plan, fn))
 
@@ -194,6 +206,9 @@ def _validate(args: argparse.Namespace) -> _Plan | None:
         for scenario in loaded.scenarios:
             if not isinstance(scenario, ScriptedScenario):
                 plan.simulations.append(scenario)  # run by the simulated caller
+                judged = scenario.success is not None or any(m.criterion for m in scenario.metrics)
+                if judged and not scenario.judge and not judge_given:
+                    problems.append(f"{scenario.path}:{scenario.line}: judge: {SIM_NO_JUDGE}")
                 continue
             source = None
             if scenario.evals:
@@ -209,6 +224,8 @@ def _validate(args: argparse.Namespace) -> _Plan | None:
                     where = scenario.judge.line if scenario.judge is not None else scenario.line
                     problems.append(f"{scenario.path}:{where}: judge: {exc}")
                     continue
+            if args.modality is not None:
+                scenario = _modality(scenario, args.modality, problems)
             plan.scenarios.append((scenario, source))
     if problems:
         for problem in problems:
@@ -216,6 +233,16 @@ def _validate(args: argparse.Namespace) -> _Plan | None:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return None
     return plan
+
+
+def _modality(scenario: ScriptedScenario, modality: str, problems: list[str]) -> Any:
+    """``scenario`` in ``modality`` (``--modality``); a problem when audio cannot run here."""
+    from lifecycle.testing.scenario import audio_support_missing
+    from lifecycle.testing.speaking import with_modality
+
+    if modality == "audio" and (missing := audio_support_missing()):
+        problems.append(f"--modality audio {missing}")
+    return with_modality(scenario, modality)
 
 
 def _judge_placeholder(criterion: str, text: str) -> Any:  # replaced by --judge at run time
@@ -249,6 +276,7 @@ async def _start_url(settings: StartSettings) -> AsyncIterator[str]:
 async def _run_all(
     args: argparse.Namespace, settings: StartSettings, plan: _Plan, fn: JudgeFn | None
 ) -> int:
+    from lifecycle.cli.simulate import exit_code, junit_cases, run_simulations
     from lifecycle.client import PipecatClient
     from lifecycle.testing.judge import JudgeSource
     from lifecycle.testing.junit import Outcome, write_junit
@@ -264,7 +292,8 @@ async def _run_all(
         for scenario, source in plan.scenarios:
             if source is not None and fn is not None:
                 source = JudgeSource("callable", source.describe, fn=fn, block=source.block)
-            for index in range(scenario.runs):
+            runs = scenario.runs * args.repeat
+            for index in range(runs):
                 client = PipecatClient(
                     make_transport(settings), connect_timeout=settings.connect_timeout
                 )
@@ -289,23 +318,41 @@ async def _run_all(
                     if notice not in said:
                         said.add(notice)
                         print(f"notice: {printable(notice)}", file=sys.stderr)
-                _show(out, result, index if scenario.runs > 1 else None)
+                _show(out, result, index if runs > 1 else None)
                 print_turns(client.trace, out, client.session_id)
                 if args.report:
                     path = report_path(args.report, scenario, taken=reports)
                     write_report(client.trace, out, str(path))
+        simulated = await run_simulations(plan.simulations, args, settings, url, out)
+    if args.repeat > 1:
+        _pass_rates(out, outcomes)
     passed = sum(1 for o in outcomes if o.result is not None and o.result.passed)
-    out.emit(
-        "summary",
-        f"\n{passed} of {len(outcomes)} scenarios passed",
-        passed=passed,
-        total=len(outcomes),
-    )
+    total = len(outcomes) + sum(max(1, len(s.results)) for s in simulated)
+    passed += sum(r.passed for s in simulated for r in s.results)
+    out.emit("summary", f"\n{passed} of {total} scenarios passed", passed=passed, total=total)
     if args.junit_xml:
-        write_junit(args.junit_xml, outcomes)
-    if unreached:
+        write_junit(args.junit_xml, outcomes, junit_cases(simulated))
+    sim_code = exit_code(simulated)
+    if unreached or sim_code == EXIT_STARTUP:
         return EXIT_STARTUP
-    return EXIT_OK if passed == len(outcomes) else EXIT_FAILURE
+    return EXIT_OK if passed == total else EXIT_FAILURE
+
+
+def _pass_rates(out: Output, outcomes: Sequence[Outcome]) -> None:
+    """``--repeat``: each scripted scenario's pass rate."""
+    runs: dict[str, list[bool]] = {}
+    for o in outcomes:
+        runs.setdefault(o.scenario.name, []).append(o.result is not None and o.result.passed)
+    for name, passed in runs.items():
+        rate = sum(passed) / len(passed)
+        out.emit(
+            "pass_rate",
+            f"{printable(name)}: {sum(passed)} of {len(passed)} run(s) passed "
+            f"(pass rate {rate:.0%})",
+            scenario=name,
+            pass_rate=round(rate, 4),
+            runs=len(passed),
+        )
 
 
 async def _run_one(
@@ -326,10 +373,13 @@ async def _run_one(
             judge = await source.open()
         except JudgeUnavailableError as exc:
             return ScenarioResult(scenario, [], error=str(exc))
+    recording = None
     try:
         # The stream opens before the connect, so the bot's greeting is not missed.
         async with client.events(*WATCHED) as stream:
             await client.start_bot_and_connect(start)
+            if args.record_dir:
+                recording = _recording(client, args.record_dir, scenario, memory)
             return await run_scenario(
                 scenario,
                 client,
@@ -337,11 +387,24 @@ async def _run_one(
                 default_timeout_ms=round(args.timeout * 1000),
                 stream=stream,
                 memory=memory,
+                recording=recording,
             )
     finally:
         await client.disconnect()
+        if recording is not None:
+            await recording.close()
         if judge is not None:
             await judge.aclose()
+
+
+def _recording(
+    client: PipecatClient, directory: str, scenario: ScriptedScenario, memory: RunMemory
+) -> ScenarioRecording:
+    """The run's two-sided WAV, named as its report (``-2``... for another run)."""
+    from lifecycle.testing.speaking import ScenarioRecording
+
+    path = report_path(directory, scenario, taken=memory.recordings).with_suffix(".wav")
+    return ScenarioRecording(client, path)
 
 
 def report_path(

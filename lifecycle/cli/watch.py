@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Final
 
+from lifecycle.cli.answer import AnswerWatch
 from lifecycle.cli.conversation import ConversationPrinter
 from lifecycle.cli.exits import EXIT_FATAL, EXIT_OK
 from lifecycle.cli.output import Output
@@ -26,18 +27,22 @@ class Watch:
     event (``on_disconnected``) was printed, so the command's own last lines come after.
     """
 
-    def __init__(self, client: PipecatClient, out: Output) -> None:
+    def __init__(self, client: PipecatClient, out: Output, *, answers_calls: bool = True) -> None:
+        """``answers_calls=False``: the command has no function call handler (a call says so)."""
         self.out = out
         self.ended = asyncio.Event()
         self.fatal: RTVIError | None = None
         self.bot_left = False
-        self._printer = ConversationPrinter(out)
+        self.answer = AnswerWatch()
+        """Whether the bot answered the last input (see :mod:`lifecycle.cli.answer`)."""
+        self._printer = ConversationPrinter(out, answers_calls=answers_calls)
         self._stream: EventStream = client.events()
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def _follow(self) -> None:
         async for event in self._stream:
             self._note(event)
+            self.answer.note(event)
             self._printer.show(event)
             if event.name == "on_disconnected":
                 self.ended.set()

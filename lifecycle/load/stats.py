@@ -20,9 +20,12 @@ TURN_PHASES: Final = {
     "turn_audio_first": "audio_first_ms",
     "turn_bot_speaking": "bot_speaking_ms",
     "turn_answered": "answered_ms",
+    "barge_in_interrupted": "barge_in_to_interrupted_ms",
+    "barge_in_bot_stopped": "barge_in_to_bot_stopped_ms",
 }
 """Phase name -> the :class:`~lifecycle.turns.Turn` figure recorded under it (ms from the
-end of the user's input), one value per turn that has it."""
+end of the user's input; the ``barge_in_*`` ones from the start of input that talked over
+the bot), one value per turn that has it."""
 
 PHASE_TITLES: Final = {
     "start": "start",
@@ -38,12 +41,18 @@ PHASE_TITLES: Final = {
     "turn_audio_first": "turn: first bot audio",
     "turn_bot_speaking": "turn: bot speaking",
     "turn_answered": "turn: answered",
+    "barge_in_interrupted": "barge-in → bot-interrupted",
+    "barge_in_bot_stopped": "barge-in → bot stopped speaking",
 }
 """How the summary table names each phase (others are shown as named)."""
 
 PERCENTILES: Final = (50.0, 90.0, 99.0)
+FAILURE_MESSAGE_LIMIT: Final = 600
+"""Characters kept of a failure's first message."""
+_FAILURE_KINDS_LIMIT: Final = 200
+"""(phase, error class) pairs whose first message is kept; later new pairs are only counted."""
 TALLY_US: Final = 10
-"""The resolution of :meth:`PhaseStats.tally` (µs)."""
+"""The resolution of :meth:`PhaseStats.record` (µs)."""
 _LOWEST_US: Final = 1
 _HIGHEST_US: Final = 3_600_000_000
 _DIGITS: Final = 3
@@ -64,16 +73,12 @@ class PhaseStats:
     _tallied: Counter[int] = field(default_factory=Counter, repr=False)
 
     def record(self, ms: float) -> None:
-        """One success that took ``ms`` milliseconds."""
-        us = min(max(round(ms * 1000.0), _LOWEST_US), _HIGHEST_US)
-        self.histogram.record_value(us)
-
-    def tally(self, ms: float) -> None:
-        """One value, counted cheaply (rounded to :data:`TALLY_US` µs) for per-frame figures.
+        """One success that took ``ms`` milliseconds (kept to :data:`TALLY_US` µs).
 
         Recording in the HDR histogram costs ~10 µs in Python, which thousands of audio
-        frames a second would add to the very pacing they measure; tallied values are
-        folded into the histogram when read.
+        frames a second (and every phase of hundreds of sessions) would add to the very
+        load they measure: values are counted in a dict and folded into the histogram
+        when read.
         """
         self._tallied[round(ms * (1000.0 / TALLY_US))] += 1
 
@@ -123,6 +128,8 @@ class LoadStats:
     failed: int = 0
     interrupted: int = 0
     phases: dict[str, PhaseStats] = field(default_factory=dict)
+    first_messages: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(phase, error class) -> the first such error's message (redacted, bounded)."""
     audio_send_lag: PhaseStats = field(default_factory=PhaseStats)
     """How late each speech frame went out against its real-time schedule (ms)."""
     client_cpu_s: float = 0.0
@@ -144,8 +151,27 @@ class LoadStats:
         """One phase outcome: a latency, or an error counted by its class name."""
         if error is None:
             self.phase(phase).record(ms)
-        else:
-            self.phase(phase).errors[type(error).__name__] += 1
+            return
+        kind = type(error).__name__
+        self.phase(phase).errors[kind] += 1
+        key = (phase, kind)
+        if key not in self.first_messages and len(self.first_messages) < _FAILURE_KINDS_LIMIT:
+            self.first_messages[key] = _message(error)
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Locust's Failures table: per phase and error class the count and the first
+        message, most frequent first (``{"phase", "error", "count", "message"}``)."""
+        rows = [
+            {
+                "phase": name,
+                "error": kind,
+                "count": count,
+                "message": self.first_messages.get((name, kind), ""),
+            }
+            for name in self.ordered_phases()
+            for kind, count in self.phases[name].errors.items()
+        ]
+        return sorted(rows, key=lambda row: -row["count"])
 
     def errors(self) -> Counter[str]:
         """Errors by class over every phase."""
@@ -182,6 +208,18 @@ class LoadStats:
             "latency_ms": {
                 name: self.phases[name].latency_ms() for name in names if self.phases[name].count
             },
+            "failures": self.failures(),
             **speech,
             "client_cpu_s": round(self.client_cpu_s, 3),
         }
+
+
+def _message(error: BaseException) -> str:
+    """An error's message for the failures table: redacted, one line, bounded."""
+    from lifecycle.redact import redact_text
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = redact_text(text)
+    if len(text) > FAILURE_MESSAGE_LIMIT:
+        text = text[: FAILURE_MESSAGE_LIMIT - 1] + "…"
+    return text

@@ -11,6 +11,9 @@
 * :mod:`lifecycle.testing.audio`: WAV I/O (soundfile), resampling (soxr), real-time pacing.
 * :class:`ModelEndpoint` (:mod:`lifecycle.testing.model`): an OpenAI-compatible chat-completions
   endpoint; the model client there serves judges and simulated callers.
+* :class:`SimulatedCaller` / :class:`SimulationResult` (:mod:`lifecycle.testing.simulation`): a
+  model plays the caller (persona, goal), a judge decides; simulation files in
+  :mod:`lifecycle.testing.simulation_file`.
 * :mod:`lifecycle.testing.pytest_plugin`: the ``pipecat_bot`` / ``pipecat_client`` fixtures.
 
 Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also PyYAML):
@@ -19,12 +22,15 @@ Audio needs the ``testing`` extra (soundfile, soxr, numpy; scenario files also P
 
 from lifecycle.testing.conversation import DEFAULT_WITHIN, Conversation, event_text
 from lifecycle.testing.model import ModelEndpoint
+from lifecycle.testing.simulation import SimulatedCaller, SimulationResult
 from lifecycle.testing.voice import Voice, local_voice
 
 __all__ = [
     "DEFAULT_WITHIN",
     "Conversation",
     "ModelEndpoint",
+    "SimulatedCaller",
+    "SimulationResult",
     "Voice",
     "event_text",
     "local_voice",

@@ -14,9 +14,9 @@ from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from lifecycle.events import EVENT_NAMES
 from lifecycle.media import AudioFrame
 from lifecycle.testing import audio
+from lifecycle.testing.event_names import resolve_event_name
 from lifecycle.testing.recording import Recording, TwoSidedWav
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lifecycle.dispatch import ClientEvent, EventStream
     from lifecycle.testing.voice import Voice
 
-__all__ = ["DEFAULT_WITHIN", "Conversation", "event_text"]
+__all__ = ["DEFAULT_WITHIN", "Conversation", "event_text", "speech_frames"]
 
 DEFAULT_WITHIN: Final = 10.0
 """Seconds ``expect`` waits by default."""
@@ -134,7 +134,7 @@ class Conversation:
 
             # Loading espeak-ng's voice data takes a moment: off the event loop.
             voice = self._voice = await asyncio.to_thread(local_voice)
-        frames = await asyncio.to_thread(_speech, voice, parts, rate, channels)
+        frames = await asyncio.to_thread(speech_frames, voice, parts, rate, channels)
         await audio.stream_to(self._send_audio, frames)
         self._acted_now(f"say({shown[:_SHOWN_TEXT]!r}, speak=True)")
         await audio.stream_to(self._send_audio, audio.silence(trailing_silence, rate, channels))
@@ -155,10 +155,10 @@ class Conversation:
         began, or, when none came yet, the next one (waited for up to ``within`` seconds,
         else ``AssertionError`` listing the events seen). Then, at the event's time plus
         ``delay_ms``, it says ``text`` as :meth:`say` does (``speak`` for speech). It does not
-        move where the next ``expect`` looks from.
+        move where the next ``expect`` looks from. ``event_name`` as :meth:`expect` takes it.
         """
-        if event_name not in EVENT_NAMES:
-            raise ValueError(f"unknown event {event_name!r}")
+        __tracebackhide__ = True  # pytest shows the test's line, not the library's frames
+        event_name = resolve_event_name(event_name)
         if not 0 <= delay_ms < float("inf"):
             raise ValueError("delay_ms must be a finite number >= 0")
         if not within > 0 or within == float("inf"):
@@ -247,9 +247,10 @@ class Conversation:
         matching event whose text holds ``text_excludes`` fails at once. Raises
         ``AssertionError`` (expected event, budget, and the events seen with their text and
         time since the anchor) when nothing matches in time or the session ends first.
+        ``event_name`` may also be pipecat.evals' name (:mod:`lifecycle.testing.event_names`).
         """
-        if event_name not in EVENT_NAMES:
-            raise ValueError(f"unknown event {event_name!r}")
+        __tracebackhide__ = True  # pytest shows the test's line, not the library's frames
+        event_name = resolve_event_name(event_name)
         if not within > 0 or within == float("inf"):
             raise ValueError("within must be a positive, finite number of seconds")
         anchor = max(self._acted_at, self._matched_at or 0.0)
@@ -394,8 +395,11 @@ def _parts(text: str | Sequence[str | int]) -> list[str | int]:
     return parts
 
 
-def _speech(voice: Voice, parts: Sequence[str | int], rate: int, channels: int) -> list[AudioFrame]:
-    """The parts spoken by ``voice`` with silences between, as 20 ms frames (in a thread)."""
+def speech_frames(
+    voice: Voice, parts: Sequence[str | int], rate: int, channels: int
+) -> list[AudioFrame]:
+    """``parts`` (texts, and pauses in ms) spoken by ``voice`` with silences between, as
+    20 ms frames of ``rate`` and ``channels`` (blocking: run it in a thread)."""
     frames: list[AudioFrame] = []
     for part in parts:
         if isinstance(part, int):

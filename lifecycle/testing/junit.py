@@ -18,7 +18,7 @@ from lifecycle.printable import printable
 from lifecycle.testing.scenario import ScriptedScenario
 from lifecycle.testing.scripted import ScenarioResult
 
-__all__ = ["Outcome", "write_junit"]
+__all__ = ["Case", "Outcome", "write_junit"]
 
 SUITE_NAME = "pipecat-lifecycle test"
 
@@ -40,44 +40,61 @@ def _timing(result: ScenarioResult) -> str:
     return "\n".join(rows)
 
 
-def write_junit(path: str | PathLike[str], outcomes: Sequence[Outcome]) -> None:
-    """Write ``outcomes`` as a JUnit XML file at ``path``."""
-    errors = sum(1 for o in outcomes if o.result is None or o.result.error is not None)
-    failures = sum(1 for o in outcomes if o.result is not None and o.result.failures)
-    total = sum(o.result.duration_s for o in outcomes if o.result is not None)
+@dataclass(frozen=True)
+class Case:
+    """One ``<testcase>`` of any kind (a simulated run is one: ``--repeat`` and ``runs:``)."""
+
+    name: str
+    file: str
+    line: int
+    time_s: float
+    failure: str | None = None
+    error: str | None = None
+    out: str = ""
+
+
+def _case(outcome: Outcome) -> Case:
+    scenario, result = outcome.scenario, outcome.result
+    where = (scenario.name, str(scenario.path), scenario.line)
+    if result is None:
+        return Case(*where, 0.0, error=outcome.error or "not run")
+    failure = "\n".join(result.failures) if result.failures else None
+    return Case(*where, result.duration_s, failure, result.error, _timing(result))
+
+
+def write_junit(
+    path: str | PathLike[str], outcomes: Sequence[Outcome], extra: Sequence[Case] = ()
+) -> None:
+    """Write ``outcomes`` (then the ``extra`` cases) as a JUnit XML file at ``path``."""
+    cases = [*(_case(o) for o in outcomes), *extra]
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
         suites,
         "testsuite",
         name=SUITE_NAME,
-        tests=str(len(outcomes)),
-        failures=str(failures),
-        errors=str(errors),
+        tests=str(len(cases)),
+        failures=str(sum(1 for c in cases if c.failure is not None)),
+        errors=str(sum(1 for c in cases if c.error is not None)),
         skipped="0",
-        time=f"{total:.3f}",
+        time=f"{sum(c.time_s for c in cases):.3f}",
     )
-    for outcome in outcomes:
-        scenario, result = outcome.scenario, outcome.result
+    for c in cases:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=printable(scenario.path),
-            name=printable(scenario.name),
-            file=printable(scenario.path),
-            line=str(scenario.line),
-            time=f"{result.duration_s:.3f}" if result is not None else "0",
+            classname=printable(c.file),
+            name=printable(c.name),
+            file=printable(c.file),
+            line=str(c.line),
+            time=f"{c.time_s:.3f}",
         )
-        if result is None:
-            error = printable(outcome.error) if outcome.error is not None else None
-            ET.SubElement(case, "error", message=error or "not run").text = error
-            continue
-        if result.error is not None:
-            error = printable(result.error)
-            ET.SubElement(case, "error", message=error).text = error
-        if result.failures:
-            texts = [printable(f) for f in result.failures]
-            failure = ET.SubElement(case, "failure", message=texts[0])
-            failure.text = "\n".join(texts)
-        ET.SubElement(case, "system-out").text = _timing(result)
+        if c.error is not None:
+            error = printable(c.error)
+            ET.SubElement(case, "error", message=error.split("\n")[0]).text = error
+        if c.failure is not None:
+            failure = printable(c.failure)
+            ET.SubElement(case, "failure", message=failure.split("\n")[0]).text = failure
+        if c.out:
+            ET.SubElement(case, "system-out").text = printable(c.out)
     ET.indent(suites)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)

@@ -28,6 +28,7 @@ from lifecycle.testing.scenario import (
     audio_support_missing,
 )
 from lifecycle.testing.scenario_errors import ScenarioFileError, ScenarioFileErrors
+from lifecycle.testing.scenario_media import media_problem
 from lifecycle.testing.yaml_source import Located, read_yaml
 
 __all__ = ["check_file", "file_kind"]
@@ -46,7 +47,6 @@ _ABSENT_CONFLICTS: Final = (
     "text_after",
 )
 _MARKER_KEYS: Final = ("marker", "marker_first", "markers", "text_after")
-_IMAGE_MAGIC: Final = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"RIFF")
 _SIMULATION_MODULE: Final = "lifecycle.testing.simulation_file"
 NO_JUDGE: Final = (
     "'eval:' needs a judge: give the file a 'judge:' block (judge.eval with service: "
@@ -316,7 +316,26 @@ class _Checker:
         if modality == "audio" and (missing := audio_support_missing()):
             self.problem(value, "user", f"modality: audio: {missing}")
         plain = speech.plain() if speech is not None and isinstance(speech.value, dict) else None
-        return UserBlock(modality, plain, value.line)
+        return UserBlock(modality, plain, value.line, self.noise(items.get("noise")))
+
+    def noise(self, value: Located | None) -> Any:
+        """A ``user:`` block's ``noise:`` (this project's key: speech in noise) or None."""
+        from lifecycle.testing.noise import noise_from_block
+
+        if value is None or not isinstance(value.value, dict):
+            if value is not None:
+                self.problem(value, "noise", "must be a mapping: {kind, snr_db} or {file, snr_db}")
+            return None
+        from lifecycle.testing.audio import read_file
+
+        try:
+            noise = noise_from_block(value.plain(), Path(value.path).parent)
+            if noise.path is not None:
+                read_file(noise.path)  # it exists and decodes
+        except ValueError as exc:
+            self.problem(value, "noise", str(exc).removeprefix("noise: "))
+            return None
+        return noise
 
     def judge_block(self, value: Located | None) -> JudgeBlock | None:
         if value is None or value.value is None:
@@ -382,7 +401,7 @@ class _Checker:
             self.problem(items["dtmf"], "dtmf", "a turn presses keys or talks, not both")
         audio = image = None
         if (audio_value := items.get("audio")) is not None:
-            audio = self.audio(audio_value)
+            audio = self.media(audio_value, "audio")
             if dtmf is not None:
                 self.problem(audio_value, "audio", "a turn plays audio or presses keys, not both")
             if parts is not None:
@@ -392,7 +411,7 @@ class _Checker:
                 items["user"], "user", "pauses need user.modality: audio (a text turn has none)"
             )
         if (image_value := items.get("image")) is not None:
-            image = self.image(image_value)
+            image = self.media(image_value, "image")
         send_after = None
         if (send_value := items.get("send_after")) is not None:
             send_after = self.send_after(send_value)
@@ -460,36 +479,14 @@ class _Checker:
             return None
         return keys
 
-    def audio(self, value: Located) -> Path | None:
-        path = self.local_file(value, "audio")
+    def media(self, value: Located, key: str) -> Path | None:
+        """An ``audio:`` or ``image:`` file: it exists and decodes (else a problem, None)."""
+        path = self.local_file(value, key)
         if path is None:
             return None
-        try:
-            import soundfile
-
-            info = soundfile.info(str(path))
-            if info.frames <= 0 or info.samplerate <= 0:
-                raise ValueError("no audio in it")
-        except ImportError:
-            self.problem(value, "audio", 'needs pip install "pipecat-lifecycle[testing]"')
-            return None
-        except Exception as exc:  # soundfile's errors for a broken file: say so, at its line
-            self.problem(value, "audio", f"cannot read {path.name} as audio ({exc})")
-            return None
-        return path
-
-    def image(self, value: Located) -> Path | None:
-        path = self.local_file(value, "image")
-        if path is None:
-            return None
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(16)
-        except OSError as exc:
-            self.problem(value, "image", f"cannot read {path.name} ({exc})")
-            return None
-        if not head.startswith(_IMAGE_MAGIC):
-            self.problem(value, "image", f"{path.name} is not a JPEG, PNG, GIF or WebP image")
+        problem = media_problem(path, key)
+        if problem is not None:
+            self.problem(value, key, problem)
             return None
         return path
 

@@ -51,13 +51,15 @@ from lifecycle.testing.simulation_file import (
     SimulationSpec,
 )
 from lifecycle.testing.simulation_judge import (
+    CallableRunJudge,
     JudgeFn,
+    ModelRunJudge,
     RunFacts,
+    RunJudge,
     Verdict,
     judge_goal,
     judge_metric,
     measure,
-    model_judge,
 )
 from lifecycle.testing.simulation_turns import Heard, Transcript
 
@@ -296,6 +298,10 @@ class SimulatedCaller:
         """The system instruction the persona model runs under."""
         return INSTRUCTION.format(persona=self.persona, goal=self.goal, end_call=END_CALL)
 
+    def close(self) -> None:
+        """Stop listening without running (``run`` does it when it ends)."""
+        self._stream.close()
+
     async def run(self) -> SimulationResult:
         """Hold the conversation until it ends, judge it, and return the result."""
         run = _Run(self)
@@ -349,10 +355,13 @@ class _Run:
         duration = self.now()
         if finish.error is not None:
             return self.result(finish, duration, [], finish.error)
+        from lifecycle.testing.judge import JudgeUnavailableError
+
         try:
             verdicts = await self.judged(duration)
-        except ModelError as exc:
-            unreachable = isinstance(exc, ModelUnreachableError)
+        except (ModelError, JudgeUnavailableError) as exc:
+            # The judge cannot be reached or run (CLI exit 3); the cap is the run's failure.
+            unreachable = not isinstance(exc, ModelCallLimitError)
             failed = _Ended(finish.reason, f"judge: {exc}", unreachable)
             return self.result(failed, duration, [], failed.error)
         return self.result(finish, duration, verdicts, None)
@@ -542,12 +551,15 @@ class _Run:
             raise ModelCallLimitError(
                 f"model call limit reached ({caller.max_model_calls}) before judging"
             )
-        client: ModelClient | None = None
-        judge = caller.judge_fn
-        if judge is None:
+        model_judge: ModelRunJudge | None = None
+        judge: RunJudge
+        if caller.judge_fn is not None:
+            judge = CallableRunJudge(caller.judge_fn)
+        else:
             assert caller.judge is not None
-            client = ModelClient(caller.judge, timeout=caller.model_timeout, max_calls=left)
-            judge = model_judge(client)
+            judge = model_judge = ModelRunJudge(
+                caller.judge, timeout=caller.model_timeout, max_calls=left
+            )
         try:
             if caller.success is not None:
                 verdicts.append(await judge_goal(judge, caller.success, messages))
@@ -557,9 +569,9 @@ class _Run:
                 else:
                     verdicts.append(measure(metric, facts))
         finally:
-            if client is not None:
-                self.judge_calls = client.calls
-                await client.aclose()
+            if model_judge is not None:
+                self.judge_calls = model_judge.calls
+                await model_judge.aclose()
         return verdicts
 
 

@@ -19,20 +19,25 @@ import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from lifecycle.testing.model import ModelClient
 from lifecycle.testing.simulation_file import ExpectedCall, Metric
 
+if TYPE_CHECKING:
+    from lifecycle.testing.model import ModelEndpoint
+
 __all__ = [
+    "CallableRunJudge",
     "JudgeFn",
+    "ModelRunJudge",
+    "RunJudge",
     "TurnVerdict",
     "Verdict",
     "conversation_text",
     "judge_goal",
     "judge_metric",
+    "judged_conversation",
     "measure",
-    "model_judge",
 ]
 
 JudgeFn = Callable[[str, str], Any]
@@ -86,49 +91,97 @@ class Verdict:
         return data
 
 
-async def ask(judge: JudgeFn, criterion: str, text: str) -> tuple[str, str]:
-    """One judge call, normalised to ``(verdict, reason)``; a bad answer is verdict ``none``."""
-    result = judge(criterion, text)
-    if inspect.isawaitable(result):
-        result = await result
-    reason = ""
-    if isinstance(result, tuple) and result:
-        result, reason = result[0], str(result[1]) if len(result) > 1 else ""
-    if isinstance(result, bool):
-        return ("yes" if result else "no"), reason
-    if isinstance(result, str) and result.strip().lower() in ("yes", "no", "not_applicable"):
-        return result.strip().lower(), reason
-    return "none", f"the judge gave no verdict ({type(result).__name__})"
+class RunJudge(Protocol):
+    """Answers a simulation's two kinds of question with ``(verdict, reason)``."""
+
+    async def goal(self, success: str, messages: Sequence[Mapping[str, Any]]) -> Answer:
+        """The goal over the whole conversation (the bot's calls in place)."""
+        ...
+
+    async def turn(self, criterion: str, before: Sequence[Mapping[str, Any]], reply: str) -> Answer:
+        """A criterion on one bot reply, the conversation before it as context."""
+        ...
 
 
-def conversation_text(messages: Sequence[Mapping[str, Any]], *, upto: int | None = None) -> str:
-    """The conversation as the judge reads it: ``Caller:`` / ``Bot:`` lines, calls in place."""
-    lines = []
-    for message in messages[:upto]:
+Answer = tuple[str, str]
+
+
+class CallableRunJudge:
+    """A ``judge(criterion, text)`` callable (``--judge``): the conversation as text lines."""
+
+    def __init__(self, fn: JudgeFn) -> None:
+        """Wrap ``fn`` (sync or async)."""
+        self.fn = fn
+
+    async def _ask(self, criterion: str, text: str) -> Answer:
+        result = self.fn(criterion, text)
+        if inspect.isawaitable(result):
+            result = await result
+        reason = ""
+        if isinstance(result, tuple) and result:
+            result, reason = result[0], str(result[1]) if len(result) > 1 else ""
+        if isinstance(result, bool):
+            return ("yes" if result else "no"), reason
+        if isinstance(result, str) and result.strip().lower() in ("yes", "no", "not_applicable"):
+            return result.strip().lower(), reason
+        return "none", f"the judge gave no verdict ({type(result).__name__})"
+
+    async def goal(self, success: str, messages: Sequence[Mapping[str, Any]]) -> Answer:
+        """``fn(success, the whole conversation as lines)``."""
+        return await self._ask(success, f"The whole conversation:\n{conversation_text(messages)}")
+
+    async def turn(self, criterion: str, before: Sequence[Mapping[str, Any]], reply: str) -> Answer:
+        """``fn(criterion, the conversation before, then the reply to judge)``."""
+        text = (
+            f"The conversation so far:\n{conversation_text(before) or '(nothing yet)'}\n\n"
+            f"The bot's reply to judge:\n{reply}"
+        )
+        return await self._ask(criterion, text)
+
+
+def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The conversation as text: ``Caller:`` / ``Bot:`` lines, the bot's calls in place."""
+    return "\n".join(
+        f"{'Caller' if e['speaker'] == 'user' else 'Bot' if e['speaker'] == 'bot' else 'Tool'}: "
+        f"{e['text']}"
+        for e in judged_conversation(messages)
+    )
+
+
+def judged_conversation(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """pipecat.evals' judge state: ``{speaker: user|bot|tool, turn?, text}``, bot turns numbered.
+
+    A call is ``name({"arg": ...})`` (and a line more when it was cancelled), as pipecat.evals'
+    ``call_lines``.
+    """
+    entries: list[dict[str, Any]] = []
+    turn = 0
+    for message in messages:
         role = message.get("role")
         if role == "user":
-            lines.append(f"Caller: {message['content']}")
+            entries.append({"speaker": "user", "text": message["content"]})
         elif role == "assistant":
-            lines.append(f"Bot: {message['content']}")
+            turn += 1
+            entries.append({"speaker": "bot", "turn": turn, "text": message["content"]})
         elif role == "tool_call":
-            args = json.dumps(message.get("arguments") or {}, ensure_ascii=False)
-            lines.append(f"[the bot called {message['name']}({args})]")
+            args = message.get("arguments") or {}
+            shown = json.dumps(args, ensure_ascii=False) if args else ""
+            entries.append({"speaker": "tool", "text": f"{message['name']}({shown})"})
             if message.get("cancelled"):
-                lines.append(f"[{message['name']} was cancelled]")
-    return "\n".join(lines)
+                entries.append({"speaker": "tool", "text": f"{message['name']} was cancelled"})
+    return entries
 
 
 async def judge_goal(
-    judge: JudgeFn, success: str, messages: Sequence[Mapping[str, Any]]
+    judge: RunJudge, success: str, messages: Sequence[Mapping[str, Any]]
 ) -> Verdict:
     """The ``success`` criterion over the whole conversation."""
-    text = conversation_text(messages)
-    verdict, reason = await ask(judge, success, f"The whole conversation:\n{text}")
+    verdict, reason = await judge.goal(success, messages)
     return Verdict("success", "goal", verdict == "yes", reason or verdict)
 
 
 async def judge_metric(
-    judge: JudgeFn, metric: Metric, messages: Sequence[Mapping[str, Any]]
+    judge: RunJudge, metric: Metric, messages: Sequence[Mapping[str, Any]]
 ) -> Verdict:
     """A criterion on every bot turn, each with the conversation before it as context."""
     assert metric.criterion is not None
@@ -137,13 +190,10 @@ async def judge_metric(
     limit = asyncio.Semaphore(JUDGE_CONCURRENCY)
 
     async def one(turn: int, index: int) -> TurnVerdict:
-        before = conversation_text(messages, upto=index)
-        text = (
-            f"The conversation so far:\n{before or '(nothing yet)'}\n\n"
-            f"The bot's reply to judge:\n{messages[index]['content']}"
-        )
         async with limit:
-            verdict, reason = await ask(judge, criterion, text)
+            verdict, reason = await judge.turn(
+                criterion, messages[:index], str(messages[index]["content"])
+            )
         return TurnVerdict(turn, verdict, reason)
 
     turns = tuple(await asyncio.gather(*(one(t, i) for t, i in enumerate(bot_turns, 1))))
@@ -229,48 +279,73 @@ def _calls_verdict(metric: Metric, made: Sequence[tuple[str, Mapping[str, Any]]]
     return Verdict(metric.name, "measure", passed, reason, score, None, float(len(made)))
 
 
-VERDICT_TOOL: Final = "give_verdict"
-_JUDGE_SYSTEM: Final = (
-    "You judge a phone conversation between a caller and a voice bot against one criterion. "
-    "Decide only from the text you are given. Answer by calling give_verdict: verdict 'yes' "
-    "when the criterion is met, 'no' when it is not, 'not_applicable' when the criterion "
-    "covers a situation that does not arise here; reason: one sentence citing the evidence."
+# pipecat.evals' questions (judge.py), asked in this project's judge format (judge.py's
+# ModelJudge: instructions with the allowed answers, the state as JSON, a JSON verdict).
+GOAL_QUESTION: Final = (
+    "Does the conversation as a whole achieve this goal? A `tool` entry is a function the bot "
+    "called at that point; a completed call is stronger evidence of an action than the bot "
+    "saying it did it."
 )
-_VERDICT_SCHEMA: Final = {
-    "type": "function",
-    "function": {
-        "name": VERDICT_TOOL,
-        "description": "Give the verdict on the criterion.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "verdict": {"type": "string", "enum": ["yes", "no", "not_applicable"]},
-                "reason": {"type": "string"},
-            },
-            "required": ["verdict", "reason"],
-        },
-    },
+TURN_QUESTION: Final = (
+    "`latest_bot_reply` is the bot's reply following `conversation`. How does it stand "
+    "against this criterion?"
+)
+GOAL_ANSWERS: Final = {
+    "yes": "The conversation achieves the goal.",
+    "no": "It does not.",
+}
+TURN_ANSWERS: Final = {
+    "yes": "The reply does what the criterion asks.",
+    "no": "The criterion applies to this reply, and the reply does not do what it asks.",
+    "not_applicable": (
+        "The criterion only asks something of replies in a particular situation (it says "
+        "'when', 'if', or similar), and that situation does not arise in this reply."
+    ),
 }
 
 
-def model_judge(client: ModelClient) -> JudgeFn:
-    """A judge asking a chat-completions model (one call per question, a tool-call verdict).
+class ModelRunJudge:
+    """A judge model behind an OpenAI-compatible endpoint, one call per question.
 
-    A model that answers in text instead is read by its first word (yes/no/not_applicable).
+    The state is pipecat.evals': ``conversation`` (``{speaker, turn?, text}`` entries, the bot's
+    calls as ``tool`` entries) and, for a turn, ``latest_bot_reply``. ``max_calls`` caps its
+    calls (:class:`~lifecycle.testing.model.ModelCallLimitError` past it).
     """
 
-    async def judge(criterion: str, text: str) -> tuple[str, str]:
-        messages = [
-            {"role": "system", "content": _JUDGE_SYSTEM},
-            {"role": "user", "content": f"Criterion: {criterion}\n\n{text}"},
-        ]
-        reply = await client.complete(messages, tools=[_VERDICT_SCHEMA])
-        for call in reply.tool_calls:
-            verdict = call.arguments.get("verdict")
-            if isinstance(verdict, str):
-                return verdict.strip().lower(), str(call.arguments.get("reason", ""))[:500]
-        words = reply.text.strip().lower().split(maxsplit=1)
-        first = words[0].strip(".,:;!") if words else ""
-        return first, reply.text.strip()[:500]
+    def __init__(self, endpoint: ModelEndpoint, *, timeout: float, max_calls: int) -> None:
+        """One judge model client for one run."""
+        from lifecycle.testing.judge import ModelJudge
 
-    return judge
+        self._judge = ModelJudge(endpoint, allow_continue=False, timeout=timeout)
+        self._judge._client.max_calls = max_calls  # the run's cap, shared with the persona
+
+    @property
+    def calls(self) -> int:
+        """How many calls it made."""
+        return self._judge._client.calls
+
+    async def _ask(
+        self, question: str, criterion: str, answers: Mapping[str, str], state: Any
+    ) -> Answer:
+        from lifecycle.testing.model import ModelCallLimitError
+
+        if self.calls >= (self._judge._client.max_calls or 0):
+            raise ModelCallLimitError(
+                f"model call limit reached ({self._judge._client.max_calls}) while judging"
+            )
+        verdict = await self._judge._ask(question, criterion, answers, state)
+        return verdict.verdict, verdict.reason
+
+    async def goal(self, success: str, messages: Sequence[Mapping[str, Any]]) -> Answer:
+        """The goal over the whole conversation: yes or no."""
+        state = {"conversation": judged_conversation(messages)}
+        return await self._ask(GOAL_QUESTION, success, GOAL_ANSWERS, state)
+
+    async def turn(self, criterion: str, before: Sequence[Mapping[str, Any]], reply: str) -> Answer:
+        """A criterion on one reply: yes, no, or not applicable."""
+        state = {"conversation": judged_conversation(before), "latest_bot_reply": reply}
+        return await self._ask(TURN_QUESTION, criterion, TURN_ANSWERS, state)
+
+    async def aclose(self) -> None:
+        """Close its HTTP connections."""
+        await self._judge.aclose()

@@ -151,11 +151,16 @@ class _Reader:
                 raise ScenarioFileError(
                     name, 0, "", f"the file is {size} bytes; the most read is {MAX_FILE_BYTES}"
                 )
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise ScenarioFileError(where, line, "", f"no such file: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise ScenarioFileError(name, 0, "", f"cannot read the file ({exc})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            at = raw[: exc.start].count(b"\n") + 1
+            raise ScenarioFileError(name, at, "", "not UTF-8 text") from None
         loader = _Loader(text)
         try:
             _check_shape(text, name)

@@ -28,10 +28,6 @@ from tests.support.interop_bots import BotProcess
 from tests.support.openai_stub import OpenAIStub
 from tests.support.toolkit import REPO, patch_loopback_ice
 
-pytestmark = pytest.mark.skipif(
-    "simulator_url" not in Path(REPO / "lifecycle" / "cli" / "test.py").read_text(),
-    reason="pipecat-lifecycle test does not run simulation files yet",
-)
 SDIST_EVALS = REPO / ".venv-interop" / "sdist" / "pipecat_ai-1.14.0" / "evals"
 SIMULATED = "release/scenarios/simulated"
 SIX = (
