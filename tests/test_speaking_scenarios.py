@@ -109,3 +109,14 @@ def test_a_user_block_with_noise(tmp_path: Path) -> None:
     gone = NOISY.replace("{kind: pink, snr_db: 10}", "{file: gone.wav, snr_db: 5}")
     bad = write_scenario(tmp_path, "bad.yaml", gone)
     assert main(["test", str(bad), "--validate"]) == 2
+
+
+def test_a_transcription_block_is_accepted_with_a_notice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    judged = KOKORO.replace(
+        "turns:", "judge:\n  modality: audio\n  transcription: {service: moonshine}\nturns:"
+    )
+    path = write_scenario(tmp_path, "judged.yaml", judged)
+    assert main(["test", str(path), "--validate"]) == 0
+    assert "transcription: moonshine is not run" in capsys.readouterr().err
