@@ -447,6 +447,7 @@ class _Checker:
             image=image,
             send_after=send_after,
             path=entry.path,
+            noise=self.noise(items["noise"]) if "noise" in items else None,
         )
 
     def user(self, value: Located | None) -> tuple[str | None, tuple[str | int, ...] | None]:
