@@ -1,6 +1,6 @@
 """The HTML session timeline: one self-contained page drawn from a session trace.
 
-:func:`render_html` turns :class:`~lifecycle.trace.SessionRecord` snapshots and their
+:func:`render_html` turns :class:`~lifecycle.records.SessionRecord` snapshots and their
 :class:`~lifecycle.turns.Turn` figures into one HTML string with inline CSS, inline SVG and
 a small inline script (hover details, a status line); nothing is fetched, so the page works
 offline and from a file. Per session: the client's state as coloured bands over time, one
@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Final
 
+from lifecycle.records import SessionRecord, TraceEntry
 from lifecycle.states import State
 from lifecycle.timeline import Mark
-from lifecycle.trace import SessionRecord, TraceEntry
 from lifecycle.turns import Turn
 
 __all__ = ["LANE_TITLES", "render_html"]

@@ -1,4 +1,4 @@
-"""``pipecat-lifecycle test``: run pipecat.evals' scenario files against a bot (API.md §16).
+"""``pipecat-lifecycle test``: run pipecat.evals' scenario files against a bot.
 
 Every file is validated first, all of them, every problem listed (exit 2); ``--validate``
 stops there. Then each scenario runs in a session of its own (``--start URL``: a start
@@ -30,7 +30,7 @@ from lifecycle.cli.options import add_start_options, add_verbose, positive_float
 from lifecycle.cli.output import Output
 from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.simulate import add_simulation_options
-from lifecycle.cli.transport_factory import make_transport, testing_bot
+from lifecycle.contrib.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
 from lifecycle.extras import MissingExtraError
 from lifecycle.printable import printable

@@ -1,6 +1,6 @@
 """``Conversation``: drive a READY client like a user and assert what the bot does, in order.
 
-Built on the client's event stream (API.md §11): the stream opens when the conversation is
+Built on the client's event stream: the stream opens when the conversation is
 built, so nothing the bot sends afterwards is missed, however late ``expect`` is awaited.
 """
 
@@ -70,7 +70,7 @@ def _contains(text: str | None, needle: str) -> bool:
 
 
 class Conversation:
-    """A user's side of a conversation with a READY client's bot (API.md §13, §16).
+    """A user's side of a conversation with a READY client's bot.
 
     ``say`` / ``say_after`` / ``play`` / ``press`` act as the user (``say(..., speak=True)``
     speaks through ``voice``, by default the local voice of the ``voice`` extra);

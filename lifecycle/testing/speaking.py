@@ -1,7 +1,7 @@
 """The speaking caller in scenario files: audio-modality ``user:`` blocks, recordings.
 
-A scenario whose ``user:`` block says ``modality: audio`` speaks every text turn (API.md
-§16): :func:`speak_turn` synthesizes it with the block's ``speech:`` voice and sends it as
+A scenario whose ``user:`` block says ``modality: audio`` speaks every text turn:
+:func:`speak_turn` synthesizes it with the block's ``speech:`` voice and sends it as
 the microphone, paced in real time, then a second of silence. A ``service`` this project
 runs (``espeak``, ``local``) is used as given; any other (``kokoro``, ``cartesia``...) is
 replaced by the local voice, with one notice line: a Kokoro voice name keeps its accent and

@@ -1,4 +1,4 @@
-"""A caller's voice: text to speech with no download at run time (API.md §16).
+"""A caller's voice: text to speech with no download at run time.
 
 A :data:`Voice` is any callable ``(text) -> Sequence[AudioFrame]``: plug in a cloud TTS by
 wrapping it in one. :func:`local_voice` is the one this project ships: espeak-ng 1.52 from the
