@@ -20,6 +20,7 @@ import pytest
 from lifecycle import cli
 from lifecycle.start import StartSettings
 from tests.support.http_stub import HTTPStub
+from tests.support.toolkit import free_port_url
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
@@ -224,3 +225,17 @@ async def test_a_foreign_transports_package_is_named(tmp_path: Path) -> None:
     assert code == 2, err
     assert "not pipecat-lifecycle's" in err and str(tmp_path / "transports") in err
     assert "Traceback" not in err
+
+
+async def test_startup_errors_name_the_flag_that_fixes_them(stub: HTTPStub) -> None:
+    code, out, _ = await run_cli("connect", "--start", free_port_url(), "--json")
+    assert code == 3
+    (error,) = [r for r in map(json.loads, out.splitlines()) if r["event"] == "startup-error"]
+    assert error["hint"].startswith("check --start (is the bot server running there?)")
+    stub.json_reply({"detail": "Not Found"}, status=404)
+    code, out, _ = await run_cli("connect", "--start", stub.url("/strat"))
+    assert code == 3 and "hint: no start endpoint at that path: check --start" in out
+    stub.json_reply({"detail": "no"}, status=401)
+    code, out, _ = await run_cli("test", str(SCENARIO), "--start", stub.url())
+    assert code == 3
+    assert "refused the credentials: check -H NAME=VALUE" in out + _
