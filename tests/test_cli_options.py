@@ -7,11 +7,8 @@ and the deprecated spellings are read off the request the bot would have got.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 
 from lifecycle import cli
 from lifecycle.start import StartSettings
+from tests.support.cli_process import run_cli
 from tests.support.http_stub import HTTPStub
 from tests.support.toolkit import free_port_url
 
@@ -28,30 +26,6 @@ SCENARIO = REPO / "examples" / "scenarios" / "echo.yaml"
 WEBSOCKET_BODY = {"transport": "websocket"}
 
 
-async def run_cli(
-    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    """``python -m lifecycle ARGS`` to completion (bounded): (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lifecycle",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        env=env,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), 5)
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
