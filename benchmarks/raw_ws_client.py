@@ -54,7 +54,8 @@ class RawWSClient:
     async def connect(self, ws_url: str) -> dict[str, Any]:
         """Open the socket, send client-ready, return the bot-ready message."""
         loop = asyncio.get_running_loop()
-        self.ws = await connect(ws_url, max_size=None)
+        # No permessage-deflate, as the transport: both sides put the same bytes on the wire.
+        self.ws = await connect(ws_url, max_size=None, compression=None)
         self._ready = loop.create_future()
         self._reader = asyncio.create_task(self._read(self.ws))
         await self.ws.send(_frame(client_ready()))

@@ -2,9 +2,12 @@
 
 Every session POSTs /start, connects until bot-ready, speaks ``SPEECH_S`` seconds of a 440 Hz
 tone (what the testing bot hears as a user turn) as 20 ms frames paced in real time, then
-``TRAILING_S`` seconds of silence, waits for the bot's first output and disconnects. All
-sessions start at once; the testing bots run in several subprocesses
-(:class:`~benchmarks.bots.BotFarm`), on the same 2 cores.
+``TRAILING_S`` seconds of silence, waits for the bot's first output and disconnects. The
+sessions start evenly over ``RAMP_S`` (calls do not all begin in the same millisecond), so
+all of them speak at once for most of the speech; the testing bots run in several
+subprocesses (:class:`~benchmarks.bots.BotFarm`), on the same 2 cores. The load average
+before each run is kept with its figures (the pacing lag is wall-clock time: a machine busy
+with other work shows in it on both sides).
 
 * Ours: ``lifecycle.load.LoadRun`` (one per bot process, run together) with
   ``LoadPlan.speech``: the pacing lag is what ``load`` reports as ``audio_send_lag_ms``.
@@ -24,9 +27,10 @@ import array
 import asyncio
 import fractions
 import math
+import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +38,9 @@ from benchmarks._stats import Row, percentile, ratio_text, ratios, summarize
 from benchmarks.bots import BotFarm
 from lifecycle.media import AudioFrame
 
-SPEECH_S = 3.0
+SPEECH_S = 5.0
 TRAILING_S = 0.5
+RAMP_S = 1.0
 BOT_PROCESSES = 4
 WS_SESSIONS = 100
 RTC_SESSIONS = 20
@@ -68,11 +73,12 @@ def silence(seconds: float, rate: int) -> tuple[AudioFrame, ...]:
 
 @dataclass
 class Side:
-    """One run of one side: CPU seconds, pacing lags (ms; ours: p99 only) and failures."""
+    """One run of one side: CPU seconds, pacing lag p99 (ms), failures, load average before."""
 
     cpu_s: float
     lag_p99_ms: float
     failed: int
+    load: float = 0.0
 
 
 # ------------------------------------------------------------------ ours
@@ -103,6 +109,7 @@ async def _ours(kind: str, farm: BotFarm, sessions: int, speech_s: float = SPEEC
                 start=url,
                 sessions=count,
                 concurrency=count,
+                rate=count / RAMP_S,
                 speech=speech,
                 trailing_silence=TRAILING_S,
                 request_timeout=_OUTPUT_TIMEOUT,
@@ -151,6 +158,7 @@ async def _raw_ws(farm: BotFarm, sessions: int, speech_s: float = SPEECH_S) -> S
 
     async def one(http: httpx.AsyncClient, index: int) -> None:
         nonlocal failed
+        await asyncio.sleep(index / sessions * RAMP_S)
         client = RawWSClient()
         try:
             answer = (await http.post(farm.url(index), json={"transport": "websocket"})).json()
@@ -235,6 +243,7 @@ async def _raw_rtc(farm: BotFarm, sessions: int, speech_s: float = SPEECH_S) -> 
 
     async def one(http: httpx.AsyncClient, index: int) -> None:
         nonlocal failed
+        await asyncio.sleep(index / sessions * RAMP_S)
         done = asyncio.Event()
         track = _speaking_track(chunks, done)
         client = RawWebRTCClient(http, audio_track=track, receive_audio=True)
@@ -259,7 +268,89 @@ async def _raw_rtc(farm: BotFarm, sessions: int, speech_s: float = SPEECH_S) -> 
     return Side(time.process_time() - cpu, float("nan"), failed)
 
 
+# ------------------------------------------------------------------ one frame's CPU
+
+
+async def _frame_cpu_us(url: str, how: str, frames: int) -> float:
+    """CPU µs per audio frame sent on one live session, no pacing (a loop turn per frame).
+
+    ``client``: ``PipecatClient.send_audio``; ``transport``: ``WebSocketTransport.send_audio``
+    (its queue and writer task); ``raw``: the raw client's ``ws.send`` of the same frame.
+    """
+    from lifecycle import PipecatClient
+    from transports.websocket import WebSocketTransport
+
+    speech = tone(1.0, 16000)
+    if how == "raw":
+        import httpx
+
+        from benchmarks.raw_ws_client import RawWSClient
+
+        async with httpx.AsyncClient() as http:
+            answer = (await http.post(url, json={"transport": "websocket"})).json()
+        raw = RawWSClient()
+        await raw.connect(answer["wsUrl"])
+
+        async def send(frame: AudioFrame) -> None:
+            await raw.send_audio(frame.pcm, frame.sample_rate)
+
+        close: Callable[[], Awaitable[None]] = raw.close
+    else:
+        transport = WebSocketTransport()
+        client = PipecatClient(transport)
+        await client.start_bot_and_connect(url)
+        close = client.disconnect
+        if how == "client":
+            send = client.send_audio
+        else:
+
+            async def send(frame: AudioFrame) -> None:
+                transport.send_audio(frame)
+
+    cpu = time.process_time()
+    for n in range(frames):
+        await send(speech[n % len(speech)])
+        await asyncio.sleep(0)  # let the writer run, as pacing would
+    used = time.process_time() - cpu
+    await close()
+    return used / frames * 1e6
+
+
+def frame_cpu(rounds: int, frames: int = 5000) -> dict[str, list[float]]:
+    """Per-frame CPU of the three ways to send, interleaved over ``rounds``."""
+    results: dict[str, list[float]] = {"client": [], "transport": [], "raw": []}
+    with BotFarm("ws", 1) as farm:
+        for i in range(rounds):
+            order = list(results) if i % 2 == 0 else list(results)[::-1]
+            for how in order:
+                results[how].append(asyncio.run(_frame_cpu_us(farm.url(0), how, frames)))
+    return results
+
+
+def frame_cpu_row(results: dict[str, list[float]]) -> Row:
+    """One row: per-frame CPU of ours (client, and transport alone) vs the raw ws.send."""
+    client, transport, raw = (summarize(results[k]) for k in ("client", "transport", "raw"))
+    paired = summarize(ratios(results["client"], results["raw"]))
+    return Row(
+        "9",
+        "one WebSocket audio frame (16 kHz, 20 ms), CPU µs in this process: "
+        f"PipecatClient.send_audio (the transport alone: {transport.median:.1f} µs) vs the raw "
+        "client's ws.send of the same protobuf frame",
+        client.fmt(" µs"),
+        raw.fmt(" µs"),
+        ratio_text(paired),
+    )
+
+
 # ------------------------------------------------------------------ the section
+
+
+def _run(side: Coroutine[Any, Any, Side]) -> Side:
+    """Run one side in a fresh event loop; the load average before it goes with it."""
+    load = os.getloadavg()[0]
+    result = asyncio.run(side)
+    result.load = load
+    return result
 
 
 def measure(
@@ -279,16 +370,21 @@ def measure(
             from benchmarks.raw_webrtc_client import loopback_ice
 
             loopback_ice()
-        asyncio.run(_ours(kind, farm, 2, speech_s))  # warm-up: imports, first-use caches
-        asyncio.run(raw(farm, 2, speech_s))
+        _run(_ours(kind, farm, 2, speech_s))  # warm-up: imports, first-use caches
+        _run(raw(farm, 2, speech_s))
         for i in range(rounds):
             for side in (_ours, raw) if i % 2 == 0 else (raw, _ours):
                 if side is _ours:
-                    ours_runs.append(asyncio.run(_ours(kind, farm, sessions, speech_s)))
+                    ours_runs.append(_run(_ours(kind, farm, sessions, speech_s)))
                 else:
-                    raw_runs.append(asyncio.run(raw(farm, sessions, speech_s)))
-        swept = [(n, asyncio.run(_ours(kind, farm, n, speech_s))) for n in sweep]
+                    raw_runs.append(_run(raw(farm, sessions, speech_s)))
+        swept = [(n, _run(_ours(kind, farm, n, speech_s))) for n in sweep]
     return ours_runs, raw_runs, swept
+
+
+def _loads(sides: Sequence[Side]) -> str:
+    loads = [side.load for side in sides]
+    return f"load average {min(loads):.1f}-{max(loads):.1f}" if loads else ""
 
 
 def rows(
@@ -301,7 +397,10 @@ def rows(
         if kind == "ws"
         else f"{sessions} concurrent SmallWebRTC sessions speaking (48 kHz) and receiving"
     )
-    what += f" ({SPEECH_S:g} s + {TRAILING_S:g} s silence; bots in {BOT_PROCESSES} processes)"
+    what += (
+        f" ({SPEECH_S:g} s + {TRAILING_S:g} s silence, started over {RAMP_S:g} s; bots in "
+        f"{BOT_PROCESSES} processes; {_loads([*ours, *raw])})"
+    )
     base = "raw websockets sender" if kind == "ws" else "bare aiortc client"
     goal = WS_CPU_GOAL if kind == "ws" else RTC_CPU_GOAL
     paired = summarize(ratios([s.cpu_s for s in ours], [s.cpu_s for s in raw]))
@@ -329,7 +428,7 @@ def rows(
     )
     within = [n for n, side in swept if side.lag_p99_ms <= LAG_LIMIT_MS and not side.failed]
     figures = "; ".join(
-        f"{n}: p99 {side.lag_p99_ms:.1f} ms, CPU {side.cpu_s:.2f} s"
+        f"{n}: p99 {side.lag_p99_ms:.1f} ms, CPU {side.cpu_s:.2f} s, load {side.load:.1f}"
         + (f", {side.failed} failed" if side.failed else "")
         for n, side in swept
     )
@@ -349,10 +448,16 @@ def run(quick: bool) -> list[Row]:
     if quick:
         ws = measure("ws", 10, 2, sweep=(10, 20))
         rtc = measure("webrtc", 3, 2)
-        return rows("ws", 10, *ws) + rows("webrtc", 3, *rtc)
-    ws = measure("ws", WS_SESSIONS, 4, sweep=(100, 200, 300, 400))
-    rtc = measure("webrtc", RTC_SESSIONS, 4)
-    return rows("ws", WS_SESSIONS, *ws) + rows("webrtc", RTC_SESSIONS, *rtc)
+        per_frame = frame_cpu(2, 500)
+        return [*rows("ws", 10, *ws), frame_cpu_row(per_frame), *rows("webrtc", 3, *rtc)]
+    ws = measure("ws", WS_SESSIONS, 3, sweep=(50, 100, 200, 400))
+    per_frame = frame_cpu(4)
+    rtc = measure("webrtc", RTC_SESSIONS, 3)
+    return [
+        *rows("ws", WS_SESSIONS, *ws),
+        frame_cpu_row(per_frame),
+        *rows("webrtc", RTC_SESSIONS, *rtc),
+    ]
 
 
 if __name__ == "__main__":

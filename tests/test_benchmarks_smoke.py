@@ -97,6 +97,9 @@ def test_talking_quick_both_transports() -> None:
     assert all(s.lag_p99_ms >= 0 and s.cpu_s > 0 for s in (*ours, *raw))
     rows = talking.rows("ws", 2, ours, raw, swept)
     assert [row.met is None for row in rows] == [False, False, True]
+    per_frame = talking.frame_cpu(1, 20)
+    assert all(len(values) == 1 and values[0] > 0 for values in per_frame.values())
+    assert talking.frame_cpu_row(per_frame).met is None
     ours, raw, _ = talking.measure("webrtc", 1, 1, speech_s=0.2, processes=1)
     assert [s.failed for s in (*ours, *raw)] == [0, 0]
     assert talking.rows("webrtc", 1, ours, raw, [])[0].met is not None

@@ -215,6 +215,27 @@ def test_validate_checks_simulation_files(
     err = capsys.readouterr().err
     line = bad.read_text().splitlines().index("max_turns: 0") + 1
     assert f"{bad}:{line}: max_turns:" in err
+    unjudged = tmp_path / "unjudged.yaml"
+    text = good.read_text()
+    unjudged.write_text(text.replace(text[text.index("judge:") : text.index("max_turns:")], ""))
+    assert main(["test", "--validate", str(unjudged)]) == 2
+    assert (
+        "judge: a simulation's success: and metric criteria need a judge" in capsys.readouterr().err
+    )
+    assert (
+        main(
+            [
+                "test",
+                "--validate",
+                str(unjudged),
+                "--judge-url",
+                "http://x/v1",
+                "--judge-model",
+                "m",
+            ]
+        )
+        == 0
+    )
     assert stub.requests == []  # validation contacts nothing
 
 
@@ -271,3 +292,56 @@ def test_report_and_junit_have_one_entry_per_run(
     assert [c.get("name") for c in cases] == ["booking/table [run 1]", "booking/table [run 2]"]
     assert all(c.find("failure") is None and c.find("error") is None for c in cases)
     assert "turn 1:" in (cases[0].findtext("system-out") or "")
+
+
+def always_yes(criterion: str, text: str) -> tuple[str, str]:
+    """A ``--judge MODULE:CALLABLE`` judge."""
+    return "yes", f"judged {criterion!r}"
+
+
+def test_judge_callable_from_the_command_line(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(bot, str(sim_file(tmp_path, stub)), "--judge", f"{__name__}:always_yes")
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "judged 'the bot took the booking'" in out.out
+    assert all(not is_judge(r) for r in stub.completions)  # the endpoint judged nothing
+
+
+def test_a_pipecat_judge_factory_needs_the_judge_url(
+    bot: TestingBotServer, stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sim_file(tmp_path, stub)
+    text = path.read_text()
+    judge_block = text[text.index("judge:") : text.index("max_turns:")]
+    path.write_text(text.replace(judge_block, "judge:\n  eval:\n    factory: evals.judges.nope\n"))
+    code = run(bot, str(path))
+    out = capsys.readouterr()
+    assert code == 3, out.out + out.err
+    assert "--judge-url" in out.out + out.err
+
+
+def test_repeat_applies_to_scripted_files(capsys: pytest.CaptureFixture[str]) -> None:
+    echo = Path(__file__).parent.parent / "examples" / "scenarios" / "echo.yaml"
+    assert main(["test", str(echo), "--repeat", "2", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [rate] = [line for line in lines if line.get("event") == "pass_rate"]
+    assert (rate["scenario"], rate["runs"], rate["pass_rate"]) == ("echo/three_turns", 2, 1.0)
+    assert sum(line.get("event") == "scenario" for line in lines) == 2
+
+
+def test_an_unreachable_bot_exits_3(
+    stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    path = str(sim_file(tmp_path, stub))
+    code = main(["test", path, "--start", f"http://127.0.0.1:{port}/start"])
+    out = capsys.readouterr()
+    assert code == 3, out.out + out.err
+    assert "could not start or reach the bot" in out.out + out.err
+    assert stub.requests == []  # no model call for a call that never started

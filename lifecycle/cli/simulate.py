@@ -304,6 +304,7 @@ async def run_simulation(
             await connect(client)
             result = await caller.run()
         except PipecatClientError as exc:
+            caller.close()
             outcome.error = unreachable(exc)
             outcome.unreachable = True
             return outcome

@@ -47,7 +47,7 @@ class LoadRun:
         self._starter: asyncio.Future[None] | None = None
         # Only sessions that may speak (their own speech, a scenario's audio turns) measure it.
         speaks = bool(plan.speech) or scenario is not None
-        self._lag = self.stats.audio_send_lag.tally if speaks else None
+        self._lag = self.stats.audio_send_lag.record if speaks else None
 
     @property
     def stopped(self) -> bool:

@@ -47,7 +47,7 @@ FAILURE_MESSAGE_LIMIT: Final = 600
 _FAILURE_KINDS_LIMIT: Final = 200
 """(phase, error class) pairs whose first message is kept; later new pairs are only counted."""
 TALLY_US: Final = 10
-"""The resolution of :meth:`PhaseStats.tally` (µs)."""
+"""The resolution of :meth:`PhaseStats.record` (µs)."""
 _LOWEST_US: Final = 1
 _HIGHEST_US: Final = 3_600_000_000
 _DIGITS: Final = 3
@@ -68,16 +68,12 @@ class PhaseStats:
     _tallied: Counter[int] = field(default_factory=Counter, repr=False)
 
     def record(self, ms: float) -> None:
-        """One success that took ``ms`` milliseconds."""
-        us = min(max(round(ms * 1000.0), _LOWEST_US), _HIGHEST_US)
-        self.histogram.record_value(us)
-
-    def tally(self, ms: float) -> None:
-        """One value, counted cheaply (rounded to :data:`TALLY_US` µs) for per-frame figures.
+        """One success that took ``ms`` milliseconds (kept to :data:`TALLY_US` µs).
 
         Recording in the HDR histogram costs ~10 µs in Python, which thousands of audio
-        frames a second would add to the very pacing they measure; tallied values are
-        folded into the histogram when read.
+        frames a second (and every phase of hundreds of sessions) would add to the very
+        load they measure: values are counted in a dict and folded into the histogram
+        when read.
         """
         self._tallied[round(ms * (1000.0 / TALLY_US))] += 1
 

@@ -298,6 +298,10 @@ class SimulatedCaller:
         """The system instruction the persona model runs under."""
         return INSTRUCTION.format(persona=self.persona, goal=self.goal, end_call=END_CALL)
 
+    def close(self) -> None:
+        """Stop listening without running (``run`` does it when it ends)."""
+        self._stream.close()
+
     async def run(self) -> SimulationResult:
         """Hold the conversation until it ends, judge it, and return the result."""
         run = _Run(self)

@@ -47,6 +47,10 @@ class SimulationHook:
         if not specs:
             raise ValueError("the file has no simulation")
         self._plans = [(spec, models(spec)) for spec in specs]
+        for spec, (_, judge, judge_fn) in self._plans:
+            judged = spec.success is not None or any(m.criterion for m in spec.metrics)
+            if judged and judge is None and judge_fn is None:
+                raise ValueError(f"{spec.name}: success: and metric criteria need a judge")
         self._max_model_calls = max_model_calls
         self._order = itertools.count()
         self._callers: weakref.WeakKeyDictionary[PipecatClient, SimulatedCaller] = (
