@@ -26,8 +26,6 @@ SCENARIO = REPO / "examples" / "scenarios" / "echo.yaml"
 WEBSOCKET_BODY = {"transport": "websocket"}
 
 
-
-
 @pytest.fixture
 async def stub() -> AsyncIterator[HTTPStub]:
     async with HTTPStub() as server:

@@ -16,8 +16,6 @@ REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
 
 
-
-
 def test_first_message_per_phase_and_class() -> None:
     stats = LoadStats()
     stats.record("start", 1.0, TimeoutError("first"))
