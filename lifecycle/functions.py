@@ -1,4 +1,4 @@
-"""Function calls the client answers: handlers by name, one task per call (API.md §10).
+"""Function calls the client answers: handlers by name, one task per call.
 
 The bot's LLM calls a client-side tool with ``llm-function-call-in-progress`` (or the
 deprecated ``llm-function-call``); a registered handler runs in a task of its own and its

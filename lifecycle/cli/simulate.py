@@ -208,8 +208,8 @@ async def run_simulations(
 ) -> list[SimulationOutcome]:
     """Every simulation of the command, each printed (or emitted as JSON) as it ends."""
     from lifecycle.cli.report import write_report
-    from lifecycle.cli.transport_factory import make_transport
     from lifecycle.client import PipecatClient
+    from lifecycle.contrib.transport_factory import make_transport
 
     def new_client() -> PipecatClient:
         return PipecatClient(make_transport(settings), connect_timeout=settings.connect_timeout)

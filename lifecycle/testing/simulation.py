@@ -159,7 +159,7 @@ class SimulationTurn:
 
 @dataclass
 class SimulationResult:
-    """A simulated call's outcome (API.md §16)."""
+    """A simulated call's outcome."""
 
     name: str
     passed: bool
@@ -206,7 +206,7 @@ class SimulationResult:
 
 
 class SimulatedCaller:
-    """A model-played caller for a READY client's bot (API.md §16); ``await run()``.
+    """A model-played caller for a READY client's bot; ``await run()``.
 
     ``model`` plays the persona; ``judge`` (an endpoint) or ``judge_fn`` (a callable
     ``(criterion, text) -> bool | (verdict, reason)``) decides ``success`` and the judged
