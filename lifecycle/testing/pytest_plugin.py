@@ -307,8 +307,8 @@ async def pipecat_client(
 ) -> AsyncIterator[PipecatClient]:
     """A READY client of the configured bot (else of the local testing bot); disconnected
     after the test. A bot it cannot reach fails the test with the reason and the setting."""
-    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.client import PipecatClient
+    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.errors import PipecatClientError
 
     settings = _settings(request)
