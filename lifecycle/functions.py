@@ -128,11 +128,6 @@ class SessionCalls:
         self._unnamed_warned = False
         self._ended = False
 
-    @property
-    def running(self) -> int:
-        """Handlers running now (at most :data:`MAX_RUNNING_CALLS`)."""
-        return len(self._running)
-
     def on_call(self, call: FunctionCall) -> None:
         """A call arrived: run its handler in a task, at most once per ``tool_call_id``."""
         if self._ended:
