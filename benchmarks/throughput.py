@@ -4,7 +4,7 @@ Three bots, the same ``echo`` request on each, sequential (one in flight) and wi
 ``CONCURRENCY`` in flight; bursts of the two sides alternate (A B / B A):
 
 * loopback: ``LoopbackBot`` in process, no network. Raw side: the same ``LoopbackTransport``
-  driven by a bare ``TransportEvents`` sink (JSON decode + id match), no lifecycle.
+  driven by a bare ``TransportSink`` sink (JSON decode + id match), no lifecycle.
 * testing bot: ``transports.testing.TestingBotServer`` over WebSocket; raw side: RawWSClient.
 * real Pipecat 1.14 bot over WebSocket (when its URL is given); raw side: RawWSClient.
 """
@@ -37,7 +37,7 @@ Request = Callable[[], Awaitable[Any]]
 
 
 class RawLoopback:
-    """A bare TransportEvents sink on a LoopbackTransport: the minimum a client must do."""
+    """A bare TransportSink sink on a LoopbackTransport: the minimum a client must do."""
 
     def __init__(self, bot: LoopbackBot) -> None:
         self.transport = LoopbackTransport(bot)

@@ -41,6 +41,7 @@ from lifecycle.media import AudioFrame
 from lifecycle.rtvi import PROTOCOL_VERSION, BotReadyData, RTVIError
 from lifecycle.states import State
 from lifecycle.table import TRANSITIONS
+from lifecycle.version import __version__
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
     from lifecycle.functions import FunctionCallHandler
     from lifecycle.start import APIRequest
     from lifecycle.turns import Turn
-
-__version__ = "0.3.0.dev0"
 
 __all__ = [
     "EVENT_NAMES",

@@ -1,143 +1,65 @@
 """`PipecatClient`: sessions with a Pipecat bot over any transport.
 
-The client does the async work around the sans-I/O :class:`SessionLifecycle`: it runs
-start/connect attempts, turns transport reports into triggers, matches requests to
-responses, and hands events to user callbacks one at a time, in order.
+The client is the asyncio driver of the sans-I/O :class:`~lifecycle.protocol.SessionProtocol`:
+it runs start/connect attempts, timeouts and cancellation, feeds the protocol what the
+transport reports, and carries out the actions it returns in one loop (:meth:`_carry_out`):
+events to user callbacks one at a time, in order, messages to the transport, answers to
+waiting requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-from lifecycle import __version__, rtvi
-from lifecycle.dispatch import EventBus, EventStream, check_seconds
+from lifecycle import rtvi
+from lifecycle.dispatch import EventBus
 from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
-    InvalidStateError,
-    MessageError,
     PipecatClientError,
     RequestTimeoutError,
     SessionCancelledError,
     SessionClosedError,
     TransportError,
-    UnsupportedFeatureError,
 )
-from lifecycle.events import (
-    EVENT_NAMES,
-    FunctionCall,
-    FunctionCallStopped,
-)
+from lifecycle.events import EVENT_NAMES
 from lifecycle.functions import FunctionCallHandler, FunctionCalls, SessionCalls
-from lifecycle.logs import SafeLogger, bounded, describe_exception, get_logger
-from lifecycle.machine import SessionLifecycle, TransitionEvent
+from lifecycle.logs import bounded, describe_exception, get_logger
 from lifecycle.media import AudioFrame
-from lifecycle.redact import redact_text
+from lifecycle.protocol import (
+    Action,
+    Answer,
+    CancelFunctions,
+    Dropped,
+    Emit,
+    End,
+    MarkReady,
+    Note,
+    RunFunction,
+    Send,
+    SessionProtocol,
+    Stop,
+    StopFunction,
+    Transitioned,
+)
 from lifecycle.registration import EventCallback, EventRegistration
-from lifecycle.rtvi import BotReadyData, RTVIError
+from lifecycle.rtvi import BotReadyData
+from lifecycle.session_io import SessionIO, SessionSink
 from lifecycle.start import APIRequest, as_api_request, post_start
 from lifecycle.states import State
+from lifecycle.timeouts import check_seconds
 from lifecycle.trace import SessionTrace
-from lifecycle.transport import ConnectRequest, Inbound, Transport
+from lifecycle.transport import ConnectRequest, Transport
 
 __all__ = ["EVENT_NAMES", "EventCallback", "PipecatClient"]
 
 _T = TypeVar("_T")
 
 _TRANSPORT_CLOSE_TIMEOUT: Final = 10.0
-_ARRIVED_KEPT: Final = 8  # message types remembered for a connect timeout's message
-_PREFIX: Final = 100  # bot-controlled strings in logs and errors keep this many characters
-
-
-def _prefix(text: str) -> str:
-    """A bounded prefix of a bot-controlled string, for log lines and error messages."""
-    return bounded(text, _PREFIX)
-
-
-@dataclass(frozen=True, slots=True)
-class _Close:
-    """How the transport ended by itself."""
-
-    clean: bool
-    why: str
-    error: BaseException | None
-
-
-@dataclass(eq=False)
-class _Session:
-    """Everything that belongs to one session; dropped when the next one starts."""
-
-    id: int
-    log: SafeLogger
-    ready: asyncio.Future[BotReadyData]
-    loop: asyncio.AbstractEventLoop
-    calls: SessionCalls
-    pending: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
-    attempt: asyncio.Task[Any] | None = None
-    end_task: asyncio.Task[None] | None = None
-    # What an awaiting start/connect raises when the client (not its caller) stops it.
-    stop_error: PipecatClientError | None = None
-    start_request: APIRequest | None = None
-    start_response: Any = None
-    transport_used: bool = False
-    transport_up: bool = False
-    bot_info: BotReadyData | None = None
-    close: _Close | None = None
-    fatal: RTVIError | None = None
-    # Types of the first messages that arrived, for a connect timeout's message.
-    arrived: list[str] = field(default_factory=list)
-    # Events the transition hook decided on that fire once the session's cleanup is done.
-    after_cleanup: list[str] = field(default_factory=list)
-
-
-class _SessionEvents:
-    """The :class:`~lifecycle.transport.TransportEvents` sink of one session.
-
-    Reports arriving after the session began to end, or from an older session,
-    are dropped, so a late transport callback never touches the next session.
-    """
-
-    __slots__ = ("_client", "_session")
-
-    def __init__(self, client: PipecatClient, session: _Session) -> None:
-        self._client = client
-        self._session = session
-
-    def _live(self) -> bool:
-        return self._client._session is self._session and self._session.end_task is None
-
-    def transport_connected(self) -> None:
-        if self._live():
-            self._client._on_transport_connected(self._session)
-
-    def message_received(self, message: Inbound) -> None:
-        if self._live():
-            # The events this message fires count its wire size against the byte bound.
-            bus = self._client._bus
-            bus.inbound_size = len(message) if isinstance(message, str | bytes) else 0
-            try:
-                self._client._on_inbound(self._session, message)
-            finally:
-                bus.inbound_size = 0
-
-    def message_dropped(self, reason: str) -> None:
-        if self._live():
-            self._session.log.warning_limited("inbound frame dropped", reason=reason)
-
-    def audio_received(self, frame: AudioFrame) -> None:
-        if self._live():
-            self._client._emit("on_bot_audio", frame)
-
-    def transport_closed(
-        self, *, clean: bool, error: BaseException | None = None, reason: str | None = None
-    ) -> None:
-        if self._live():
-            self._client._on_transport_closed(self._session, clean, error, reason)
+_PREFIX: Final = 100  # bot-controlled strings in errors keep this many characters
 
 
 class PipecatClient(EventRegistration):
@@ -161,7 +83,7 @@ class PipecatClient(EventRegistration):
     ) -> None:
         """Build a client on ``transport``; see the module docs for the arguments.
 
-        ``max_pending_events`` bounds the callback queue (API.md §12: high-rate events are
+        ``max_pending_events`` bounds the callback queue (high-rate events are
         dropped first, lifecycle events never); ``drain_timeout`` is how long
         :meth:`disconnect` waits for queued callbacks before discarding them.
         """
@@ -171,18 +93,17 @@ class PipecatClient(EventRegistration):
         self._request_timeout = check_seconds(request_timeout, "request_timeout")
         self._functions = FunctionCalls()
         self._abandoned_transport = False
-        self._lifecycle = SessionLifecycle(logger=logger)
+        self._protocol = SessionProtocol(logger=logger, max_message_size=transport.max_message_size)
         self._bus = EventBus(
             EVENT_NAMES,
-            session_id=lambda: self._lifecycle.session_id,
+            session_id=lambda: self._protocol.session_id,
             log=self._log,
             max_pending=max_pending_events,
             drain_timeout=drain_timeout,
         )
         for name, callback in (callbacks or {}).items():
             self._handlers_for(name).append(callback)
-        self._lifecycle.add_transition_hook(self._on_transition)
-        self._session: _Session | None = None
+        self._session: SessionIO | None = None
         self._trace = SessionTrace()
         # Counts disconnect() calls, so a start/connect still waiting in _begin (for the
         # previous session's end and callbacks) notices one and does not start a session.
@@ -193,12 +114,12 @@ class PipecatClient(EventRegistration):
     @property
     def state(self) -> State:
         """The current state."""
-        return self._lifecycle.state
+        return self._protocol.state
 
     @property
     def session_id(self) -> int:
         """Id of the current (or last) session; 0 before the first."""
-        return self._lifecycle.session_id
+        return self._protocol.session_id
 
     @property
     def transport(self) -> Transport:
@@ -212,101 +133,56 @@ class PipecatClient(EventRegistration):
 
     # ---------------------------------------------------------------- events
 
-    def _handlers_for(self, name: str) -> list[EventCallback]:
-        return self._bus.handlers_for(name)
-
-    @property
-    def dropped_events(self) -> int:
-        """Events dropped by the callback queue's bound or the drain limit (API.md §12)."""
-        return self._bus.dropped
-
-    def events(self, *names: str, maxsize: int = 10_000) -> EventStream:
-        """Every event from now on (only ``names`` if given) as an async iterator.
-
-        Use as ``async with client.events() as stream: async for event in stream: ...``;
-        each item is a :class:`~lifecycle.dispatch.ClientEvent`. The stream is fed when the
-        event happens, independently of callbacks, and lasts across sessions until closed.
-        Falling ``maxsize`` behind drops its oldest events (never lifecycle ones), counted
-        in ``stream.dropped``. Unknown names raise ``ValueError``.
-        """
-        return self._bus.stream(names, maxsize)
-
-    async def wait_for(
-        self, name: str, predicate: Callable[[Any], object] | None = None, *, timeout: float
-    ) -> Any:
-        """The data of the first ``name`` event after this call for which ``predicate`` holds.
-
-        Raises ``TimeoutError`` after ``timeout`` seconds, and ``SessionClosedError`` if a
-        session ends first (unless ``name`` is ``on_disconnected``). Called between
-        sessions, it waits into the next one. ``predicate`` runs when the event happens.
-        """
-        return await self._bus.wait_for(name, predicate, timeout)
-
     def _emit(self, name: str, *args: Any) -> None:
-        self._trace.record_event(self._lifecycle.session_id, name, args[0] if args else None)
+        self._trace.record_event(self._protocol.session_id, name, args[0] if args else None)
         self._bus.emit(name, *args)
 
     async def _drain(self, since: float | None = None) -> None:
         """Wait (``drain_timeout`` from ``since``) for queued callbacks; not from a callback."""
-        await self._bus.drain(self._lifecycle.session_id, since=since)
+        await self._bus.drain(self._protocol.session_id, since=since)
 
-    # ------------------------------------------------ what follows a transition
+    # ------------------------------------------------ carrying out actions
 
-    def _on_transition(self, event: TransitionEvent) -> None:
-        # The one place that acts on state changes (as h11's _respond_to_state_changes):
-        # events, the ready future, client-ready, stop errors, function-call cleanup.
-        self._trace.record_transition(event)
-        self._log.info(
-            "transition",
-            session_id=event.session_id,
-            trigger=event.trigger,
-            source=event.source.value,
-            dest=event.dest.value,
-            reason=event.reason,
-        )
-        self._emit("on_transition", event)
-        self._emit("on_transport_state_changed", event.dest)
-        session = self._session
-        if session is None or session.id != event.session_id:
-            return  # a new session's first transition: nothing of it exists yet
-        match (event.source, event.trigger):
-            case (_, "bot_started"):
-                self._emit("on_bot_started", session.start_response)
-            case (_, "transport_connected"):
-                self._emit("on_connected")
-                self._send(rtvi.client_ready(__version__), session)
-            case (_, "bot_ready"):
-                info = session.bot_info
-                assert info is not None  # set before bot_ready is fired
-                if not session.ready.done():
-                    session.ready.set_result(info)
-                self._emit("on_bot_ready", info)
-            case (State.READY, "transport_closed"):
-                close = session.close
-                if close is not None and not close.clean:
-                    self._emit("on_error", RTVIError(f"transport lost: {close.why}", fatal=True))
-                self._emit("on_bot_disconnected")
-            case (source, "transport_closed"):
-                close = session.close
-                why = close.why if close is not None else "closed"
-                stop = TransportError(f"transport closed before the bot was ready ({why})")
-                stop.__cause__ = close.error if close is not None else None
-                session.stop_error = session.stop_error or stop
-                if source is State.CONNECTED:
-                    self._emit("on_bot_disconnected")
-            case (source, "fail") if session.fatal is not None and source is not State.READY:
-                session.stop_error = session.stop_error or TransportError(
-                    f"the bot reported a fatal error: {_prefix(session.fatal.message)}"
-                )
-        if event.source is State.READY:
-            session.calls.cancel_all()  # a handler still running sends nothing
-        if event.dest is State.DISCONNECTED:
-            # Fires once the session's cleanup (transport closed, requests failed) is done:
-            # a transport_closed enters DISCONNECTED before that cleanup runs.
-            if session.end_task is None or session.end_task.done():
-                self._emit("on_disconnected")
-            else:
-                session.after_cleanup.append("on_disconnected")
+    @property
+    def protocol(self) -> SessionProtocol:
+        """The sans-I/O session protocol this client drives (read it; don't feed it)."""
+        return self._protocol
+
+    def _carry_out(self, session: SessionIO, actions: list[Action]) -> None:
+        # The one loop that does what the protocol decided, in order.
+        for action in actions:
+            match action:
+                case Note(kind=kind, detail=detail):
+                    self._trace.record_note(session.id, kind, detail)
+                case Emit(name=name, args=args):
+                    self._emit(name, *args)
+                case Dropped(reason=reason):
+                    session.log.warning_limited("inbound message dropped", reason=reason)
+                case Send(message=message):
+                    self._send(message, session)
+                case Transitioned(event=event):
+                    self._trace.record_transition(event)
+                case RunFunction(call=call):
+                    session.calls.on_call(call)
+                case StopFunction(tool_call_id=call_id, cancelled=cancelled):
+                    session.calls.on_stopped(call_id, cancelled)
+                case CancelFunctions():
+                    session.calls.cancel_all()
+                case MarkReady(info=info):
+                    if not session.ready.done():
+                        session.ready.set_result(info)
+                case Answer(request_id=request_id, result=result, error=error):
+                    future = session.pending.get(request_id)
+                    if future is None or future.done():
+                        session.log.debug("answer for a request no longer awaited dropped")
+                    elif error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(result)
+                case Stop(error=error):
+                    session.stop_error = session.stop_error or error
+                case End(trigger=trigger, reason=reason):
+                    self._end(session, trigger, reason)
 
     # ------------------------------------------------------- starting sessions
 
@@ -315,7 +191,7 @@ class PipecatClient(EventRegistration):
 
         Returns the parsed JSON response and fires ``on_bot_started(response)``.
         """
-        api_request = _as_request(request)
+        api_request = as_api_request(request)
         session = await self._begin("start_bot")
         return await self._run_attempt(session, self._start_flow(session, api_request))
 
@@ -326,22 +202,26 @@ class PipecatClient(EventRegistration):
         idle/disconnected, to what the transport was built with.
         """
         session = self._session
-        if (
-            session is None
+        goes_on = (
+            None
+            if session is None
             or (session.attempt is not None and not session.attempt.done())
-            or self._lifecycle.starts_new_session
-            or not self._lifecycle.connect()  # goes on with the session start_bot began
-        ):
+            or self._protocol.lifecycle.starts_new_session
+            else self._protocol.proceed("connect")  # the session start_bot began goes on
+        )
+        if session is None or goes_on is None:
             session = await self._begin("connect")
+        else:
+            self._carry_out(session, goes_on)
         return await self._run_attempt(session, self._connect_flow(session, params))
 
     async def start_bot_and_connect(self, request: APIRequest | str) -> BotReadyData:
         """start_bot, then connect with its response; resolves on ``bot-ready``."""
-        api_request = _as_request(request)
+        api_request = as_api_request(request)
         session = await self._begin("start_bot")
         return await self._run_attempt(session, self._start_and_connect_flow(session, api_request))
 
-    async def _begin(self, trigger: str) -> _Session:
+    async def _begin(self, trigger: str) -> SessionIO:
         loop = asyncio.get_running_loop()
         disconnects = self._disconnects
         previous = self._session
@@ -359,30 +239,26 @@ class PipecatClient(EventRegistration):
         await self._drain()
         if self._disconnects != disconnects:
             raise SessionCancelledError("disconnect() was called before the session started")
-        if not self._lifecycle.fire(trigger):
-            raise InvalidStateError(
-                f"cannot {trigger.replace('_', ' ')}: {self._lifecycle.refusal(trigger)}; "
-                "a session is in progress (call disconnect() first)"
-            )
-        session_id = self._lifecycle.session_id
-        log = self._log.bind(session_id=session_id)
-        session = _Session(
-            id=session_id,
+        actions = self._protocol.begin(trigger)  # InvalidStateError if a session is in progress
+        log = self._protocol.log
+        session = SessionIO(
+            id=self._protocol.session_id,
             log=log,
             ready=loop.create_future(),
             loop=loop,
             calls=SessionCalls(self._functions, lambda m: self._send_if_ready(session, m), log),
         )
         self._session = session
+        self._carry_out(session, actions)
         return session
 
-    def _check_loop(self, session: _Session, loop: asyncio.AbstractEventLoop | None) -> None:
+    def _check_loop(self, session: SessionIO, loop: asyncio.AbstractEventLoop | None) -> None:
         """A live session belongs to the loop it started on; say so instead of hanging."""
         if loop is session.loop:
             return
         ended = session.end_task is not None and session.end_task.done()
         if ended or session.loop.is_closed():
-            if not ended and self._lifecycle.session_in_progress:
+            if not ended and self._protocol.lifecycle.session_in_progress:
                 self._abandon(session)
             return
         raise PipecatClientError(
@@ -392,15 +268,14 @@ class PipecatClient(EventRegistration):
             f"{'none' if loop is None else f'{id(loop):#x}'})"
         )
 
-    def _abandon(self, session: _Session) -> None:
+    def _abandon(self, session: SessionIO) -> None:
         # Its loop closed while the session was live (asyncio.run() ended): nothing of it can
         # run any more. End it in the table and start clean on the new loop.
         session.log.warning("session abandoned: its event loop closed")
-        self._lifecycle.fire("disconnect", "event loop closed")
-        self._lifecycle.fire("disconnected", "event loop closed")
+        self._carry_out(session, self._protocol.abandon("event loop closed"))
         self._abandoned_transport = session.transport_used
 
-    async def _run_attempt(self, session: _Session, flow: Coroutine[Any, Any, _T]) -> _T:
+    async def _run_attempt(self, session: SessionIO, flow: Coroutine[Any, Any, _T]) -> _T:
         attempt = asyncio.get_running_loop().create_task(flow)
         session.attempt = attempt
         try:
@@ -421,25 +296,32 @@ class PipecatClient(EventRegistration):
             await asyncio.shield(self._end(session, "fail", describe_exception(exc)))
             raise
 
-    async def _start_flow(self, session: _Session, request: APIRequest) -> Any:
+    async def _start_flow(self, session: SessionIO, request: APIRequest) -> Any:
         session.log.debug("starting bot", endpoint=request.endpoint)
         response = await post_start(request)
         session.start_request = request
-        session.start_response = response
-        self._lifecycle.bot_started()
+        self._carry_out(session, self._protocol.bot_started(response))
         return response
 
-    async def _start_and_connect_flow(self, session: _Session, request: APIRequest) -> BotReadyData:
+    async def _start_and_connect_flow(
+        self, session: SessionIO, request: APIRequest
+    ) -> BotReadyData:
         response = await self._start_flow(session, request)
-        self._lifecycle.connect()
+        goes_on = self._protocol.proceed("connect")
+        if goes_on is None:
+            # Refused only when the session is ending: its cancellation stops this attempt
+            # at its next await, and the awaiter gets the session's stop error.
+            session.log.debug("connect after start refused: the session is ending")
+        else:
+            self._carry_out(session, goes_on)
         params = response if isinstance(response, Mapping) else None
         return await self._connect_flow(session, params)
 
     async def _connect_flow(
-        self, session: _Session, params: Mapping[str, Any] | None
+        self, session: SessionIO, params: Mapping[str, Any] | None
     ) -> BotReadyData:
-        if params is None and isinstance(session.start_response, Mapping):
-            params = session.start_response
+        if params is None and isinstance(self._protocol.start_response, Mapping):
+            params = self._protocol.start_response
         start = session.start_request
         request = ConnectRequest(
             params=params,
@@ -452,37 +334,30 @@ class PipecatClient(EventRegistration):
             self._abandoned_transport = False
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._transport.disconnect(), _TRANSPORT_CLOSE_TIMEOUT)
+        sink = SessionSink(
+            self._protocol,
+            self._bus,
+            lambda actions: self._carry_out(session, actions),
+            lambda: self._session is session and session.end_task is None,
+            session.log,
+        )
         try:
             async with asyncio.timeout(self._connect_timeout):
                 session.transport_used = True
                 try:
-                    await self._transport.connect(request, _SessionEvents(self, session))
+                    await self._transport.connect(request, sink)
                 except TransportError:
                     raise
                 except Exception as exc:
                     raise TransportError(
                         f"transport could not connect: {describe_exception(exc)}"
                     ) from exc
-                if self._lifecycle.can_fire("transport_connected"):
+                if self._protocol.lifecycle.can_fire("transport_connected"):
                     raise TransportError("transport returned from connect without connecting")
                 return await asyncio.shield(session.ready)
         except TimeoutError:
-            raise ConnectionTimeoutError(self._timeout_message(session)) from None
-
-    def _timeout_message(self, session: _Session) -> str:
-        limit = f"the bot was not ready within {self._connect_timeout} s of connect()"
-        if not session.transport_up:
-            return f"{limit}: the transport did not connect"
-        if not session.arrived:
-            return (
-                f"{limit}: the transport was up, but nothing arrived from the bot "
-                "(no bot-ready: does the bot run an RTVI processor and the right serializer?)"
-            )
-        seen = ", ".join(session.arrived)
-        return (
-            f"{limit}: the transport was up and the bot sent {seen}, but no bot-ready "
-            "(is RTVI in the bot's pipeline, answering client-ready?)"
-        )
+            message = self._protocol.timeout_message(self._connect_timeout)
+            raise ConnectionTimeoutError(message) from None
 
     # ------------------------------------------------------ ending sessions
 
@@ -503,14 +378,14 @@ class PipecatClient(EventRegistration):
         if (
             session is not None
             and session.loop is loop
-            and (session.end_task is not None or self._lifecycle.can_fire("disconnect"))
+            and (session.end_task is not None or self._protocol.lifecycle.can_fire("disconnect"))
         ):
             if session.end_task is None and session.stop_error is None:
                 session.stop_error = SessionCancelledError("disconnect() cancelled the session")
             await asyncio.shield(self._end(session, "disconnect", "client disconnect"))
         await self._drain(since=began)
 
-    def _end(self, session: _Session, trigger: str, reason: str) -> asyncio.Task[None]:
+    def _end(self, session: SessionIO, trigger: str, reason: str) -> asyncio.Task[None]:
         """Start ending ``session`` once; every later caller gets the same task."""
         if session.end_task is None:
             session.end_task = asyncio.get_running_loop().create_task(
@@ -518,8 +393,8 @@ class PipecatClient(EventRegistration):
             )
         return session.end_task
 
-    async def _end_flow(self, session: _Session, trigger: str, reason: str) -> None:
-        self._lifecycle.fire(trigger, reason)
+    async def _end_flow(self, session: SessionIO, trigger: str, reason: str) -> None:
+        self._carry_out(session, self._protocol.end(trigger, reason))
         attempt = session.attempt
         if attempt is not None and not attempt.done():
             # Once bot-ready arrived the attempt only returns it (a few loop turns): let it,
@@ -540,101 +415,11 @@ class PipecatClient(EventRegistration):
                 await asyncio.wait_for(self._transport.disconnect(), _TRANSPORT_CLOSE_TIMEOUT)
             except Exception as exc:
                 session.log.warning("transport disconnect failed", error=describe_exception(exc))
-        self._lifecycle.disconnected(reason)  # refused after transport_closed: already there
-        session.log.flush_limited()
-        session.log.info("session ended", reason=reason)
-        for name in session.after_cleanup:  # what the transition hook left for this moment
-            self._emit(name)
-
-    # ------------------------------------------------------ transport reports
-
-    def _on_transport_connected(self, session: _Session) -> None:
-        session.transport_up = True
-        self._lifecycle.transport_connected()
-
-    def _on_transport_closed(
-        self, session: _Session, clean: bool, error: BaseException | None, reason: str | None
-    ) -> None:
-        why = reason or ("bot left" if clean else "connection lost")
-        if error is not None:
-            why = f"{why}: {describe_exception(error)}"
-        session.log.info("transport closed", clean=clean, reason=why)
-        self._trace.record_note(session.id, "close", redact_text(why))
-        session.close = _Close(clean, why, error)
-        self._end(session, "transport_closed", why)
-
-    def _on_inbound(self, session: _Session, raw: Inbound) -> None:
-        try:
-            event = rtvi.decode(raw, self._transport.max_message_size)
-        except rtvi.InvalidMessage as exc:
-            session.log.warning_limited("inbound message dropped", reason=exc.reason)
-            return
-        self._trace.record_note(session.id, "message-in", event.type)
-        if not session.ready.done():
-            _note_arrival(session, event.type)
-        match event:
-            case rtvi.Notification(event=name, args=args):
-                self._emit(name, *args)
-                match args:
-                    case (FunctionCall() as call,):
-                        session.calls.on_call(call)
-                    case (FunctionCallStopped(tool_call_id=call_id, cancelled=cancelled),):
-                        session.calls.on_stopped(call_id, cancelled)
-            case rtvi.BotReady(info=info, major=major):
-                accepted, session.bot_info = session.bot_info, info
-                if not self._lifecycle.bot_ready():
-                    session.bot_info = accepted  # a refused bot-ready changes nothing
-                    session.log.warning_limited(
-                        "bot-ready dropped",
-                        state=self.state.value,
-                        refused=self._lifecycle.refusal("bot_ready"),
-                    )
-                elif major != 2:
-                    session.log.warning(
-                        "bot speaks another RTVI major version; continuing",
-                        bot_version=_prefix(info.version),
-                        client_version=rtvi.PROTOCOL_VERSION,
-                    )
-            case rtvi.ServerResponse(id=msg_id, result=result):
-                future = self._pending_future(session, msg_id)
-                if future is None:
-                    session.log.warning_limited(
-                        "response for no pending request dropped", msg_id=bounded(msg_id, _PREFIX)
-                    )
-                else:
-                    future.set_result(result)
-            case rtvi.ErrorResponse(id=msg_id, error=text, message=message):
-                future = self._pending_future(session, msg_id)
-                if future is None:
-                    self._emit("on_message_error", message)
-                else:
-                    future.set_exception(MessageError(text, data=message.get("data")))
-            case rtvi.ServerMessage(data=data):
-                self._emit("on_server_message", data)
-            case rtvi.BotError(error=error):
-                self._on_bot_error(session, error)
-            case rtvi.Ignored(type=msg_type, reason=reason):
-                session.log.debug("inbound message ignored", msg_type=msg_type, reason=reason)
-            case rtvi.Unknown(message=message):
-                self._emit("on_unhandled_message", message)
-
-    @staticmethod
-    def _pending_future(session: _Session, msg_id: Any) -> asyncio.Future[Any] | None:
-        future = session.pending.get(msg_id) if isinstance(msg_id, str) else None
-        return None if future is None or future.done() else future
-
-    def _on_bot_error(self, session: _Session, error: RTVIError) -> None:
-        session.log.warning_limited(
-            "bot error", error_message=_prefix(error.message), fatal=error.fatal
-        )
-        self._emit("on_error", error)
-        if error.fatal:
-            session.fatal = error
-            self._end(session, "fail", f"fatal error: {_prefix(error.message)}")
+        self._carry_out(session, self._protocol.cleanup_done(reason))
 
     # --------------------------------------------------------------- sending
 
-    def _require_ready(self) -> _Session:
+    def _require_ready(self) -> SessionIO:
         session = self._session
         if session is not None:
             try:
@@ -642,21 +427,18 @@ class PipecatClient(EventRegistration):
             except RuntimeError:
                 loop = None
             self._check_loop(session, loop)
-        if session is None or not self._lifecycle.sending_allowed:
+        if session is None:
             raise BotNotReadyError(f"the bot is not ready (state: {self.state.value})")
+        self._protocol.require_ready()
         return session
 
-    def _send(self, message: dict[str, Any], session: _Session) -> None:
+    def _send(self, message: dict[str, Any], session: SessionIO) -> None:
         self._trace.record_note(session.id, "message-out", str(message.get("type")))
         session.log.debug("sending", msg_type=message.get("type"), msg_id=message.get("id"))
         self._transport.send_message(message)
 
-    def _send_if_ready(self, session: _Session, message: dict[str, Any]) -> None:
-        if (
-            self._session is session
-            and session.end_task is None
-            and self._lifecycle.sending_allowed
-        ):
+    def _send_if_ready(self, session: SessionIO, message: dict[str, Any]) -> None:
+        if self._session is session and session.end_task is None and self._protocol.sending_allowed:
             self._send(message, session)
 
     def send_client_message(self, msg_type: str, data: Any = None) -> None:
@@ -674,21 +456,22 @@ class PipecatClient(EventRegistration):
         """
         limit = self._request_timeout if timeout is None else check_seconds(timeout, "timeout")
         session = self._require_ready()
-        message = rtvi.client_message(msg_type, data)
-        msg_id: str = message["id"]
+        send = self._protocol.request(msg_type, data)
+        msg_id: str = send.message["id"]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         session.pending[msg_id] = future
         # A plain timer, not wait_for: no extra task or loop turn per request.
-        timer = loop.call_later(
-            limit, _expire, future, f"no response to {_prefix(msg_type)!r} within {limit} s"
-        )
+        what = bounded(msg_type, _PREFIX)
+        timer = loop.call_later(limit, _expire, future, f"no response to {what!r} within {limit} s")
         try:
-            self._send(message, session)
+            self._carry_out(session, [send])
             return await future
         finally:
             timer.cancel()
             session.pending.pop(msg_id, None)
+            if self._session is session:
+                self._protocol.forget_request(msg_id)
 
     async def send_text(
         self, content: str, *, run_immediately: bool = True, audio_response: bool = True
@@ -723,13 +506,9 @@ class PipecatClient(EventRegistration):
         message id.
         """
         session = self._require_ready()
-        version = session.bot_info.version if session.bot_info is not None else ""
-        if not rtvi.supports_send_file(version):
-            raise UnsupportedFeatureError("send-file", _prefix(version) or "?", "2.2")
-        encoded = base64.b64encode(data).decode("ascii")
-        message = rtvi.send_file(content, encoded, mime, name, run_immediately=run_immediately)
-        self._send(message, session)
-        msg_id: str = message["id"]
+        send = self._protocol.file(content, data, mime, name, run_immediately=run_immediately)
+        self._carry_out(session, [send])
+        msg_id: str = send.message["id"]
         return msg_id
 
     async def send_dtmf(self, buttons: str | Sequence[str]) -> None:
@@ -740,11 +519,9 @@ class PipecatClient(EventRegistration):
         bot below RTVI 2.0 raises :class:`~lifecycle.errors.UnsupportedFeatureError` and
         nothing is sent.
         """
-        keys = rtvi.dtmf_keys(buttons)
+        rtvi.dtmf_keys(buttons)  # ValueError before BotNotReadyError, as the docs say
         session = self._require_ready()
-        version = session.bot_info.version if session.bot_info is not None else ""
-        for message in rtvi.dtmf(keys, version):
-            self._send(message, session)
+        self._carry_out(session, list(self._protocol.dtmf(buttons)))
 
     def send_ui_event(self, event: str, payload: Any = None) -> None:
         """Send RTVI ``ui-event`` ``{event, payload}`` (as client-js 1.13); requires READY."""
@@ -800,17 +577,6 @@ class PipecatClient(EventRegistration):
         )
 
 
-def _note_arrival(session: _Session, msg_type: str) -> None:
-    # Before bot-ready, what came is remembered (bounded) for a connect timeout's message.
-    seen = _prefix(msg_type)
-    if len(session.arrived) < _ARRIVED_KEPT and seen not in session.arrived:
-        session.arrived.append(seen)
-
-
 def _expire(future: asyncio.Future[Any], message: str) -> None:
     if not future.done():
         future.set_exception(RequestTimeoutError(message))
-
-
-def _as_request(request: APIRequest | str) -> APIRequest:
-    return as_api_request(request)

@@ -12,12 +12,9 @@ from __future__ import annotations
 from typing import Final
 
 from lifecycle.states import State
-from lifecycle.table import TRANSITIONS
+from lifecycle.table import INITIAL_STATE, TRANSITIONS
 
 __all__ = ["INITIAL_STATE", "SVG_EXTRA_HINT", "edges", "to_dot", "to_mermaid", "to_svg"]
-
-INITIAL_STATE: Final = State.IDLE
-"""The state every :class:`lifecycle.SessionLifecycle` starts in (marked in the diagrams)."""
 
 SVG_EXTRA_HINT: Final = 'pip install "pipecat-lifecycle[diagrams]"'
 """The command that installs what :func:`to_svg` needs."""

@@ -5,7 +5,7 @@ The client emits each event here once. Every open :class:`EventStream` (and ever
 also goes into the callback queue, which one task (the dispatcher) empties, running the
 callbacks one at a time, in the order the events happened.
 
-Both queues are bounded (API.md §11, §12), because nothing a bot sends may grow memory
+Both queues are bounded, because nothing a bot sends may grow memory
 without bound. The callback queue has three tiers: lifecycle events and fatal errors are
 never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped first,
 oldest first; everything else only when no high-rate event is queued. A stream drops its
@@ -43,6 +43,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 
 from lifecycle import timeouts
 from lifecycle.errors import SessionClosedError
+from lifecycle.events import HIGH_RATE_EVENTS
 from lifecycle.logs import SafeLogger, describe_exception
 from lifecycle.media import AudioFrame
 
@@ -74,24 +75,6 @@ NEVER_DROPPED_EVENTS: Final = frozenset(
     }
 )
 """Events never dropped from the callback queue or a stream (with fatal ``on_error``)."""
-
-HIGH_RATE_EVENTS: Final = frozenset(
-    {
-        "on_bot_audio",
-        "on_bot_tts_audio",
-        "on_user_audio_level",
-        "on_bot_audio_level",
-        "on_bot_llm_text",
-        "on_bot_tts_text",
-        "on_stt_raw_text",
-        "on_llm_raw_text",
-        "on_tts_raw_text",
-        "on_metrics",
-        "on_system_log",
-        "on_unhandled_message",
-    }
-)
-"""Events dropped first from a full callback queue (with non-fatal ``on_error``)."""
 
 SESSION_END_EVENT: Final = "on_disconnected"
 """Fired once when a session reaches DISCONNECTED: ``wait_for`` gives up on it."""
@@ -573,7 +556,7 @@ class EventBus:
     ) -> Any:
         """The data of the first ``name`` event from now on with ``predicate(data)`` true."""
         self.handlers_for(name)
-        seconds = check_seconds(timeout, "timeout")
+        seconds = timeouts.check_seconds(timeout, "timeout")  # a wait: over 0 (timeouts.py)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(name, predicate, future)
         self._subscribe(waiter)

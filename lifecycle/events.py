@@ -1,6 +1,6 @@
 """The events a client fires: every name, and the typed data of Pipecat's RTVI messages.
 
-Pure data, no I/O. Each server-to-client RTVI type of Pipecat 1.14 (API.md §9) maps to
+Pure data, no I/O. Each server-to-client RTVI type of Pipecat 1.14 maps to
 one event name and an argument: none, a frozen dataclass below, the data mapping itself,
 or an :class:`~lifecycle.media.AudioFrame`. The dataclasses keep the wire fields in
 snake_case plus ``raw`` (the whole ``data`` mapping as received). Building one never
@@ -22,6 +22,7 @@ from lifecycle.media import AudioFrame
 __all__ = [
     "EVENT_GROUPS",
     "EVENT_NAMES",
+    "HIGH_RATE_EVENTS",
     "LIFECYCLE_EVENTS",
     "SINGLE_EVENTS",
     "TYPED_EVENTS",
@@ -356,14 +357,15 @@ class _Row:
     event: str
     build: ArgumentBuilder | None  # None: the event has no argument
     argument: str  # how the README's table names the argument
+    high_rate: bool = False  # streamed per token/frame: dropped first from a full queue
 
 
 def _none(rtvi_type: str, event: str) -> _Row:
     return _Row(rtvi_type, event, None, "none")
 
 
-def _typed(rtvi_type: str, event: str, kind: type[Any]) -> _Row:
-    return _Row(rtvi_type, event, kind.from_data, f"`{kind.__name__}`")
+def _typed(rtvi_type: str, event: str, kind: type[Any], *, high_rate: bool = False) -> _Row:
+    return _Row(rtvi_type, event, kind.from_data, f"`{kind.__name__}`", high_rate)
 
 
 _ROWS: Final[tuple[_Row, ...]] = (
@@ -383,23 +385,23 @@ _ROWS: Final[tuple[_Row, ...]] = (
     _typed("bot-transcription", "on_bot_transcript", BotText),
     _none("bot-llm-started", "on_bot_llm_started"),
     _none("bot-llm-stopped", "on_bot_llm_stopped"),
-    _typed("bot-llm-text", "on_bot_llm_text", BotText),
+    _typed("bot-llm-text", "on_bot_llm_text", BotText, high_rate=True),
     _none("bot-tts-started", "on_bot_tts_started"),
     _none("bot-tts-stopped", "on_bot_tts_stopped"),
-    _typed("bot-tts-text", "on_bot_tts_text", BotText),
-    _typed("stt-raw-text", "on_stt_raw_text", BotText),
-    _typed("llm-raw-text", "on_llm_raw_text", BotText),
-    _typed("tts-raw-text", "on_tts_raw_text", BotText),
-    _typed("metrics", "on_metrics", Metrics),
+    _typed("bot-tts-text", "on_bot_tts_text", BotText, high_rate=True),
+    _typed("stt-raw-text", "on_stt_raw_text", BotText, high_rate=True),
+    _typed("llm-raw-text", "on_llm_raw_text", BotText, high_rate=True),
+    _typed("tts-raw-text", "on_tts_raw_text", BotText, high_rate=True),
+    _typed("metrics", "on_metrics", Metrics, high_rate=True),
     _typed("llm-function-call-started", "on_llm_function_call_started", FunctionCallStarted),
     _typed("llm-function-call-in-progress", "on_llm_function_call_in_progress", FunctionCall),
     _typed("llm-function-call", "on_llm_function_call", FunctionCall),
     _typed("llm-function-call-stopped", "on_llm_function_call_stopped", FunctionCallStopped),
     _typed("bot-llm-marker", "on_bot_llm_marker", LLMMarker),
-    _Row("bot-tts-audio", "on_bot_tts_audio", audio_from_data, "`AudioFrame` (PCM decoded)"),
-    _typed("user-audio-level", "on_user_audio_level", AudioLevel),
-    _typed("bot-audio-level", "on_bot_audio_level", AudioLevel),
-    _typed("system-log", "on_system_log", BotText),
+    _Row("bot-tts-audio", "on_bot_tts_audio", audio_from_data, "`AudioFrame` (PCM decoded)", True),
+    _typed("user-audio-level", "on_user_audio_level", AudioLevel, high_rate=True),
+    _typed("bot-audio-level", "on_bot_audio_level", AudioLevel, high_rate=True),
+    _typed("system-log", "on_system_log", BotText, high_rate=True),
     _Row("bot-llm-search-response", "on_bot_llm_search_response", data_mapping, "the data mapping"),
     _Row("ui-command", "on_ui_command", data_mapping, "the data mapping"),
     _Row("ui-job-group", "on_ui_job_group", data_mapping, "the data mapping"),
@@ -426,10 +428,16 @@ LIFECYCLE_EVENTS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
         "on_bot_audio": ("`AudioFrame`", "audio from the bot (transports that carry audio)"),
     }
 )
-"""The session and protocol events of API.md §2: name -> (argument, when it fires)."""
+"""The session and protocol events: name -> (argument, when it fires)."""
 
 EVENT_NAMES: Final[frozenset[str]] = frozenset(LIFECYCLE_EVENTS) | {row.event for row in _ROWS}
 """Every event name a callback can be registered for."""
+
+HIGH_RATE_EVENTS: Final[frozenset[str]] = frozenset(
+    {"on_bot_audio", "on_unhandled_message"} | {row.event for row in _ROWS if row.high_rate}
+)
+"""Events that come per token or frame: dropped first from a full callback queue (with a
+non-fatal ``on_error``). An RTVI type's row says whether it is one."""
 
 
 def event_for_type(rtvi_type: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Function calls the client answers: handlers by name, one task per call (API.md §10).
+"""Function calls the client answers: handlers by name, one task per call.
 
 The bot's LLM calls a client-side tool with ``llm-function-call-in-progress`` (or the
 deprecated ``llm-function-call``); a registered handler runs in a task of its own and its
@@ -127,11 +127,6 @@ class SessionCalls:
         self._none_warned: OrderedDict[str, None] = OrderedDict()
         self._unnamed_warned = False
         self._ended = False
-
-    @property
-    def running(self) -> int:
-        """Handlers running now (at most :data:`MAX_RUNNING_CALLS`)."""
-        return len(self._running)
 
     def on_call(self, call: FunctionCall) -> None:
         """A call arrived: run its handler in a task, at most once per ``tool_call_id``."""

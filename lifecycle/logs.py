@@ -1,6 +1,6 @@
 """Logging for the library: structlog, never configured here, secrets always redacted.
 
-Where lines go without an injected ``logger=`` (API.md §6), decided for every line: while
+Where lines go without an injected ``logger=``, decided for every line: while
 the application has not configured structlog, to the stdlib logger ``lifecycle`` as
 ``key=value`` text (so stdlib's defaults show only warnings, on stderr, and nothing reaches
 stdout); once it has, and inside ``structlog.testing.capture_logs``, through

@@ -18,9 +18,11 @@ from lifecycle.logs import describe_exception, get_logger
 from lifecycle.states import State
 from lifecycle.table import (
     IN_PROGRESS_STATES,
+    INITIAL_STATE,
     SENDING_STATES,
     SESSION_START_STATES,
     TRANSITIONS,
+    describe,
     refusal,
 )
 
@@ -73,13 +75,13 @@ class SessionLifecycle:
     """
 
     def __init__(self, *, logger: Any = None) -> None:
-        """A machine in :attr:`State.IDLE`, session id 0; ``logger``: a structlog logger."""
+        """A machine in the table's initial state, session id 0; ``logger``: a structlog logger."""
         self._model = _Model()
         self._machine = Machine(
             model=self._model,
             states=list(State),
             transitions=[dict(row) for row in TRANSITIONS],
-            initial=State.IDLE,
+            initial=INITIAL_STATE,
             auto_transitions=False,
             send_event=True,
             after_state_change=self._after_state_change,
@@ -150,7 +152,10 @@ class SessionLifecycle:
         try:
             result = self._fire_now(trigger, reason)
             while self._pending:
-                self._fire_now(*self._pending.popleft())
+                trigger, reason = self._pending.popleft()
+                if not self._fire_now(trigger, reason):
+                    # Queued from a hook, then overtaken (the state moved on): nothing to do.
+                    self._log.debug("queued trigger refused", refused=self.refusal(trigger))
             return result
         finally:
             self._pending.clear()
@@ -186,52 +191,46 @@ class SessionLifecycle:
                     error=describe_exception(exc, with_traceback=True),
                 )
 
-    # One method per trigger of the table (a test keeps them equal to TRANSITIONS).
+    # One method per trigger of the table (a test keeps them equal to TRANSITIONS); each
+    # docstring is the table's description of its trigger (set below).
 
     def start_bot(self, reason: str | None = None) -> bool:
-        """idle/disconnected -> authenticating: start_bot() called, a new session starts."""
         return self.fire("start_bot", reason)
 
     def bot_started(self, reason: str | None = None) -> bool:
-        """authenticating -> authenticated: the start endpoint answered."""
         return self.fire("bot_started", reason)
 
     def connect(self, reason: str | None = None) -> bool:
-        """idle/disconnected/authenticated -> connecting: connect() called."""
         return self.fire("connect", reason)
 
     def transport_connected(self, reason: str | None = None) -> bool:
-        """connecting -> connected: the transport is up."""
         return self.fire("transport_connected", reason)
 
     def bot_ready(self, reason: str | None = None) -> bool:
-        """connected -> ready: the bot sent bot-ready."""
         return self.fire("bot_ready", reason)
 
     def disconnect(self, reason: str | None = None) -> bool:
-        """authenticating..ready -> disconnecting: the client asked to end the session."""
         return self.fire("disconnect", reason)
 
     def fail(self, reason: str | None = None) -> bool:
-        """authenticating..ready -> disconnecting: an error ended the session."""
         return self.fire("fail", reason)
 
     def transport_closed(self, reason: str | None = None) -> bool:
-        """connecting/connected/ready -> disconnected: the bot left or the link was lost."""
         return self.fire("transport_closed", reason)
 
     def disconnected(self, reason: str | None = None) -> bool:
-        """disconnecting -> disconnected: cleanup finished."""
         return self.fire("disconnected", reason)
 
     def __repr__(self) -> str:
         return f"<SessionLifecycle state={self.state.value} session_id={self._session_id}>"
 
 
-def _check_methods() -> None:
-    missing = {row["trigger"] for row in TRANSITIONS} - set(vars(SessionLifecycle))
-    if missing:  # pragma: no cover - guards edits of the table
-        raise RuntimeError(f"SessionLifecycle lacks trigger methods: {sorted(missing)}")
+def _document_methods() -> None:
+    for trigger in dict.fromkeys(row["trigger"] for row in TRANSITIONS):
+        method = vars(SessionLifecycle).get(trigger)
+        if method is None:  # pragma: no cover - guards edits of the table
+            raise RuntimeError(f"SessionLifecycle lacks the trigger method {trigger!r}")
+        method.__doc__ = describe(trigger)
 
 
-_check_methods()
+_document_methods()

@@ -20,6 +20,7 @@ class AudioFrame:
 
     @property
     def duration(self) -> float:
-        """Length of the frame in seconds."""
-        frame_bytes = 2 * self.num_channels
-        return len(self.pcm) / frame_bytes / self.sample_rate if self.sample_rate else 0.0
+        """Length of the frame in seconds (0 for a frame without a rate or channels)."""
+        if self.sample_rate <= 0 or self.num_channels <= 0:
+            return 0.0
+        return len(self.pcm) / (2 * self.num_channels) / self.sample_rate

@@ -2,7 +2,8 @@
 
 One overload per argument type (:mod:`lifecycle.events` groups the names), so mypy checks
 each callback against its event's argument; at run time an unknown name raises ``ValueError``.
-Kept apart from the client, whose job is sessions, not typing.
+Kept apart from the client, whose job is sessions, not typing; :meth:`events`,
+:meth:`wait_for` and :attr:`dropped_events` live here too, beside registration.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
+from lifecycle.dispatch import EventBus, EventStream
 from lifecycle.events import (
     AnyDataEvent,
     AudioEvent,
@@ -46,10 +48,40 @@ _R = TypeVar("_R")
 
 
 class EventRegistration:
-    """The registration methods of :class:`~lifecycle.PipecatClient`, typed per event name."""
+    """The event methods of :class:`~lifecycle.PipecatClient`: registration typed per event
+    name, streams, waits and the drop count, over the client's event bus."""
+
+    _bus: EventBus  # the client's, built in its __init__
 
     def _handlers_for(self, name: str) -> list[EventCallback]:
-        raise NotImplementedError  # the client's callback registry
+        return self._bus.handlers_for(name)
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped by the callback queue's bound or the drain limit."""
+        return self._bus.dropped
+
+    def events(self, *names: str, maxsize: int = 10_000) -> EventStream:
+        """Every event from now on (only ``names`` if given) as an async iterator.
+
+        Use as ``async with client.events() as stream: async for event in stream: ...``;
+        each item is a :class:`~lifecycle.dispatch.ClientEvent`. The stream is fed when the
+        event happens, independently of callbacks, and lasts across sessions until closed.
+        Falling ``maxsize`` behind drops its oldest events (never lifecycle ones), counted
+        in ``stream.dropped``. Unknown names raise ``ValueError``.
+        """
+        return self._bus.stream(names, maxsize)
+
+    async def wait_for(
+        self, name: str, predicate: Callable[[Any], object] | None = None, *, timeout: float
+    ) -> Any:
+        """The data of the first ``name`` event after this call for which ``predicate`` holds.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds, and ``SessionClosedError`` if a
+        session ends first (unless ``name`` is ``on_disconnected``). Called between
+        sessions, it waits into the next one. ``predicate`` runs when the event happens.
+        """
+        return await self._bus.wait_for(name, predicate, timeout)
 
     @overload
     def add_event_handler(self, name: NoArgumentEvent, callback: Callable[[], object]) -> None: ...

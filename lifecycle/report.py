@@ -1,6 +1,6 @@
 """The HTML session timeline: one self-contained page drawn from a session trace.
 
-:func:`render_html` turns :class:`~lifecycle.trace.SessionRecord` snapshots and their
+:func:`render_html` turns :class:`~lifecycle.records.SessionRecord` snapshots and their
 :class:`~lifecycle.turns.Turn` figures into one HTML string with inline CSS, inline SVG and
 a small inline script (hover details, a status line); nothing is fetched, so the page works
 offline and from a file. Per session: the client's state as coloured bands over time, one
@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Final
 
+from lifecycle.records import SessionRecord, TraceEntry
 from lifecycle.states import State
 from lifecycle.timeline import Mark
-from lifecycle.trace import SessionRecord, TraceEntry
 from lifecycle.turns import Turn
 
 __all__ = ["LANE_TITLES", "render_html"]
@@ -262,6 +262,7 @@ def _turns(turns: Sequence[Turn], scale: _Scale, origin: float, y: float, bottom
             )
             if ms is not None
         )
+        parts.append(_barge_in(turn, scale, origin, y))
         parts.append(
             f'<g class="turn" data-turn="{turn.index}"><path d="M{x1:.1f} {y + 8:.1f} v6 '
             f'H{max(x2, x1 + 2):.1f} v-6" fill="none" stroke="#0d47a1" stroke-width="2"/>{ticks}'
@@ -269,6 +270,32 @@ def _turns(turns: Sequence[Turn], scale: _Scale, origin: float, y: float, bottom
             f"<title>{_e(_turn_tip(turn))}</title></g>"
         )
     return "".join(parts)
+
+
+def _barge_in(turn: Turn, scale: _Scale, origin: float, y: float) -> str:
+    """A red bracket from the start of input that talked over the bot to the bot's stop."""
+    if turn.barge_in_at is None:
+        return ""
+    start = origin + turn.barge_in_at
+    x1 = scale.x(start)
+    stopped = turn.barge_in_to_bot_stopped_ms
+    x2 = scale.x(start + (stopped or 0) / 1000)
+    return (
+        f'<g class="barge-in" data-turn="{turn.index}"><path d="M{x1:.1f} {y + 2:.1f} v-6 '
+        f'H{max(x2, x1 + 2):.1f} v6" fill="none" stroke="#e53935" stroke-width="2"/>'
+        f"<title>{_e(_barge_in_text(turn))}</title></g>"
+    )
+
+
+def _barge_in_text(turn: Turn) -> str:
+    if turn.barge_in_at is None:
+        return _NONE
+    audio = turn.bot_audio_after_barge_in_s
+    return (
+        f"interrupted {_ms(turn.barge_in_to_interrupted_ms)} · stopped "
+        f"{_ms(turn.barge_in_to_bot_stopped_ms)} · audio after "
+        f"{_NONE if audio is None else f'{audio:.2f} s'}"
+    )
 
 
 def _turn_tip(turn: Turn) -> str:
@@ -339,6 +366,7 @@ def _turn_table(turns: Sequence[Turn]) -> str:
         f"<td>{_ms(t.audio_first_ms)}</td><td>{_ms(t.bot_speaking_ms)}</td>"
         f"<td>{_e(', '.join(f'{k} {v:.1f}' for k, v in t.ttfb.items()) or _NONE)}</td>"
         f"<td>{_e(', '.join(t.function_calls) or _NONE)}{_cut(t)}</td>"
+        f'<td class="barge-in">{_e(_barge_in_text(t))}</td>'
         f'<td class="text">{_e(t.user_text or "")}</td><td class="text">{_e(t.bot_text or "")}</td>'
         "</tr>"
         for t in turns
@@ -346,7 +374,8 @@ def _turn_table(turns: Sequence[Turn]) -> str:
     return (
         '<table class="turns"><thead><tr><th>turn</th><th>input</th><th>at ms</th>'
         "<th>LLM ms</th><th>TTS ms</th><th>audio ms</th><th>speaking ms</th>"
-        "<th>bot ttfb ms</th><th>calls</th><th>user</th><th>bot</th></tr></thead>"
+        "<th>bot ttfb ms</th><th>calls</th><th>barge-in ms</th><th>user</th><th>bot</th>"
+        "</tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
+from lifecycle.deprecation import renamed
 from lifecycle.errors import UnsupportedFeatureError
 from lifecycle.events import TYPED_EVENTS
 
@@ -27,7 +28,7 @@ __all__ = [
     "BotReadyData",
     "ErrorResponse",
     "Ignored",
-    "InboundEvent",
+    "InboundMessage",
     "InvalidMessage",
     "Notification",
     "RTVIError",
@@ -35,6 +36,7 @@ __all__ = [
     "ServerResponse",
     "Unknown",
     "about",
+    "classify",
     "client_message",
     "client_ready",
     "decode",
@@ -48,7 +50,6 @@ __all__ = [
     "parse",
     "protocol_major",
     "send_text",
-    "to_event",
     "ui_cancel_job_group",
     "ui_event",
 ]
@@ -118,9 +119,9 @@ class RTVIError:
         )
 
 
-# ------------------------------------------------------------ inbound events
-# What decode() returns: one typed event per inbound message. The client matches on it
-# once; every class has ``type``, the RTVI type it came from.
+# ---------------------------------------------------------- inbound messages
+# What decode() returns: one classified message per inbound message. The protocol matches
+# on it once; every class has ``type``, the RTVI type it came from.
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,7 @@ class BotError:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """A message of API.md §9: fires ``event`` with ``args`` (none or one)."""
+    """A typed RTVI message: fires ``event`` with ``args`` (none or one)."""
 
     type: str
     event: str
@@ -199,7 +200,7 @@ class Unknown:
     message: dict[str, Any]
 
 
-InboundEvent = (
+InboundMessage = (
     BotReady
     | ServerResponse
     | ErrorResponse
@@ -209,7 +210,7 @@ InboundEvent = (
     | Ignored
     | Unknown
 )
-"""Everything :func:`decode` can return."""
+"""Everything :func:`decode` can return (an inbound RTVI message, classified)."""
 
 _NOT_EVENTS: Final[Mapping[str, str]] = {
     # The WebSocket transport's protobuf interruption frame arrives beside the bot's own
@@ -403,17 +404,18 @@ def parse(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> di
     return message
 
 
-def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> InboundEvent:
-    """One inbound message as one typed event (:func:`parse`, then :func:`to_event`).
+def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> InboundMessage:
+    """One inbound message, checked and classified (:func:`parse`, then :func:`classify`).
 
     Raises :class:`InvalidMessage` for a message :func:`parse` rejects; a well-formed
     message of any type (known or not) always gives an event.
     """
-    return to_event(parse(raw, max_size))
+    return classify(parse(raw, max_size))
 
 
-def to_event(message: dict[str, Any]) -> InboundEvent:
-    """The typed event of a parsed RTVI message; never raises."""
+def classify(message: dict[str, Any]) -> InboundMessage:
+    """The class of a parsed RTVI message (bot-ready, response, typed notification...);
+    never raises."""
     msg_type: str = message["type"]
     data = message.get("data")
     msg_id = message.get("id")
@@ -446,3 +448,11 @@ def protocol_major(version: str) -> int | None:
     if not (head.isascii() and head.isdigit()) or len(head) > 9:
         return None  # "²" is a digit to isdigit() but not to int(); huge ones are nonsense
     return int(head)
+
+
+# Old names kept for one release (CHANGELOG: Deprecated): "event" now means only what the
+# client emits to callbacks; a decoded RTVI message is a message.
+__getattr__ = renamed(
+    __name__,
+    {"InboundEvent": ("InboundMessage", InboundMessage), "to_event": ("classify", classify)},
+)

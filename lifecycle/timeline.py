@@ -110,6 +110,7 @@ _BREAKS: Final = frozenset(
         "on_user_stopped_speaking",
         SEND_TEXT,
         "on_bot_interrupted",
+        "on_bot_stopped_speaking",
         "on_bot_llm_stopped",
         "on_bot_tts_stopped",
     }
@@ -138,26 +139,35 @@ class Mark:
     """Metrics as ``"ttfb/<processor>"`` (``processing/``...) -> seconds, as the bot sent."""
     final: bool | None = None
     """For a user transcript: whether it is final."""
+    seconds: float | None = None
+    """For a run of audio: the seconds of audio it holds (its frames' durations added)."""
 
 
 class _Run:
     """A mark still growing: a run of streaming events."""
 
-    __slots__ = ("at", "count", "end", "lane", "name", "text")
+    __slots__ = ("at", "count", "end", "lane", "name", "seconds", "text")
 
-    def __init__(self, name: str, lane: str, at: float, text: str | None) -> None:
+    def __init__(
+        self, name: str, lane: str, at: float, text: str | None, seconds: float | None
+    ) -> None:
         self.name, self.lane, self.at, self.end = name, lane, at, at
         self.count = 1
         self.text = text
+        self.seconds = seconds
 
-    def extend(self, at: float, text: str | None) -> None:
+    def extend(self, at: float, text: str | None, seconds: float | None) -> None:
         self.end = at
         self.count += 1
         if text and (self.text is None or len(self.text) < MARK_TEXT_LIMIT):
             self.text = _bounded((self.text or "") + text)
+        if seconds is not None:
+            self.seconds = (self.seconds or 0.0) + seconds
 
     def mark(self) -> Mark:
-        return Mark(self.name, self.lane, self.at, self.end, self.count, self.text)
+        return Mark(
+            self.name, self.lane, self.at, self.end, self.count, self.text, seconds=self.seconds
+        )
 
 
 class Timeline:
@@ -194,17 +204,24 @@ class Timeline:
 
     def _record_run(self, name: str, run: tuple[str, float], data: Any, at: float) -> None:
         lane, gap = run
+        seconds: float | None = None
         if isinstance(data, AudioFrame):
             if data.pcm.count(0) == len(data.pcm):
                 return  # silence
-            text = None
+            text, seconds = None, data.duration
         else:
             text = _text_of(data)
         current = self._open.get(name)
         if current is not None and at - current.end <= gap:
-            current.extend(at, text)
+            current.extend(at, text, seconds)
             return
-        current = _Run(name, lane, at, _bounded(text) if text else None)
+        if name == USER_AUDIO:
+            # The user starts to speak: at its first sound (a frame's sample n plays n/rate
+            # after the frame is sent), and what the bot sends from now on is a run anew.
+            at += _first_sound(data)
+            for key in [k for k, r in self._open.items() if r.lane != "user"]:
+                del self._open[key]
+        current = _Run(name, lane, at, _bounded(text) if text else None, seconds)
         self._open[name] = current
         self._append(current)
 
@@ -238,6 +255,15 @@ def timeline_of_events(events: Iterable[ClientEvent], session_id: int | None = N
         if session_id is None or event.session_id == session_id:
             timeline.record(event.name, event.data, event.at)
     return timeline
+
+
+def _first_sound(frame: Any) -> float:
+    """Seconds from a frame's start to its first non-zero sample (0 for anything odd)."""
+    if not isinstance(frame, AudioFrame) or frame.sample_rate <= 0 or frame.num_channels <= 0:
+        return 0.0
+    pcm = frame.pcm
+    first = next((i for i in range(0, len(pcm) - 1, 2) if pcm[i] or pcm[i + 1]), 0)
+    return first // (2 * frame.num_channels) / frame.sample_rate
 
 
 def _point(name: str, lane: str, data: Any, at: float) -> Mark:

@@ -27,14 +27,15 @@ import json
 import re
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.logs import BOT_TEXT_LIMIT, bounded
 from lifecycle.machine import TransitionEvent
+from lifecycle.records import TRANSITION, SessionRecord, TraceEntry
 from lifecycle.states import State
-from lifecycle.timeline import RECORDED, Mark, Timeline
+from lifecycle.table import FIRED_BY
+from lifecycle.timeline import RECORDED, Timeline
 
 if TYPE_CHECKING:
     from lifecycle.turns import Turn
@@ -55,75 +56,18 @@ DEFAULT_MAX_ENTRIES: Final = 1000
 """Entries kept per session by default; the oldest notes fall off first."""
 DEFAULT_MAX_TEXT: Final = BOT_TEXT_LIMIT
 """Characters kept of a note's text or a transition's reason by default."""
-TRANSITION: Final = "transition"
-"""The ``kind`` of a transition entry (notes have their own kinds)."""
 
 _MERMAID_TEXT_LIMIT: Final = 120
-# Triggers that the bot, its server or the transport cause; the rest come from the client.
-_BOT_SIDE_TRIGGERS: Final = frozenset(
-    {"bot_started", "transport_connected", "bot_ready", "transport_closed"}
-)
 _MERMAID_ESCAPES: Final = {"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;", "%": "#37;"}
 _MERMAID_UNSAFE: Final = re.compile("[#;<>%]")
 _NOTE_ARROWS: Final = {"message-out": "client->>bot", "message-in": "bot->>client"}
-
-
-@dataclass(frozen=True, slots=True)
-class TraceEntry:
-    """One recorded event of a session: a transition or a note."""
-
-    session_id: int
-    """The session it belongs to."""
-    kind: str
-    """``"transition"`` or the note's kind (``"message-in"``, ``"message-out"``, ``"error"``...)."""
-    at: float
-    """``time.monotonic()`` seconds when it happened."""
-    wall: float
-    """``time.time()`` when it was recorded (for the wall-clock time in exports)."""
-    source: State | None = None
-    """The state left (transitions only)."""
-    dest: State | None = None
-    """The state entered (transitions only)."""
-    trigger: str | None = None
-    """The table trigger (transitions only)."""
-    reason: str | None = None
-    """Why the transition happened, when known (transitions only)."""
-    detail: str | None = None
-    """The note's text, already redacted by the caller (notes only)."""
-
-    @property
-    def is_transition(self) -> bool:
-        """Whether this entry is a state change."""
-        return self.kind == TRANSITION
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    """A snapshot of one session's entries, oldest first."""
-
-    session_id: int
-    """The session id."""
-    started_at: float
-    """``time.monotonic()`` of the session's first recorded entry: ``t`` counts from here."""
-    started_wall: float
-    """``time.time()`` of that first entry."""
-    entries: tuple[TraceEntry, ...]
-    """The kept entries in the order they were recorded."""
-    dropped: int = 0
-    """How many notes fell off because the session reached ``max_entries``."""
-    marks: tuple[Mark, ...] = ()
-    """The conversation's timeline marks (user, LLM, TTS, bot speech...), oldest first."""
-
-    def elapsed(self, entry: TraceEntry) -> float:
-        """Seconds from the session's start to ``entry``."""
-        return max(0.0, entry.at - self.started_at)
 
 
 _Note = tuple[int, str, float, float, str]
 """A note as stored: (sequence number, kind, monotonic time, wall time, detail)."""
 
 
-class _Session:
+class _SessionEntries:
     """Mutable storage of one session: transitions are never dropped, notes are bounded."""
 
     __slots__ = (
@@ -188,7 +132,7 @@ class SessionTrace:
         """How many entries one session keeps."""
         self.max_text = max_text
         """How many characters of a note's text or a reason are kept (then ``… (N chars)``)."""
-        self._sessions: OrderedDict[int, _Session] = OrderedDict()
+        self._sessions: OrderedDict[int, _SessionEntries] = OrderedDict()
         self._evicted_upto = -1
         self._seq = 0
 
@@ -235,13 +179,13 @@ class SessionTrace:
             if session is not None:
                 session.timeline.record(name, data, time.monotonic())
 
-    def _session_for(self, session_id: int, at: float) -> _Session | None:
+    def _session_for(self, session_id: int, at: float) -> _SessionEntries | None:
         session = self._sessions.get(session_id)
         if session is not None:
             return session
         if session_id <= self._evicted_upto:
             return None  # a late entry of a session that already fell off
-        session = _Session(session_id, at, time.time())
+        session = _SessionEntries(session_id, at, time.time())
         self._sessions[session_id] = session
         # Ids normally arrive in order; keep the dict ordered by id regardless.
         if any(sid > session_id for sid in self._sessions):
@@ -258,7 +202,7 @@ class SessionTrace:
             session.transitions.append((self._seq, entry))
             self._bound(session)
 
-    def _bound(self, session: _Session) -> None:
+    def _bound(self, session: _SessionEntries) -> None:
         # Only transitions left is fine: a session has a handful, bounded by the table.
         if len(session.transitions) + len(session.notes) > self.max_entries and session.notes:
             session.notes.popleft()
@@ -378,7 +322,7 @@ class SessionTrace:
 def _mermaid_entry(entry: TraceEntry, stamp: str) -> list[str]:
     if entry.is_transition:
         assert entry.source is not None and entry.dest is not None
-        actor = "bot" if entry.trigger in _BOT_SIDE_TRIGGERS else "client"
+        actor = "client" if FIRED_BY.get(entry.trigger or "") in (None, "client") else "bot"
         change = f"{entry.source.value} → {entry.dest.value}"
         if entry.reason:
             change += f" ({entry.reason})"

@@ -1,7 +1,7 @@
 """What a transport is: the interface between `PipecatClient` and a wire.
 
 A transport moves bytes and reports what happened by calling a
-:class:`TransportEvents` sink that the client hands to :meth:`Transport.connect`.
+:class:`TransportSink` that the client hands to :meth:`Transport.connect`.
 Those calls are the table's transport triggers (``transport_connected``,
 ``transport_closed``) plus inbound messages and audio; the lifecycle decides what
 they mean. A transport never sets or reads the session state, and never imports
@@ -15,17 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from lifecycle.deprecation import renamed
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["ConnectRequest", "Inbound", "Transport", "TransportEvents", "first_param"]
+__all__ = ["ConnectRequest", "Inbound", "Transport", "TransportSink", "first_param"]
 
 Inbound = str | bytes | Mapping[str, Any]
 """An inbound RTVI message: JSON text/bytes as received, or an already parsed object."""
 
 
-class TransportEvents(Protocol):
+class TransportSink(Protocol):
     """The sink a transport reports to; the client implements it, one per session.
 
     Calls that arrive after the session ended are ignored by the client, so a
@@ -100,7 +101,7 @@ class Transport(abc.ABC):
     """Inbound messages above this many bytes are dropped by the client."""
 
     @abc.abstractmethod
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         """Connect, then call ``events.transport_connected()``; raise on failure."""
 
     @abc.abstractmethod
@@ -114,3 +115,6 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def disconnect(self) -> None:
         """Close gracefully (bounded), idempotent; leaves no task or socket behind."""
+
+
+__getattr__ = renamed(__name__, {"TransportEvents": ("TransportSink", TransportSink)})

@@ -26,7 +26,7 @@ from typing import Any, Final
 from lifecycle.dispatch import ClientEvent
 from lifecycle.timeline import MARK_TEXT_LIMIT, SEND_TEXT, USER_AUDIO, Mark, timeline_of_events
 
-__all__ = ["Turn", "turns_from_events", "turns_from_marks"]
+__all__ = ["BargeIn", "Turn", "barge_in", "turns_from_events", "turns_from_marks"]
 
 _INPUT_ENDS: Final = frozenset({SEND_TEXT, USER_AUDIO})
 _USER_TEXT: Final = frozenset({"on_user_input", "on_user_transcript"})
@@ -90,6 +90,16 @@ class Turn:
     """What the user said or typed, as the bot echoed it (bounded)."""
     bot_text: str | None = None
     """The LLM's answer as its tokens arrived (bounded)."""
+    barge_in_at: float | None = None
+    """When the user's input began while the bot was speaking (a barge-in): the first
+    sound of the audio sent, or the ``send_text``; None for a turn that waited its turn."""
+    barge_in_to_interrupted_ms: float | None = None
+    """From the barge-in to the bot's ``bot-interrupted``."""
+    barge_in_to_bot_stopped_ms: float | None = None
+    """From the barge-in to the bot's ``bot-stopped-speaking`` (its overrun)."""
+    bot_audio_after_barge_in_s: float | None = None
+    """Seconds of the bot's audible audio that still arrived after the barge-in, until it
+    stopped speaking."""
 
     @property
     def answered_ms(self) -> float | None:
@@ -129,6 +139,13 @@ class Turn:
             line += " · calls " + ", ".join(self.function_calls)
         if self.interrupted:
             line += " · interrupted"
+        if self.barge_in_at is not None:
+            audio = self.bot_audio_after_barge_in_s
+            line += (
+                f" · barge-in: interrupted {_ms(self.barge_in_to_interrupted_ms)}, stopped "
+                f"{_ms(self.barge_in_to_bot_stopped_ms)}, "
+                f"{'-' if audio is None else f'{audio:.2f} s'} of bot audio after"
+            )
         return line
 
 
@@ -157,8 +174,13 @@ class _Builder:
         self.calls: list[str] = []
         self.interrupted = False
         self.bot_texts: dict[str, list[str]] = {}
+        self.input_began: float | None = None
+        self.barge_in: BargeIn | None = None
+        self.overrun = False  # the bot still speaks its previous answer over this turn
 
     def take_input(self, mark: Mark, at: float) -> None:
+        if mark.name in _INPUT_ENDS and self.input_began is None:
+            self.input_began = mark.at  # a text's send; the first sound of the audio
         if mark.name == "on_user_stopped_speaking":
             self.user_stopped = at
         elif mark.name == SEND_TEXT:
@@ -221,6 +243,7 @@ class _Builder:
 
         started = rel(anchor)
         assert started is not None
+        barge_in = self.barge_in or BargeIn(None, None, None, None)
         return Turn(
             session_id=self.session_id,
             index=self.index,
@@ -239,6 +262,10 @@ class _Builder:
             interrupted=self.interrupted,
             user_text=self.user_text,
             bot_text=self._bot_text(),
+            barge_in_at=rel(barge_in.at),
+            barge_in_to_interrupted_ms=barge_in.to_interrupted_ms,
+            barge_in_to_bot_stopped_ms=barge_in.to_stopped_ms,
+            bot_audio_after_barge_in_s=barge_in.audio_after_s,
         )
 
 
@@ -258,6 +285,7 @@ def turns_from_marks(marks: Sequence[Mark], session_id: int, origin: float) -> t
     current: _Builder | None = None
     previous: _Builder | None = None
     pending_text: str | None = None
+    bot_speaking = False
     for mark in sorted(marks, key=_when):
         name = mark.name
         if name in _INPUT_ENDS or name in ("on_user_stopped_speaking", "on_user_input"):
@@ -265,7 +293,12 @@ def turns_from_marks(marks: Sequence[Mark], session_id: int, origin: float) -> t
                 previous, current = current, _Builder(session_id, len(built) + 1, origin)
                 built.append(current)
                 current.user_text, pending_text = pending_text, None
+                current.overrun = bot_speaking
             current.take_input(mark, _when(mark))
+        if name in ("on_bot_started_speaking", "on_bot_stopped_speaking"):
+            bot_speaking = name == "on_bot_started_speaking"
+            if current is not None:
+                current.overrun = False
         if name in _USER_TEXT and mark.text and mark.final is not False:
             if current is not None and current.speaking is None:
                 current.user_text = mark.text
@@ -274,7 +307,8 @@ def turns_from_marks(marks: Sequence[Mark], session_id: int, origin: float) -> t
         elif current is None:
             continue
         elif name in _ANSWERS:
-            current.take_answer(mark)
+            if not (current.overrun and name in _BOT_AUDIO):  # not the previous answer's
+                current.take_answer(mark)
         elif name == "on_metrics":
             current.take_metrics(mark)
         elif name == "on_bot_stopped_speaking":
@@ -285,8 +319,68 @@ def turns_from_marks(marks: Sequence[Mark], session_id: int, origin: float) -> t
             target = current if current.answered else previous
             if target is not None and _cut_off(target, name):
                 target.interrupted = True
+    ordered = sorted(marks, key=lambda m: m.at)
+    for builder in built:
+        if builder.input_began is not None:
+            builder.barge_in = barge_in(ordered, builder.input_began)
     turns = (builder.turn() for builder in built)
     return tuple(turn for turn in turns if turn is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """What a barge-in did: its moment and the bot's reaction (see :func:`barge_in`)."""
+
+    at: float | None
+    """When the user's input began (monotonic)."""
+    to_interrupted_ms: float | None
+    """To the first ``bot-interrupted`` after it."""
+    to_stopped_ms: float | None
+    """To the first ``bot-stopped-speaking`` after it."""
+    audio_after_s: float | None
+    """Seconds of audible bot audio that arrived from it until the bot stopped speaking."""
+
+
+def barge_in(marks: Sequence[Mark], began: float) -> BargeIn | None:
+    """The barge-in of user input that began at ``began``, or None if the bot was not
+    speaking then (``bot-started-speaking`` with no ``bot-stopped-speaking`` since).
+
+    ``marks`` in time order. A pure function of the marks: the bot's audio after it is the
+    audio runs that began from ``began`` until the bot stopped speaking (or, if it never
+    said so, until it next started speaking), their seconds added.
+    """
+    speaking = False
+    for mark in marks:
+        if mark.at > began:
+            break
+        if mark.name == "on_bot_started_speaking":
+            speaking = True
+        elif mark.name == "on_bot_stopped_speaking":
+            speaking = False
+    if not speaking:
+        return None
+    interrupted = stopped = restarted = None
+    for mark in marks:
+        if mark.at < began:
+            continue
+        if mark.name == "on_bot_interrupted" and interrupted is None:
+            interrupted = mark.at
+        elif mark.name == "on_bot_stopped_speaking" and stopped is None:
+            stopped = mark.at
+        elif mark.name == "on_bot_started_speaking" and restarted is None:
+            restarted = mark.at
+    until = stopped if stopped is not None else restarted
+    audio = 0.0
+    for name in ("on_bot_audio", "on_bot_tts_audio"):  # the transport's audio, else TTS's
+        runs = [m for m in marks if m.name == name and m.at >= began]
+        audio = sum(m.seconds or 0.0 for m in runs if until is None or m.at <= until)
+        if runs:
+            break
+
+    def since(at: float | None) -> float | None:
+        return None if at is None else round((at - began) * 1000, 3)
+
+    return BargeIn(began, since(interrupted), since(stopped), round(audio, 6))
 
 
 def turns_from_events(events: Iterable[ClientEvent]) -> tuple[Turn, ...]:

@@ -32,7 +32,7 @@ from lifecycle import (
 from lifecycle.logs import BOT_TEXT_LIMIT, FIELD_LIMIT, RateLimiter, bounded, get_logger
 from lifecycle.rtvi import make_message
 from transports._pb import frames_pb2 as pb
-from transports.base import ConnectRequest, Transport, TransportEvents
+from transports.base import ConnectRequest, Transport, TransportSink
 from transports.loopback import LoopbackBot, LoopbackTransport
 from transports.websocket import WebSocketTransport, encode_message
 
@@ -368,9 +368,9 @@ class _EagerTransport(Transport):
     carries_audio = False
 
     def __init__(self) -> None:
-        self.events: TransportEvents | None = None
+        self.events: TransportSink | None = None
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         self.events = events
         events.message_received(json.dumps(bot_ready()))
         events.transport_connected()

@@ -67,7 +67,7 @@ def test_describe_close_when_this_client_closed_first() -> None:
 
 
 class Sink:
-    """TransportEvents that keep the close report."""
+    """TransportSink that keep the close report."""
 
     def __init__(self) -> None:
         self.closed: asyncio.Future[tuple[bool, str | None]] = (

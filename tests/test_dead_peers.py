@@ -98,7 +98,7 @@ async def test_frozen_websocket_bot_is_lost_within_the_timeout() -> None:
 
 
 class _Closed:
-    """TransportEvents that set an event on transport_closed."""
+    """TransportSink that set an event on transport_closed."""
 
     def __init__(self) -> None:
         self.closed = asyncio.Event()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import csv
 import importlib.util
+import io
 import json
 import os
 import socket
@@ -126,7 +127,7 @@ async def test_single_process_at_info_level_ends_on_time_and_shows_no_token(
     # -t limit. And the start URL's ?token= was in the statistics, CSV files and web UI.
     secret = "tok-3f9c2a7e5b"
     env = {**os.environ, "COUNTS_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
-    named = 0
+    named = requests = 0
     async with TestingBotServer() as bot:
         for run in range(3):
             process = await asyncio.create_subprocess_exec(
@@ -147,4 +148,13 @@ async def test_single_process_at_info_level_ends_on_time_and_shows_no_token(
             csv_text = read_csv_files(tmp_path, f"r{run}_*.csv")
             assert secret not in text and secret not in csv_text
             named += csv_text.count("token=***")
-    assert named > 0  # some run's statistics named the endpoint (a busy machine may run few)
+            requests += sum(
+                int(row["Request Count"])
+                for row in csv.DictReader(
+                    io.StringIO(read_csv_files(tmp_path, f"r{run}_stats.csv"))
+                )
+                if row["Name"] == "Aggregated"
+            )
+    # Each run that recorded a request named the endpoint, redacted (at load 15 on 2 cores
+    # a 6 s run may record none: then there is nothing to name).
+    assert named > 0 or requests == 0

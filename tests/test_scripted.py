@@ -348,8 +348,15 @@ async def test_an_observing_turn_keeps_what_came_after_the_last_match(
 
 @pytest.mark.parametrize(
     ("version", "supported"),
-    [("2.2.0", True), ("2.3.1", True), ("3.0.0", True), ("2.1.0", False), ("1.9", False)]
-    + [("", False), ("two", False)],
+    [
+        ("2.2.0", True),
+        ("2.3.1", True),
+        ("3.0.0", True),
+        ("2.1.0", False),
+        ("1.9", False),
+        ("", False),
+        ("two", False),
+    ],
 )
 def test_send_file_needs_rtvi_2_2(version: str, supported: bool) -> None:
     from lifecycle import rtvi

@@ -320,3 +320,28 @@ def test_a_pipecat_judge_factory_needs_the_judge_url(
     out = capsys.readouterr()
     assert code == 3, out.out + out.err
     assert "--judge-url" in out.out + out.err
+
+
+def test_repeat_applies_to_scripted_files(capsys: pytest.CaptureFixture[str]) -> None:
+    echo = Path(__file__).parent.parent / "examples" / "scenarios" / "echo.yaml"
+    assert main(["test", str(echo), "--repeat", "2", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [rate] = [line for line in lines if line.get("event") == "pass_rate"]
+    assert (rate["scenario"], rate["runs"], rate["pass_rate"]) == ("echo/three_turns", 2, 1.0)
+    assert sum(line.get("event") == "scenario" for line in lines) == 2
+
+
+def test_an_unreachable_bot_exits_3(
+    stub: OpenAIStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    path = str(sim_file(tmp_path, stub))
+    code = main(["test", path, "--start", f"http://127.0.0.1:{port}/start"])
+    out = capsys.readouterr()
+    assert code == 3, out.out + out.err
+    assert "could not start or reach the bot" in out.out + out.err
+    assert stub.requests == []  # no model call for a call that never started

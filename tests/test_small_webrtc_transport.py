@@ -376,7 +376,7 @@ class OfferServer:
 
 
 class Recorder:
-    """A TransportEvents sink that records everything."""
+    """A TransportSink sink that records everything."""
 
     def __init__(self) -> None:
         self.connected = 0

@@ -193,3 +193,23 @@ def test_public_names_importable_from_lifecycle() -> None:
         "RequestTimeoutError",
     ):
         assert issubclass(getattr(lifecycle, err), lifecycle.PipecatClientError)
+
+
+def test_the_table_loads_into_a_transitions_graph_machine() -> None:
+    # The claim an embedder relies on: TRANSITIONS is a `transitions` table as it stands.
+    from transitions.extensions import GraphMachine
+
+    machine = GraphMachine(
+        states=list(State),
+        transitions=TRANSITIONS,
+        initial=State.IDLE,
+        auto_transitions=False,
+        graph_engine="mermaid",
+    )
+    for trigger in ("start_bot", "bot_started", "connect", "transport_connected", "bot_ready"):
+        assert getattr(machine, trigger)()
+    assert machine.state is State.READY
+    drawn = machine.get_graph().draw(None)
+    edges = {(source, row["dest"]) for row in TRANSITIONS for source in row["source"]}
+    assert drawn.count("-->") == len(edges) + 1  # one per edge (triggers merged), and [*]
+    assert all(trigger in drawn for trigger in TRIGGERS)

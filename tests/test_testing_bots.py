@@ -1,7 +1,7 @@
 """The testing bots: one sans-I/O script, three wires (loopback, WebSocket, SmallWebRTC).
 
 The script is tested on its own (messages in, actions out), then through each wire at the
-transport seam (a ``TransportEvents`` recorder, so what the client makes of the messages does
+transport seam (a ``TransportSink`` recorder, so what the client makes of the messages does
 not matter here): every wire says the same things in the same order.
 """
 
@@ -349,7 +349,7 @@ def test_the_servers_builtin_client_messages(t: str, d: Any, expected: list[str]
 
 
 class Wire:
-    """A TransportEvents recorder: every message (parsed) and audio frame, waitable."""
+    """A TransportSink recorder: every message (parsed) and audio frame, waitable."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []

@@ -224,3 +224,29 @@ def test_odd_bot_audio_never_breaks_a_recording(tmp_path: Path) -> None:
     wav.close()
     wav.close()
     assert soundfile.info(tmp_path / "odd.wav").channels == 2
+
+
+async def test_odd_bot_audio_never_breaks_conversation_close(tmp_path: Path) -> None:
+    from transports.loopback import LoopbackBot, LoopbackTransport
+
+    bot = LoopbackBot()
+    client = PipecatClient(LoopbackTransport(bot), connect_timeout=T)
+    await within(client.connect())
+    conv = Conversation(client)
+    conv.record(tmp_path / "bot.wav")
+    conv.record(tmp_path / "both.wav", both=True)
+    for frame in (
+        AudioFrame(b"\x01\x02" * 10, 1, 1),  # 1 Hz: would resample without bound
+        AudioFrame(b"\x01\x02" * 10, 0, 1),
+        AudioFrame(b"\x01\x02" * 10, -16000, 1),
+        AudioFrame(b"\x01\x02" * 10, 16000, 0),
+        AudioFrame(b"\x01\x02" * 10, 16000, 99),
+        AudioFrame(b"\x01\x02\x03", 16000, 2),
+        AudioFrame(b"", 48000, 2),
+        AudioFrame(b"\x10\x27" * 480, 24000, 1),  # and a good one
+    ):
+        await bot.send_audio(frame)
+    await within(conv.close(), 5.0)
+    await within(client.disconnect())
+    assert soundfile.info(tmp_path / "bot.wav").frames == 480
+    assert soundfile.info(tmp_path / "both.wav").channels == 2

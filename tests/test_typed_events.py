@@ -254,7 +254,7 @@ async def test_missing_or_mistyped_fields_still_fire(junk: Any) -> None:
     ),
 )
 def test_typed_decode_never_raises(msg_type: str, data: Any) -> None:
-    event = rtvi.to_event(message(msg_type, data) | {"data": data})
+    event = rtvi.classify(message(msg_type, data) | {"data": data})
     assert isinstance(event, rtvi.Notification) and event.event == TYPED_EVENTS[msg_type][0]
 
 
@@ -404,3 +404,15 @@ def test_readme_conversation_example_compiles_and_uses_real_names() -> None:
     compile(code, "README.md", "exec")
     for name in re.findall(r'"(on_[a-z_]+)"', code):
         assert name in EVENT_NAMES, name
+
+
+def test_the_drop_tiers_name_only_known_events() -> None:
+    from lifecycle.dispatch import HIGH_RATE_EVENTS, NEVER_DROPPED_EVENTS
+    from lifecycle.events import EVENT_NAMES
+
+    assert HIGH_RATE_EVENTS <= EVENT_NAMES, HIGH_RATE_EVENTS - EVENT_NAMES
+    assert NEVER_DROPPED_EVENTS <= EVENT_NAMES, NEVER_DROPPED_EVENTS - EVENT_NAMES
+    assert not HIGH_RATE_EVENTS & NEVER_DROPPED_EVENTS
+    # streamed per token or frame, as the rows of lifecycle/events.py say
+    assert {"on_bot_llm_text", "on_bot_tts_audio", "on_metrics", "on_bot_audio"} <= HIGH_RATE_EVENTS
+    assert "on_bot_output" not in HIGH_RATE_EVENTS

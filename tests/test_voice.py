@@ -17,6 +17,7 @@ pytest.importorskip("espeakng_loader")
 
 from lifecycle import AudioFrame
 from lifecycle.testing import voice as voice_module
+from lifecycle.testing.espeak import Engine
 from lifecycle.testing.voice import MAX_TEXT_CHARS, LocalVoice, local_voice
 
 
@@ -116,7 +117,7 @@ def test_hostile_texts(tmp_path: Path) -> None:
 
 
 def test_a_missing_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(voice_module._Engine, "_instance", None)
+    monkeypatch.setattr(Engine, "_instance", None)
     monkeypatch.setitem(sys.modules, "espeakng_loader", None)
     with pytest.raises(ImportError, match=r'pip install "pipecat-lifecycle\[voice\]"'):
         local_voice()

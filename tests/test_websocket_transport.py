@@ -42,7 +42,7 @@ CLIENT_READY = make_message("client-ready", {"version": "2.2.0", "about": {}}, "
 
 
 class Events:
-    """A TransportEvents sink that queues what happened."""
+    """A TransportSink sink that queues what happened."""
 
     def __init__(self) -> None:
         self.connected = 0

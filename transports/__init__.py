@@ -3,9 +3,13 @@
 them, so ``aiortc`` is only loaded by ``transports.small_webrtc``.
 """
 
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents
+from lifecycle.deprecation import renamed
+from lifecycle.transport import ConnectRequest, Transport, TransportSink
 
-__all__ = ["ConnectRequest", "Transport", "TransportEvents"]
+__all__ = ["ConnectRequest", "Transport", "TransportSink"]
 
 __pipecat_lifecycle__ = True
 """Marks this package as pipecat-lifecycle's (other ``transports`` packages exist)."""
+
+
+__getattr__ = renamed(__name__, {"TransportEvents": ("TransportSink", TransportSink)})

@@ -3,6 +3,10 @@
 Kept so ``from transports.base import Transport`` keeps working.
 """
 
-from lifecycle.transport import ConnectRequest, Inbound, Transport, TransportEvents, first_param
+from lifecycle.deprecation import renamed
+from lifecycle.transport import ConnectRequest, Inbound, Transport, TransportSink, first_param
 
-__all__ = ["ConnectRequest", "Inbound", "Transport", "TransportEvents", "first_param"]
+__all__ = ["ConnectRequest", "Inbound", "Transport", "TransportSink", "first_param"]
+
+
+__getattr__ = renamed(__name__, {"TransportEvents": ("TransportSink", TransportSink)})

@@ -19,13 +19,13 @@ from typing import Any
 from lifecycle import rtvi
 from lifecycle.errors import TransportError
 from lifecycle.media import AudioFrame
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents
+from lifecycle.transport import ConnectRequest, Transport, TransportSink
 from transports._tasks import TaskSet
 from transports.testing import messages
 from transports.testing.actions import Handler
 from transports.testing.dialogue import DEFAULT_DIALOGUE, Dialogue
-from transports.testing.runner import ScriptRunner
 from transports.testing.script import BotScript
+from transports.testing.script_runner import ScriptRunner
 
 __all__ = ["Handler", "LoopbackBot", "LoopbackTransport"]
 
@@ -35,7 +35,7 @@ BOT_LIBRARY = "pipecat-lifecycle-loopback"
 class _Link:
     """One live connection between the transport and the bot, with its script."""
 
-    def __init__(self, bot: LoopbackBot, events: TransportEvents) -> None:
+    def __init__(self, bot: LoopbackBot, events: TransportSink) -> None:
         self.events = events
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.tasks = TaskSet()
@@ -138,7 +138,7 @@ class LoopbackBot:
         await self.send(rtvi.make_message("error", {"error": message, "fatal": fatal}))
 
     async def send_event(self, event_type: str, data: Any = None) -> None:
-        """Send one bot event of API.md §9, e.g. ``send_event("bot-llm-text", {"text": "hi"})``.
+        """Send one typed RTVI message, e.g. ``send_event("bot-llm-text", {"text": "hi"})``.
 
         ``data`` goes on the wire as given (``None``: no data, as Pipecat's speaking events).
         Raises ValueError for a type that is not a server-to-client RTVI event (use
@@ -259,7 +259,7 @@ class LoopbackBot:
         await link.close()
         link.events.transport_closed(clean=clean, reason=reason)
 
-    async def _attach(self, events: TransportEvents) -> _Link:
+    async def _attach(self, events: TransportSink) -> _Link:
         if self.connect_delay:
             await asyncio.sleep(self.connect_delay)
         if self.fail_connect is not None:
@@ -312,7 +312,7 @@ class LoopbackTransport(Transport):
         self.bot = bot
         self._link: _Link | None = None
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         """Attach to the bot (raising its ``fail_connect``), then report connected."""
         self._link = await self.bot._attach(events)
         events.transport_connected()

@@ -68,7 +68,7 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import encode
 from lifecycle.timeouts import check_seconds
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from lifecycle.transport import ConnectRequest, Transport, TransportSink, first_param
 from transports._errors import transport_error
 from transports._liveness import PeerLiveness
 from transports._tasks import TaskSet
@@ -103,12 +103,12 @@ DEFAULT_DEAD_PEER_TIMEOUT: Final = 5.0
 """Seconds of silence after which a peer is reported lost."""
 
 
-class _Session:
+class _PeerSession:
     """One peer connection and everything it owns."""
 
     def __init__(
         self,
-        events: TransportEvents,
+        events: TransportSink,
         url: str,
         headers: Mapping[str, str],
         request_data: Any,
@@ -218,7 +218,7 @@ class SmallWebRTCTransport(Transport):
         self._audio_source = audio_source
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log = get_logger(logger).bind(transport="small_webrtc")
-        self._session: _Session | None = None
+        self._session: _PeerSession | None = None
         self._audio: OutgoingAudio | None = None
 
     @property
@@ -228,7 +228,7 @@ class SmallWebRTCTransport(Transport):
 
     # ------------------------------------------------------------------ connect
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         """Offer, get the answer, wait for the data channel; then report connected."""
         from aiortc import RTCConfiguration, RTCPeerConnection
         from aiortc.rtcconfiguration import RTCBundlePolicy
@@ -251,7 +251,7 @@ class SmallWebRTCTransport(Transport):
             RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
         log = self._log.bind(url=redact_url(url), session_id=request.session_id)
-        session = _Session(events, url, headers, request_data, pc, log)
+        session = _PeerSession(events, url, headers, request_data, pc, log)
         self._session = session
         try:
             self._setup(session)
@@ -272,7 +272,7 @@ class SmallWebRTCTransport(Transport):
         log.info("webrtc connected", pc_id=session.pc_id)
         events.transport_connected()
 
-    def _setup(self, session: _Session) -> None:
+    def _setup(self, session: _PeerSession) -> None:
         pc = session.pc
         if self._audio_source is not None:
             audio_track = self._audio_source
@@ -311,7 +311,7 @@ class SmallWebRTCTransport(Transport):
             if track.kind == "audio":
                 session.spawn(self._read_audio(session, track), "webrtc-audio-reader")
 
-    async def _negotiate(self, session: _Session, *, restart_pc: bool) -> None:
+    async def _negotiate(self, session: _PeerSession, *, restart_pc: bool) -> None:
         from aiortc import RTCSessionDescription
 
         pc = session.pc
@@ -334,7 +334,7 @@ class SmallWebRTCTransport(Transport):
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         await self._flush_candidates(session)
 
-    async def _post(self, session: _Session, method: str, body: Mapping[str, Any]) -> Any:
+    async def _post(self, session: _PeerSession, method: str, body: Mapping[str, Any]) -> Any:
         """One signalling request; any failure raises TransportError (URL redacted)."""
         where = redact_url(session.url)
         failure: TransportError | None = None
@@ -373,7 +373,7 @@ class SmallWebRTCTransport(Transport):
         if session.pc_id is not None:
             session.spawn(self._flush_candidates(session), "webrtc-trickle")
 
-    async def _flush_candidates(self, session: _Session) -> None:
+    async def _flush_candidates(self, session: _PeerSession) -> None:
         if not session.pending_candidates or session.pc_id is None:
             return
         batch, session.pending_candidates = session.pending_candidates, []
@@ -385,7 +385,7 @@ class SmallWebRTCTransport(Transport):
 
     # ------------------------------------------------------------------ inbound
 
-    def _on_message(self, session: _Session, message: str | bytes) -> None:
+    def _on_message(self, session: _PeerSession, message: str | bytes) -> None:
         if session.ending:
             return
         session.heard()
@@ -402,7 +402,7 @@ class SmallWebRTCTransport(Transport):
                     return
         session.events.message_received(message)
 
-    def _on_signalling(self, session: _Session, message: Any) -> None:
+    def _on_signalling(self, session: _PeerSession, message: Any) -> None:
         kind = message.get("type") if isinstance(message, Mapping) else None
         session.log.debug("webrtc signalling", signal=kind)
         if kind == "peerLeft":
@@ -413,7 +413,7 @@ class SmallWebRTCTransport(Transport):
         elif kind != "trackStatus":
             session.events.message_dropped(f"unknown signalling message {kind!r}")
 
-    async def _renegotiate(self, session: _Session) -> None:
+    async def _renegotiate(self, session: _PeerSession) -> None:
         async with session.renegotiating:
             if session.ending or session.closed_reported:
                 return
@@ -423,7 +423,7 @@ class SmallWebRTCTransport(Transport):
             except Exception as exc:
                 session.log.warning("webrtc renegotiation failed", error=describe_exception(exc))
 
-    async def _read_audio(self, session: _Session, track: MediaStreamTrack) -> None:
+    async def _read_audio(self, session: _PeerSession, track: MediaStreamTrack) -> None:
         from aiortc.mediastreams import MediaStreamError
 
         while True:
@@ -435,7 +435,7 @@ class SmallWebRTCTransport(Transport):
             if audio is not None and not session.ending:
                 session.events.audio_received(audio)
 
-    async def _keepalive(self, session: _Session) -> None:
+    async def _keepalive(self, session: _PeerSession) -> None:
         while True:
             channel = session.channel
             if channel is None or channel.readyState != "open":
@@ -443,7 +443,7 @@ class SmallWebRTCTransport(Transport):
             channel.send(f"ping: {int(time.time() * 1000)}")
             await asyncio.sleep(KEEPALIVE_INTERVAL)
 
-    async def _watch_peer(self, session: _Session, liveness: PeerLiveness) -> None:
+    async def _watch_peer(self, session: _PeerSession, liveness: PeerLiveness) -> None:
         """End the session as lost once the peer has been silent for ``dead_peer_timeout``."""
         marks: set[tuple[Any, datetime.datetime]] = set()
         while not session.ending and not session.closed_reported:
@@ -509,7 +509,7 @@ class SmallWebRTCTransport(Transport):
         self._audio = None
         self._loop = loop
 
-    async def _teardown(self, session: _Session) -> None:
+    async def _teardown(self, session: _PeerSession) -> None:
         session.ending = True
         if not session.link_up.done():
             session.link_up.cancel()

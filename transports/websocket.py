@@ -92,7 +92,7 @@ from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
 from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
 from lifecycle.timeouts import check_seconds
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents, first_param
+from lifecycle.transport import ConnectRequest, Transport, TransportSink, first_param
 from transports._errors import transport_error
 from transports._liveness import PeerLiveness
 from transports._pb import frames_pb2 as pb
@@ -328,7 +328,7 @@ class WebSocketTransport(Transport):
         self._loop = loop
         self._lock = asyncio.Lock()  # an asyncio.Lock belongs to the loop that first waits
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         """Open the WebSocket, start the reader and writer, then report ``transport_connected``.
 
         Raises :class:`TransportError` on any handshake failure (refused, HTTP error, TLS, bad
@@ -477,7 +477,7 @@ class WebSocketTransport(Transport):
     async def _read(
         self,
         ws: ClientConnection,
-        events: TransportEvents,
+        events: TransportSink,
         liveness: PeerLiveness | None,
         hint: str,
     ) -> None:
@@ -527,7 +527,7 @@ class WebSocketTransport(Transport):
         with contextlib.suppress(Exception):
             events.transport_closed(clean=clean, error=None if clean else error, reason=reason)
 
-    def _dispatch(self, data: str | bytes, events: TransportEvents) -> None:
+    def _dispatch(self, data: str | bytes, events: TransportSink) -> None:
         try:
             if isinstance(data, str):
                 events.message_dropped("text WebSocket frame where a binary protobuf frame belongs")

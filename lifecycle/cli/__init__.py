@@ -38,7 +38,7 @@ from lifecycle.cli.exits import (
     EXIT_STARTUP,
     EXIT_USAGE,
 )
-from lifecycle.cli.transport_factory import ForeignTransportsError
+from lifecycle.contrib.transport_factory import ForeignTransportsError
 from lifecycle.extras import MissingExtraError
 
 __all__ = [

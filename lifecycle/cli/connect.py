@@ -20,8 +20,8 @@ from lifecycle.cli.options import (
 from lifecycle.cli.output import Output, Progress, startup_failed
 from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.session import ANSWER_TIMEOUT, Interrupt, interact
-from lifecycle.cli.transport_factory import make_transport
 from lifecycle.cli.watch import Watch
+from lifecycle.contrib.transport_factory import make_transport
 from lifecycle.errors import (
     ConnectionTimeoutError,
     PipecatClientError,

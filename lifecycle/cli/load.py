@@ -24,12 +24,12 @@ from lifecycle.cli.options import (
 )
 from lifecycle.cli.signals import FirstSigint
 from lifecycle.cli.simulate import add_model_options, simulation_hook
-from lifecycle.cli.transport_factory import make_transport
+from lifecycle.contrib.transport_factory import make_transport
 from lifecycle.extras import require
 from lifecycle.logs import describe_exception
 
 if TYPE_CHECKING:
-    from lifecycle.load import LoadPlan, LoadRun, Scenario
+    from lifecycle.load import LoadPlan, LoadRun, SessionHook
     from lifecycle.media import AudioFrame
     from lifecycle.start import StartSettings
 
@@ -132,7 +132,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     speech = _speech(args)
     if isinstance(speech, int):
         return speech
-    scenario: Scenario | None = None
+    scenario: SessionHook | None = None
     if args.scenario is not None:
         hook = _scenario_hook(args.scenario, args)
         if isinstance(hook, int):
@@ -187,11 +187,11 @@ def _speech(args: argparse.Namespace) -> tuple[AudioFrame, ...] | int:
     return tuple(frames)
 
 
-def _scenario_hook(path: str, args: argparse.Namespace) -> Scenario | int:
+def _scenario_hook(path: str, args: argparse.Namespace) -> SessionHook | int:
     """The per-session hook the testing toolkit builds from a scenario file.
 
     The extension point: ``lifecycle.testing.scenario.load_session_hook(path)`` returns a
-    :data:`~lifecycle.load.Scenario` (``async def hook(session: SessionContext)``, run once
+    :data:`~lifecycle.load.SessionHook` (``async def hook(session: SessionContext)``, run once
     per READY session, timing its steps with ``session.phase(name)``), and raises
     ``ValueError`` (or ``OSError``) for a file it cannot use: exit 2 with its message.
     """
@@ -200,7 +200,7 @@ def _scenario_hook(path: str, args: argparse.Namespace) -> Scenario | int:
 
     try:
         # A file of simulations: one simulated call per session (lifecycle.cli.simulate).
-        hook: Scenario | None = simulation_hook(path, args)
+        hook: SessionHook | None = simulation_hook(path, args)
         if hook is None:
             hook = load_session_hook(path)
     except (OSError, ValueError) as exc:
@@ -210,7 +210,7 @@ def _scenario_hook(path: str, args: argparse.Namespace) -> Scenario | int:
 
 
 async def _load(
-    args: argparse.Namespace, settings: StartSettings, plan: LoadPlan, scenario: Scenario | None
+    args: argparse.Namespace, settings: StartSettings, plan: LoadPlan, scenario: SessionHook | None
 ) -> int:
     from lifecycle.cli.load_view import LiveProgress, print_table
     from lifecycle.load import LoadRun

@@ -1,6 +1,6 @@
 """Argument types and option groups shared by several commands.
 
-The start vocabulary (API.md §16) is here, one definition for ``connect``, ``test`` and
+The start vocabulary is here, one definition for ``connect``, ``test`` and
 ``load``: :func:`add_start_options` registers ``--start URL``, ``--start-data JSON``,
 ``-H NAME=VALUE``, ``--transport ws|webrtc`` and ``--connect-timeout S`` (and the old
 spellings a command still accepts, as deprecated aliases that warn once on stderr), and

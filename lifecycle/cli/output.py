@@ -13,14 +13,11 @@ from lifecycle.cli.exits import EXIT_STARTUP
 from lifecycle.errors import StartBotError
 from lifecycle.machine import TransitionEvent
 from lifecycle.printable import json_line, printable
-from lifecycle.states import State
+from lifecycle.table import WAITING_STATES
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
 
-_WAITING_STATES: Final = frozenset(
-    {State.AUTHENTICATING, State.AUTHENTICATED, State.CONNECTING, State.CONNECTED}
-)
 _SPINNER: Final = "|/-\\"
 _COMPACT_LIMIT: Final = 500
 
@@ -111,7 +108,7 @@ class Progress:
         frame = 0
         while True:
             state = self._client.state
-            if state in _WAITING_STATES:
+            if state in WAITING_STATES:
                 sys.stderr.write(f"\r{_SPINNER[frame % len(_SPINNER)]} {state.value}...\033[K")
                 sys.stderr.flush()
                 self._shown = True

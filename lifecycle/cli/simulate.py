@@ -207,8 +207,8 @@ async def run_simulations(
 ) -> list[SimulationOutcome]:
     """Every simulation of the command, each printed (or emitted as JSON) as it ends."""
     from lifecycle.cli.report import write_report
-    from lifecycle.cli.transport_factory import make_transport
     from lifecycle.client import PipecatClient
+    from lifecycle.contrib.transport_factory import make_transport
 
     def new_client() -> PipecatClient:
         return PipecatClient(make_transport(settings), connect_timeout=settings.connect_timeout)
@@ -303,6 +303,7 @@ async def run_simulation(
             await connect(client)
             result = await caller.run()
         except PipecatClientError as exc:
+            caller.close()
             outcome.error = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
             outcome.unreachable = True
             return outcome

@@ -1,4 +1,4 @@
-"""``pipecat-lifecycle test``: run pipecat.evals' scenario files against a bot (API.md §16).
+"""``pipecat-lifecycle test``: run pipecat.evals' scenario files against a bot.
 
 Every file is validated first, all of them, every problem listed (exit 2); ``--validate``
 stops there. Then each scenario runs in a session of its own (``--start URL``: a start
@@ -30,7 +30,7 @@ from lifecycle.cli.options import add_start_options, add_verbose, positive_float
 from lifecycle.cli.output import Output
 from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.simulate import add_simulation_options
-from lifecycle.cli.transport_factory import make_transport, testing_bot
+from lifecycle.contrib.transport_factory import make_transport, testing_bot
 from lifecycle.errors import PipecatClientError
 from lifecycle.extras import MissingExtraError
 from lifecycle.printable import printable
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from lifecycle.testing.junit import Outcome
     from lifecycle.testing.scenario import ScriptedScenario
     from lifecycle.testing.scripted import RunMemory, ScenarioResult
+    from lifecycle.testing.speaking import ScenarioRecording
 
 TEST_EPILOG: Final = """\
 files: pipecat.evals' scenario format (pipecat-ai 1.14), whole: !include, scenarios:,
@@ -110,6 +111,11 @@ def add_run_options(test: argparse.ArgumentParser) -> None:
         metavar="S",
         help="an expectation's budget when it has no within_ms (pipecat.evals' -t; default: 60)",
     )
+    test.add_argument(
+        "--modality",
+        choices=("text", "audio"),
+        help="text turns as send-text or spoken by the local voice, whatever the files say",
+    )
 
 
 def add_judge_options(test: argparse.ArgumentParser) -> None:
@@ -133,6 +139,11 @@ def add_output_options(test: argparse.ArgumentParser) -> None:
         "--report",
         metavar="DIR",
         help="write each run's HTML timeline to DIR/<file>-<scenario>.html (DIR is made)",
+    )
+    test.add_argument(
+        "--record-dir",
+        metavar="DIR",
+        help="write each run's two-sided WAV (caller left, bot right) to DIR/<file>-<scenario>.wav",
     )
 
 
@@ -213,6 +224,8 @@ def _validate(args: argparse.Namespace) -> _Plan | None:
                     where = scenario.judge.line if scenario.judge is not None else scenario.line
                     problems.append(f"{scenario.path}:{where}: judge: {exc}")
                     continue
+            if args.modality is not None:
+                scenario = _modality(scenario, args.modality, problems)
             plan.scenarios.append((scenario, source))
     if problems:
         for problem in problems:
@@ -220,6 +233,16 @@ def _validate(args: argparse.Namespace) -> _Plan | None:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return None
     return plan
+
+
+def _modality(scenario: ScriptedScenario, modality: str, problems: list[str]) -> Any:
+    """``scenario`` in ``modality`` (``--modality``); a problem when audio cannot run here."""
+    from lifecycle.testing.scenario import audio_support_missing
+    from lifecycle.testing.speaking import with_modality
+
+    if modality == "audio" and (missing := audio_support_missing()):
+        problems.append(f"--modality audio {missing}")
+    return with_modality(scenario, modality)
 
 
 def _judge_placeholder(criterion: str, text: str) -> Any:  # replaced by --judge at run time
@@ -350,10 +373,13 @@ async def _run_one(
             judge = await source.open()
         except JudgeUnavailableError as exc:
             return ScenarioResult(scenario, [], error=str(exc))
+    recording = None
     try:
         # The stream opens before the connect, so the bot's greeting is not missed.
         async with client.events(*WATCHED) as stream:
             await client.start_bot_and_connect(start)
+            if args.record_dir:
+                recording = _recording(client, args.record_dir, scenario, memory)
             return await run_scenario(
                 scenario,
                 client,
@@ -361,11 +387,24 @@ async def _run_one(
                 default_timeout_ms=round(args.timeout * 1000),
                 stream=stream,
                 memory=memory,
+                recording=recording,
             )
     finally:
         await client.disconnect()
+        if recording is not None:
+            await recording.close()
         if judge is not None:
             await judge.aclose()
+
+
+def _recording(
+    client: PipecatClient, directory: str, scenario: ScriptedScenario, memory: RunMemory
+) -> ScenarioRecording:
+    """The run's two-sided WAV, named as its report (``-2``... for another run)."""
+    from lifecycle.testing.speaking import ScenarioRecording
+
+    path = report_path(directory, scenario, taken=memory.recordings).with_suffix(".wav")
+    return ScenarioRecording(client, path)
 
 
 def report_path(

@@ -35,10 +35,10 @@ from typing import Any, ClassVar
 import gevent.lock
 from locust import User, task
 
-from lifecycle.cli.transport_factory import make_transport
 from lifecycle.contrib.asyncio_thread import AsyncioThread, Handle
 from lifecycle.contrib.log_relay import LogRelay
-from lifecycle.load import LoadPlan, Scenario, run_session
+from lifecycle.contrib.transport_factory import make_transport
+from lifecycle.load import LoadPlan, SessionHook, run_session
 from lifecycle.redact import redact_url
 from lifecycle.start import StartSettings
 
@@ -88,7 +88,7 @@ class PipecatUser(User):
     headers: ClassVar[dict[str, str]] = {}
     connect_timeout: ClassVar[float] = 30.0
     request_timeout: ClassVar[float] = 10.0
-    scenario: ClassVar[Scenario | None] = None
+    scenario: ClassVar[SessionHook | None] = None
     name: ClassVar[str | None] = None
 
     def __init__(self, environment: Any) -> None:

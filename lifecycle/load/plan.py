@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from lifecycle.start import APIRequest
 
 if TYPE_CHECKING:
-    from lifecycle.load.session import SessionContext
     from lifecycle.media import AudioFrame
 
-__all__ = ["LoadPlan", "Outcome", "Recorder", "Scenario"]
+__all__ = ["LoadPlan", "Outcome", "Recorder"]
 
 Recorder = Callable[[str, float, "BaseException | None"], None]
 """Gets every phase outcome: ``(phase, milliseconds, error or None)``."""
-Scenario = Callable[["SessionContext"], Awaitable[None]]
-"""A per-session hook run once the session is READY, instead of the default body."""
 Outcome = Literal["ok", "failed", "interrupted"]
 
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from lifecycle.load.plan import LoadPlan, Recorder, Scenario
-from lifecycle.load.session import run_session
+from lifecycle.load.plan import LoadPlan, Recorder
+from lifecycle.load.session import SessionHook, run_session
 from lifecycle.load.stats import LoadStats
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class LoadRun:
         plan: LoadPlan,
         transport_factory: Callable[[], Transport],
         *,
-        scenario: Scenario | None = None,
+        scenario: SessionHook | None = None,
         on_phase: Recorder | None = None,
     ) -> None:
         self.plan = plan

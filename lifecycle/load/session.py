@@ -21,11 +21,11 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.errors import SessionCancelledError, SessionClosedError
-from lifecycle.load.plan import LoadPlan, Outcome, Recorder, Scenario
+from lifecycle.load.plan import LoadPlan, Outcome, Recorder
 from lifecycle.load.stats import TURN_PHASES
 from lifecycle.media import AudioFrame
 
@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.transport import Transport
 
-__all__ = ["TEXT_ONLY_GRACE", "PhaseError", "SessionContext", "SessionLostError", "run_session"]
+__all__ = [
+    "TEXT_ONLY_GRACE",
+    "PhaseError",
+    "SessionContext",
+    "SessionHook",
+    "SessionLostError",
+    "run_session",
+]
 
 TEXT_ONLY_GRACE: Final = 1.0
 """Seconds after ``bot-llm-stopped`` within which speech (``bot-tts-started``,
@@ -107,6 +114,11 @@ class SessionContext:
             self._record(name, _ms(started), None)
 
 
+SessionHook = Callable[[SessionContext], Awaitable[None]]
+"""A per-session hook run once the session is READY, instead of the default body (was
+``Scenario``: that word now means a scenario file only)."""
+
+
 class _FirstOutput:
     """Measures the time from a mark (bot-ready, a text turn) to the first bot output."""
 
@@ -146,7 +158,7 @@ async def run_session(
     record: Recorder,
     *,
     stopping: asyncio.Event | None = None,
-    scenario: Scenario | None = None,
+    scenario: SessionHook | None = None,
     on_ready: Callable[[], None] | None = None,
     lag: Callable[[float], None] | None = None,
     logger: Any = None,
@@ -172,7 +184,7 @@ async def _run_session(
     transport: Transport,
     record: Recorder,
     stopping: asyncio.Event | None,
-    scenario: Scenario | None,
+    scenario: SessionHook | None,
     on_ready: Callable[[], None] | None,
     logger: Any,
 ) -> Outcome:

@@ -20,9 +20,12 @@ TURN_PHASES: Final = {
     "turn_audio_first": "audio_first_ms",
     "turn_bot_speaking": "bot_speaking_ms",
     "turn_answered": "answered_ms",
+    "barge_in_interrupted": "barge_in_to_interrupted_ms",
+    "barge_in_bot_stopped": "barge_in_to_bot_stopped_ms",
 }
 """Phase name -> the :class:`~lifecycle.turns.Turn` figure recorded under it (ms from the
-end of the user's input), one value per turn that has it."""
+end of the user's input; the ``barge_in_*`` ones from the start of input that talked over
+the bot), one value per turn that has it."""
 
 PHASE_TITLES: Final = {
     "start": "start",
@@ -38,6 +41,8 @@ PHASE_TITLES: Final = {
     "turn_audio_first": "turn: first bot audio",
     "turn_bot_speaking": "turn: bot speaking",
     "turn_answered": "turn: answered",
+    "barge_in_interrupted": "barge-in → bot-interrupted",
+    "barge_in_bot_stopped": "barge-in → bot stopped speaking",
 }
 """How the summary table names each phase (others are shown as named)."""
 

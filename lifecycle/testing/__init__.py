@@ -1,4 +1,4 @@
-"""Testing toolkit: drive a bot like a user and assert what it does (API.md §13).
+"""Testing toolkit: drive a bot like a user and assert what it does.
 
 * :class:`Conversation` (:mod:`lifecycle.testing.conversation`): ``say``, ``play``, ``press``,
   ``expect`` and ``record`` on a READY :class:`~lifecycle.PipecatClient`.

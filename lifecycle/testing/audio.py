@@ -255,8 +255,8 @@ class WavRecorder:
     def write(self, frame: AudioFrame) -> None:
         """Append one frame (ignored once closed, or of a format no bot sends: see
         :func:`acceptable`)."""
-        if self._closed or not acceptable(frame):
-            return
+        if self._closed or not acceptable(frame) or len(frame.pcm) < 2 * frame.num_channels:
+            return  # an odd format, or not one whole sample: it must not set the file's
         if self._file is None:
             self._open(frame.sample_rate, frame.num_channels)
         assert self._format is not None

@@ -1,6 +1,6 @@
 """``Conversation``: drive a READY client like a user and assert what the bot does, in order.
 
-Built on the client's event stream (API.md §11): the stream opens when the conversation is
+Built on the client's event stream: the stream opens when the conversation is
 built, so nothing the bot sends afterwards is missed, however late ``expect`` is awaited.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lifecycle.dispatch import ClientEvent, EventStream
     from lifecycle.testing.voice import Voice
 
-__all__ = ["DEFAULT_WITHIN", "Conversation", "event_text"]
+__all__ = ["DEFAULT_WITHIN", "Conversation", "event_text", "speech_frames"]
 
 DEFAULT_WITHIN: Final = 10.0
 """Seconds ``expect`` waits by default."""
@@ -70,7 +70,7 @@ def _contains(text: str | None, needle: str) -> bool:
 
 
 class Conversation:
-    """A user's side of a conversation with a READY client's bot (API.md §13, §16).
+    """A user's side of a conversation with a READY client's bot.
 
     ``say`` / ``say_after`` / ``play`` / ``press`` act as the user (``say(..., speak=True)``
     speaks through ``voice``, by default the local voice of the ``voice`` extra);
@@ -134,7 +134,7 @@ class Conversation:
 
             # Loading espeak-ng's voice data takes a moment: off the event loop.
             voice = self._voice = await asyncio.to_thread(local_voice)
-        frames = await asyncio.to_thread(_speech, voice, parts, rate, channels)
+        frames = await asyncio.to_thread(speech_frames, voice, parts, rate, channels)
         await audio.stream_to(self._send_audio, frames)
         self._acted_now(f"say({shown[:_SHOWN_TEXT]!r}, speak=True)")
         await audio.stream_to(self._send_audio, audio.silence(trailing_silence, rate, channels))
@@ -395,8 +395,11 @@ def _parts(text: str | Sequence[str | int]) -> list[str | int]:
     return parts
 
 
-def _speech(voice: Voice, parts: Sequence[str | int], rate: int, channels: int) -> list[AudioFrame]:
-    """The parts spoken by ``voice`` with silences between, as 20 ms frames (in a thread)."""
+def speech_frames(
+    voice: Voice, parts: Sequence[str | int], rate: int, channels: int
+) -> list[AudioFrame]:
+    """``parts`` (texts, and pauses in ms) spoken by ``voice`` with silences between, as
+    20 ms frames of ``rate`` and ``channels`` (blocking: run it in a thread)."""
     frames: list[AudioFrame] = []
     for part in parts:
         if isinstance(part, int):

@@ -1,6 +1,6 @@
 """The event names ``Conversation`` takes: the client's, pipecat.evals', and RTVI types.
 
-``Conversation.expect("on_bot_started_speaking")`` is the client's name (API.md §2, §9);
+``Conversation.expect("on_bot_started_speaking")`` is the client's name;
 pipecat.evals' scripted-scenario names (``"bot_started_speaking"``, ``"llm_started"``,
 ``"function_call"``...), the client's names without ``on_``, and RTVI message types
 (``"bot-llm-text"``) are accepted too. :func:`resolve_event_name` maps them; any other name

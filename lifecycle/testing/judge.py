@@ -7,7 +7,7 @@ still working toward its answer: the runner waits for more of the reply and asks
 ``allow_continue: false`` turns it off), as pipecat.evals' judge does (its ``judge.py``).
 A function call is judged yes or no on its name and arguments.
 
-Where the judge comes from, first match wins (API.md §16):
+Where the judge comes from, first match wins:
 
 1. ``--judge MODULE:CALLABLE``: ``judge(criterion, text)`` returning a bool, a verdict
    string, or ``(verdict, reason)``, or an awaitable of one (:class:`CallableJudge`);

@@ -469,7 +469,7 @@ def endpoint_from_block(
     model: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ModelEndpoint:
-    """The endpoint a ``simulator:`` or ``judge:`` model block names (API.md §16).
+    """The endpoint a ``simulator:`` or ``judge:`` model block names.
 
     ``endpoint:`` wins; else ``service: openai`` uses ``OPENAI_BASE_URL`` (default
     :data:`DEFAULT_OPENAI_URL`) and ``service: ollama`` (the default service, as in

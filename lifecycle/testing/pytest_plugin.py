@@ -283,7 +283,7 @@ async def _pipecat_local_bot(request: pytest.FixtureRequest) -> AsyncIterator[An
     if settings.start_url is not None:
         yield None
         return
-    from lifecycle.cli.transport_factory import testing_bot
+    from lifecycle.contrib.transport_factory import testing_bot
 
     async with testing_bot(settings.transport) as server:
         yield server
@@ -307,7 +307,7 @@ async def pipecat_client(
 ) -> AsyncIterator[PipecatClient]:
     """A READY client of the configured bot (else of the local testing bot); disconnected
     after the test. A bot it cannot reach fails the test with the reason and the setting."""
-    from lifecycle.cli.transport_factory import make_transport
+    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.client import PipecatClient
     from lifecycle.errors import PipecatClientError
 

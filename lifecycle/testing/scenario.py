@@ -147,6 +147,8 @@ class UserBlock:
     modality: str = "text"
     speech: Mapping[str, Any] | None = None
     line: int = 0
+    noise: Any = None
+    """A :class:`~lifecycle.testing.noise.Noise` mixed into the speech (``noise:``)."""
 
 
 @dataclass(frozen=True)
@@ -232,11 +234,15 @@ class ScenarioFile:
 
 
 def audio_support_missing() -> str | None:
-    """Why audio-modality ``user:``/``judge:`` blocks cannot run in this build (None: they can).
+    """Why audio-modality ``user:``/``judge:`` blocks cannot run here (None: they can).
 
-    The speaking caller replaces this function's body when it lands.
+    They speak with the local voice: the ``voice`` extra (espeak-ng).
     """
-    return "needs the speaking caller, which this build does not have yet"
+    import importlib.util
+
+    if importlib.util.find_spec("espeakng_loader") is None:
+        return 'needs the local voice: pip install "pipecat-lifecycle[voice]"'
+    return None
 
 
 def load_scenario_file(path: str | PathLike[str], *, judge_given: bool = False) -> ScenarioFile:

@@ -316,7 +316,26 @@ class _Checker:
         if modality == "audio" and (missing := audio_support_missing()):
             self.problem(value, "user", f"modality: audio: {missing}")
         plain = speech.plain() if speech is not None and isinstance(speech.value, dict) else None
-        return UserBlock(modality, plain, value.line)
+        return UserBlock(modality, plain, value.line, self.noise(items.get("noise")))
+
+    def noise(self, value: Located | None) -> Any:
+        """A ``user:`` block's ``noise:`` (this project's key: speech in noise) or None."""
+        from lifecycle.testing.noise import noise_from_block
+
+        if value is None or not isinstance(value.value, dict):
+            if value is not None:
+                self.problem(value, "noise", "must be a mapping: {kind, snr_db} or {file, snr_db}")
+            return None
+        from lifecycle.testing.audio import read_file
+
+        try:
+            noise = noise_from_block(value.plain(), Path(value.path).parent)
+            if noise.path is not None:
+                read_file(noise.path)  # it exists and decodes
+        except ValueError as exc:
+            self.problem(value, "noise", str(exc).removeprefix("noise: "))
+            return None
+        return noise
 
     def judge_block(self, value: Located | None) -> JudgeBlock | None:
         if value is None or value.value is None:

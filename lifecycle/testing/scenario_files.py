@@ -1,4 +1,4 @@
-"""Which files of ``test FILE|DIR...`` are scenario files (API.md §16).
+"""Which files of ``test FILE|DIR...`` are scenario files.
 
 A directory stands for every ``*.yaml`` / ``*.yml`` under it that is a scenario file; a
 fragment (a top-level list, or a mapping with no ``turns:``, ``scenarios:`` or

@@ -85,7 +85,7 @@ EXPECT_KEYS: Final = frozenset(
 )
 CALL_KEYS: Final = frozenset({"name", "args"})
 SEND_AFTER_KEYS: Final = frozenset({"event", "delay_ms"})
-USER_KEYS: Final = frozenset({"modality", "speech"})
+USER_KEYS: Final = frozenset({"modality", "speech", "noise"})  # noise: this project's
 SPEECH_KEYS: Final = frozenset(
     {"service", "voice", "language", "speed", "sample_rate", "model", "api_key", "factory"}
 )

@@ -37,6 +37,7 @@ import mimetypes
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.testing import audio
@@ -52,7 +53,6 @@ from lifecycle.testing.scenario import (
     Expectation,
     ScriptedScenario,
     ScriptedTurn,
-    UserBlock,
 )
 from lifecycle.testing.scenario_schema import FUNCTION_CALL_EVENTS
 from lifecycle.testing.scripted_events import (
@@ -62,6 +62,7 @@ from lifecycle.testing.scripted_events import (
     ScriptEvents,
     TooManyEventsError,
 )
+from lifecycle.testing.speaking import ScenarioRecording, speak_turn
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
@@ -129,6 +130,8 @@ class RunMemory:
     """What one run of many scenarios learns about the bot, shared between them."""
 
     context_unanswered: bool = False
+    recordings: set[Path] = field(default_factory=set)
+    """The ``--record-dir`` files written so far (a second run gets another name)."""
 
 
 class _Run:
@@ -141,8 +144,10 @@ class _Run:
         judge: ScenarioJudge | None,
         default_timeout_ms: int,
         memory: RunMemory,
+        recording: ScenarioRecording | None = None,
     ) -> None:
         self.scenario, self.client, self.judge, self.memory = scenario, client, judge, memory
+        self.recording = recording
         self.events = ScriptEvents()
         self.results = [
             ExpectationResult(t, i, e, e.within_ms or default_timeout_ms)
@@ -251,6 +256,7 @@ class _Run:
 
     async def _send(self, turn: ScriptedTurn) -> None:
         client = self.client
+        send = self.recording.send if self.recording is not None else client.send_audio
         if self.judge is not None:
             self.judge.add_user_message(turn.user)
         if turn.image is not None:
@@ -261,9 +267,9 @@ class _Run:
             rate, channels = audio.input_format(client.transport)
             frames = audio.prepare(turn.audio, rate, channels)
             frames += audio.silence(1.0, rate, channels)  # the microphone stays open
-            await audio.stream_to(client.send_audio, frames)
+            await audio.stream_to(send, frames)
         elif turn.user is not None and self.scenario.user.modality == "audio":
-            await speak_turn(client, turn, self.scenario.user)
+            await speak_turn(client, turn, self.scenario.user, send=send, notices=self.notices)
         elif turn.user is not None:
             await client.send_text(turn.user)
         elif turn.dtmf is not None:
@@ -521,12 +527,6 @@ class _Run:
             )
 
 
-async def speak_turn(client: PipecatClient, turn: ScriptedTurn, user: UserBlock) -> None:
-    """The speaking caller's hook: say ``turn.user`` (with ``turn.parts``' pauses) as audio,
-    with the scenario's ``user:`` block (``speech:``), to the bot; return once it is sent."""
-    raise RuntimeError("audio modality needs the speaking caller, which this build does not have")
-
-
 async def run_scenario(
     scenario: ScriptedScenario,
     client: PipecatClient,
@@ -535,6 +535,7 @@ async def run_scenario(
     default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
     stream: EventStream | None = None,
     memory: RunMemory | None = None,
+    recording: ScenarioRecording | None = None,
 ) -> ScenarioResult:
     """Play ``scenario`` on a READY ``client`` and check its expectations (see the module).
 
@@ -542,7 +543,7 @@ async def run_scenario(
     plain ``judge(criterion, text)`` callable. ``stream``: the client's event stream of
     :data:`~lifecycle.testing.scripted_events.WATCHED`, opened before connecting so the
     bot's greeting is not missed. A judge that cannot be reached or run stops the scenario
-    with ``error`` set.
+    with ``error`` set. ``recording``: the caller's audio also goes to it (``--record-dir``).
     """
     started = time.monotonic()
     scenario_judge: ScenarioJudge | None
@@ -550,7 +551,9 @@ async def run_scenario(
         scenario_judge = judge
     else:
         scenario_judge = CallableJudge(judge)
-    run = _Run(scenario, client, scenario_judge, default_timeout_ms, memory or RunMemory())
+    run = _Run(
+        scenario, client, scenario_judge, default_timeout_ms, memory or RunMemory(), recording
+    )
     error = None
     try:
         await run.run(stream)

@@ -159,7 +159,7 @@ class SimulationTurn:
 
 @dataclass
 class SimulationResult:
-    """A simulated call's outcome (API.md §16)."""
+    """A simulated call's outcome."""
 
     name: str
     passed: bool
@@ -206,7 +206,7 @@ class SimulationResult:
 
 
 class SimulatedCaller:
-    """A model-played caller for a READY client's bot (API.md §16); ``await run()``.
+    """A model-played caller for a READY client's bot; ``await run()``.
 
     ``model`` plays the persona; ``judge`` (an endpoint) or ``judge_fn`` (a callable
     ``(criterion, text) -> bool | (verdict, reason)``) decides ``success`` and the judged
@@ -297,6 +297,10 @@ class SimulatedCaller:
     def instruction(self) -> str:
         """The system instruction the persona model runs under."""
         return INSTRUCTION.format(persona=self.persona, goal=self.goal, end_call=END_CALL)
+
+    def close(self) -> None:
+        """Stop listening without running (``run`` does it when it ends)."""
+        self._stream.close()
 
     async def run(self) -> SimulationResult:
         """Hold the conversation until it ends, judge it, and return the result."""

@@ -34,7 +34,8 @@ function calls and TTS contexts run through Pipecat's own code:
   ``{"dtmf": key, "keys": all keys so far}``.
 
 Routes: ``POST /start`` -> ``{"wsUrl", "sessionId"}``; ``WS /ws`` (FastAPIWebsocketTransport +
-ProtobufFrameSerializer); ``POST|PATCH /api/offer`` (SmallWebRTC offer/answer, ICE trickle).
+ProtobufFrameSerializer); ``POST|PATCH /api/offer`` and ``/sessions/{sessionId}/api/offer``
+(SmallWebRTC offer/answer, ICE trickle).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import asyncio
 import socket
 import sys
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -347,9 +348,13 @@ def build_worker(transport: BaseTransport) -> PipelineWorker:
     )
 
 
-async def run_bot(transport: BaseTransport, label: str) -> None:
+Build = Callable[[BaseTransport], PipelineWorker]
+"""What makes one session's worker (this bot's :func:`build_worker`, or another bot's)."""
+
+
+async def run_bot(transport: BaseTransport, label: str, build: Build = build_worker) -> None:
     """Run one session's pipeline until the client leaves."""
-    worker = build_worker(transport)
+    worker = build(transport)
 
     @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
     async def on_client_disconnected(_transport: BaseTransport, _client: Any) -> None:
@@ -362,7 +367,7 @@ async def run_bot(transport: BaseTransport, label: str) -> None:
     logger.info(f"{label}: pipeline finished")
 
 
-def create_app(port_ref: list[int]) -> FastAPI:
+def create_app(port_ref: list[int], build: Build = build_worker) -> FastAPI:
     """The voice bot's routes. ``port_ref[0]`` is the listening port (known after bind)."""
     webrtc = SmallWebRTCRequestHandler(ice_servers=[])
 
@@ -381,9 +386,11 @@ def create_app(port_ref: list[int]) -> FastAPI:
     async def ws_endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
         params = FastAPIWebsocketParams(serializer=ProtobufFrameSerializer(), **transport_params())
-        await run_bot(FastAPIWebsocketTransport(websocket, params), "ws")
+        await run_bot(FastAPIWebsocketTransport(websocket, params), "ws", build)
 
+    # The direct route, and the one a start response's sessionId leads a client to.
     @app.post("/api/offer")
+    @app.post("/sessions/{session_id}/api/offer")
     async def offer(request: Request) -> Any:
         data = await request.json()
         req = SmallWebRTCRequest(
@@ -396,13 +403,14 @@ def create_app(port_ref: list[int]) -> FastAPI:
 
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(connection, TransportParams(**transport_params()))
-            task = asyncio.create_task(run_bot(transport, "webrtc"))
+            task = asyncio.create_task(run_bot(transport, "webrtc", build))
             _BOT_TASKS.add(task)
             task.add_done_callback(_BOT_TASKS.discard)
 
         return await webrtc.handle_web_request(req, on_connection)
 
     @app.patch("/api/offer")
+    @app.patch("/sessions/{session_id}/api/offer")
     async def patch(request: Request) -> dict[str, str]:
         data = await request.json()
         await webrtc.handle_patch_request(
@@ -416,14 +424,14 @@ def create_app(port_ref: list[int]) -> FastAPI:
     return app
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, build: Build = build_worker) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((HOST, port))
     sock.listen(128)
     port_ref = [sock.getsockname()[1]]
-    server = uvicorn.Server(uvicorn.Config(create_app(port_ref), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(port_ref, build), log_level="warning"))
 
     async def announce() -> None:
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
@@ -438,14 +446,15 @@ async def serve(port: int) -> None:
         announcer.cancel()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(description: str = __doc__.splitlines()[0], build: Build = build_worker) -> None:
+    """Parse ``--port`` and ``--log-level``, then serve ``build``'s bot until killed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
     parser.add_argument("--log-level", default="DEBUG", help="loguru level for stderr")
     args = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level=args.log_level)
-    asyncio.run(serve(args.port))
+    asyncio.run(serve(args.port, build))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lifecycle.transport import ConnectRequest, Transport, TransportEvents
+from lifecycle.transport import ConnectRequest, Transport, TransportSink
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -72,9 +72,9 @@ class FloodTransport(Transport):
     """A transport and flood bot in one: connects at once, answers ``client-ready``."""
 
     def __init__(self) -> None:
-        self._events: TransportEvents | None = None
+        self._events: TransportSink | None = None
 
-    async def connect(self, request: ConnectRequest, events: TransportEvents) -> None:
+    async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
         self._events = events
         events.transport_connected()
 

@@ -136,11 +136,12 @@ class BotProcess:
 
 
 @contextlib.contextmanager
-def running_voice_bot(python: Path, prefix: str) -> Iterator[BotProcess]:
-    """tests/interop/voice_bot.py started on a free port (logs in a new temp dir), then stopped."""
-    bot = BotProcess(
-        python, "voice_bot.py", ["--port", "{port}"], Path(tempfile.mkdtemp(prefix=prefix))
-    )
+def running_voice_bot(
+    python: Path, prefix: str, script: str = "voice_bot.py"
+) -> Iterator[BotProcess]:
+    """tests/interop/``script`` (the voice bot, or one built on it) started on a free port
+    (logs in a new temp dir), then stopped."""
+    bot = BotProcess(python, script, ["--port", "{port}"], Path(tempfile.mkdtemp(prefix=prefix)))
     bot.start()
     try:
         yield bot

@@ -1,7 +1,7 @@
 """What the testing bot script asks its wire adapter to do: the actions, and a few makers.
 
 :class:`~transports.testing.script.BotScript` returns lists of these;
-:class:`~transports.testing.runner.ScriptRunner` carries them out over one wire.
+:class:`~transports.testing.script_runner.ScriptRunner` carries them out over one wire.
 """
 
 from __future__ import annotations

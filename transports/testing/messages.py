@@ -1,7 +1,7 @@
 """The RTVI messages a Pipecat 1.14 voice bot sends, as plain builders (no I/O, no state).
 
 Shapes follow ``pipecat/processors/frameworks/rtvi/models.py`` and ``observer.py`` of
-pipecat-ai 1.14 (see NOTES.md "What a real Pipecat 1.14 voice bot sends"). The bot script
+pipecat-ai 1.14 (as a real Pipecat 1.14 voice bot sends them). The bot script
 (:mod:`transports.testing.script`) strings them together into turns; ``LoopbackBot`` uses
 them for its event and function-call helpers.
 """
@@ -81,7 +81,7 @@ BOT_EVENT_TYPES: Final = frozenset(
         "error",
     }
 )
-"""The server-to-client RTVI types of API.md §9 (plus ``server-message`` and ``error``)."""
+"""The server-to-client RTVI types with a typed event (plus ``server-message`` and ``error``)."""
 
 
 def envelope(msg_type: str, data: Any = None, msg_id: Any = None) -> dict[str, Any]:

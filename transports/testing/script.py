@@ -4,7 +4,7 @@ One :class:`BotScript` per session plays what a Pipecat 1.14 voice bot does, wit
 and no clock of its own: :meth:`BotScript.receive` takes an RTVI message the client sent
 (:meth:`~BotScript.receive_audio` a microphone frame) and returns the actions
 (:mod:`transports.testing.actions`) to
-take, in order. A wire adapter (:mod:`transports.testing.runner`, used by the WebSocket and
+take, in order. A wire adapter (:mod:`transports.testing.script_runner`, used by the WebSocket and
 WebRTC testing servers and by ``LoopbackBot``) carries them out and reports back timers that
 fired, handler results, and speech that finished. Only the wire differs between the bots.
 

@@ -39,8 +39,8 @@ from lifecycle.media import AudioFrame
 from lifecycle.rtvi import LABEL
 from transports._tasks import TaskSet
 from transports.testing._http import Reply
-from transports.testing.runner import ScriptRunner
 from transports.testing.script import BotScript
+from transports.testing.script_runner import ScriptRunner
 from transports.testing.server import STOP_TIMEOUT, BotServer
 from transports.webrtc_media import OutgoingAudio, require_aiortc, to_audio_frame
 
@@ -119,7 +119,7 @@ class _Peer:
         self.server.received.append(message)
         self.runner.receive(message)
 
-    # --- the wire (transports.testing.runner.Wire) -------------------------------------
+    # --- the wire (transports.testing.script_runner.Wire) -------------------------------------
 
     async def send(self, message: Mapping[str, Any]) -> None:
         if self.channel is not None and self.channel.readyState == "open":

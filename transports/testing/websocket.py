@@ -52,7 +52,7 @@ from lifecycle.rtvi import LABEL
 from transports._pb import frames_pb2 as pb
 from transports.testing._http import Reply
 from transports.testing.actions import MAX_DELAY
-from transports.testing.runner import ScriptRunner
+from transports.testing.script_runner import ScriptRunner
 from transports.testing.server import HOST, STOP_TIMEOUT, BotServer
 from transports.websocket import decode_frame, encode_audio, encode_message
 

@@ -1,4 +1,6 @@
-"""Builds the transport (and the local testing bot) a command asked for, importing only that.
+"""Builds the transport (and the local testing bot) asked for by kind, importing only that.
+
+The CLI, the pytest plugin and the locust user share it (so no library code imports the CLI).
 
 Before importing anything from ``transports`` it checks that the ``transports`` package
 Python finds is this project's: a user's own ``transports/`` folder, or the unrelated
