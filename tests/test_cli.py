@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import pty
@@ -19,33 +18,11 @@ import pytest
 import structlog
 
 from lifecycle import State, diagrams
+from tests.support.cli_process import run_cli
 from transports.testing import TestingBotServer
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0
-
-
-async def run_cli(*args: str, stdin: bytes = b"", timeout: float = TIMEOUT) -> tuple[int, str, str]:
-    """Run the CLI to completion; (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lifecycle",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), 5)
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

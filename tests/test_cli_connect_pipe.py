@@ -3,16 +3,14 @@ or disconnects, and a function call it cannot answer says so when it arrives."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.cli_process import run_cli
 from transports.testing import TestingBotServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,20 +18,7 @@ TIMEOUT = 60.0
 
 
 async def run_connect(*args: str, stdin: bytes) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", "connect", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin), TIMEOUT)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), 5)
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli("connect", *args, stdin=stdin)
 
 
 def rows(out: str) -> list[dict[str, Any]]:

@@ -7,11 +7,8 @@ and the deprecated spellings are read off the request the bot would have got.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,38 +16,14 @@ import pytest
 
 from lifecycle import cli
 from lifecycle.start import StartSettings
+from tests.support.cli_process import run_cli
 from tests.support.http_stub import HTTPStub
+from tests.support.toolkit import free_port_url
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
 SCENARIO = REPO / "examples" / "scenarios" / "echo.yaml"
 WEBSOCKET_BODY = {"transport": "websocket"}
-
-
-async def run_cli(
-    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    """``python -m lifecycle ARGS`` to completion (bounded): (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lifecycle",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        env=env,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), 5)
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
@@ -224,3 +197,17 @@ async def test_a_foreign_transports_package_is_named(tmp_path: Path) -> None:
     assert code == 2, err
     assert "not pipecat-lifecycle's" in err and str(tmp_path / "transports") in err
     assert "Traceback" not in err
+
+
+async def test_startup_errors_name_the_flag_that_fixes_them(stub: HTTPStub) -> None:
+    code, out, _ = await run_cli("connect", "--start", free_port_url(), "--json")
+    assert code == 3
+    (error,) = [r for r in map(json.loads, out.splitlines()) if r["event"] == "startup-error"]
+    assert error["hint"].startswith("check --start (is the bot server running there?)")
+    stub.json_reply({"detail": "Not Found"}, status=404)
+    code, out, _ = await run_cli("connect", "--start", stub.url("/strat"))
+    assert code == 3 and "hint: no start endpoint at that path: check --start" in out
+    stub.json_reply({"detail": "no"}, status=401)
+    code, out, _ = await run_cli("test", str(SCENARIO), "--start", stub.url())
+    assert code == 3
+    assert "refused the credentials: check -H NAME=VALUE" in out + _

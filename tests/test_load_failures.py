@@ -3,36 +3,17 @@ first message, as Locust's Failures table (text) and as ``failures`` in ``--json
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import sys
 from pathlib import Path
 
 from lifecycle.load import LoadStats
 from lifecycle.load.stats import FAILURE_MESSAGE_LIMIT
+from tests.support.cli_process import run_cli
 from tests.support.http_stub import HTTPStub
 from tests.support.toolkit import free_port_url
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
-
-
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), 5)
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def test_first_message_per_phase_and_class() -> None:

@@ -106,6 +106,21 @@ def test_a_user_block_with_noise(tmp_path: Path) -> None:
     assert main(["test", str(path), "--record-dir", str(calls)]) == 0
     (wav,) = calls.glob("*.wav")
     assert abs(soundfile.read(wav, dtype="int16")[0][:, 0]).max() > 1000
+    per_turn = NOISY.replace(
+        '  - user: "Hello there"', '  - user: "Hello there"\n    noise: {kind: white, snr_db: 0}'
+    )
+    assert main(["test", str(write_scenario(tmp_path, "turn.yaml", per_turn))]) == 0
     gone = NOISY.replace("{kind: pink, snr_db: 10}", "{file: gone.wav, snr_db: 5}")
     bad = write_scenario(tmp_path, "bad.yaml", gone)
     assert main(["test", str(bad), "--validate"]) == 2
+
+
+def test_a_transcription_block_is_accepted_with_a_notice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    judged = KOKORO.replace(
+        "turns:", "judge:\n  modality: audio\n  transcription: {service: moonshine}\nturns:"
+    )
+    path = write_scenario(tmp_path, "judged.yaml", judged)
+    assert main(["test", str(path), "--validate"]) == 0
+    assert "transcription: moonshine is not run" in capsys.readouterr().err

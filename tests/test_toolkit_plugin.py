@@ -99,20 +99,34 @@ def test_example_test_file_runs_as_written(tmp_path: Path) -> None:
     assert "2 passed" in done.stdout
 
 
+async def run_pytest_async(directory: Path, *args: str) -> tuple[int, str, str]:
+    """:func:`run_pytest` for a test whose own loop serves a bot meanwhile."""
+    proc = await asyncio.create_subprocess_exec(
+        *pytest_command(*args),
+        cwd=directory,
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(CLI_TIMEOUT_S):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 5)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def test_pipecat_start_points_the_client_at_another_bot() -> None:
     from transports.testing import TestingBotServer
 
     async with TestingBotServer() as bot:
-        proc = await asyncio.create_subprocess_exec(
-            *pytest_command("examples/test_my_bot.py", "--pipecat-start", bot.start_url),
-            cwd=REPO,
-            env=cli_env(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        code, out, err = await run_pytest_async(
+            REPO, "examples/test_my_bot.py", "--pipecat-start", bot.start_url
         )
-        async with asyncio.timeout(CLI_TIMEOUT_S):
-            out, err = await proc.communicate()
-        assert proc.returncode == 0, (out + err).decode()
+        assert code == 0, out + err
         # Both tests' sessions reached this bot, not the plugin's own testing bot.
         assert bot.sessions_started == 2
         texts = [m["data"]["content"] for m in bot.received if m["type"] == "send-text"]
@@ -164,17 +178,10 @@ async def test_settings_from_the_ini_file_the_command_line_and_the_marker(tmp_pa
             f"pipecat_start = {stub.url()}\n"
             "pipecat_headers =\n    X-Team=blue\n    Authorization: Bearer pk_ini\n"
         )
-        proc = await asyncio.create_subprocess_exec(
-            *pytest_command("-rs", "--pipecat-start-data", '{"body": {"x": 1}}'),
-            cwd=tmp_path,
-            env=cli_env(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        code, out, err = await run_pytest_async(
+            tmp_path, "-rs", "--pipecat-start-data", '{"body": {"x": 1}}'
         )
-        async with asyncio.timeout(CLI_TIMEOUT_S):
-            out_bytes, err = await proc.communicate()
-    out = out_bytes.decode()
-    assert proc.returncode == 1, out + err.decode()  # the typo fails, on purpose
+    assert code == 1, out + err  # the typo fails, on purpose
     assert "2 passed, 1 skipped" in out and "1 error" in out, out
     assert "unknown key transprot=; did you mean transport=?" in out
     assert "pk_ini" not in out

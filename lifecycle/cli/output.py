@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lifecycle.cli.exits import EXIT_STARTUP
 from lifecycle.errors import StartBotError
+from lifecycle.hints import startup_hint
 from lifecycle.machine import TransitionEvent
 from lifecycle.printable import json_line, printable
 from lifecycle.table import WAITING_STATES
@@ -133,5 +134,20 @@ def startup_failed(out: Output, exc: BaseException) -> int:
     fields: dict[str, Any] = {"error": kind, "message": str(exc)}
     if isinstance(exc, StartBotError):
         fields["status"] = exc.status
-    out.emit("startup-error", f"startup failed: {kind}: {exc}", **fields)
+    hint = startup_hint(exc)
+    if hint is not None:
+        fields["hint"] = hint
+    out.emit(
+        "startup-error",
+        f"startup failed: {kind}: {exc}" + (f"\n  hint: {hint}" if hint else ""),
+        **fields,
+    )
     return EXIT_STARTUP
+
+
+def unreachable(exc: BaseException) -> str:
+    """``could not start or reach the bot: <class>: <message> (<hint>)``."""
+    hint = startup_hint(exc)
+    return f"could not start or reach the bot: {type(exc).__name__}: {exc}" + (
+        f" ({hint})" if hint else ""
+    )

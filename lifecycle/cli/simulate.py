@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lifecycle.cli.options import positive_int
+from lifecycle.cli.output import unreachable
 from lifecycle.errors import PipecatClientError
 from lifecycle.printable import printable
 
@@ -304,7 +305,7 @@ async def run_simulation(
             result = await caller.run()
         except PipecatClientError as exc:
             caller.close()
-            outcome.error = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
+            outcome.error = unreachable(exc)
             outcome.unreachable = True
             return outcome
         finally:

@@ -27,7 +27,7 @@ from lifecycle.cli.arguments import output_path
 from lifecycle.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_STARTUP, EXIT_USAGE
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_start_options, add_verbose, positive_float, start_settings
-from lifecycle.cli.output import Output
+from lifecycle.cli.output import Output, unreachable
 from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.simulate import add_simulation_options
 from lifecycle.contrib.transport_factory import make_transport, testing_bot
@@ -302,7 +302,7 @@ async def _run_all(
                     result = await _run_one(args, start, client, scenario, source, memory)
                 except PipecatClientError as exc:
                     unreached = True
-                    message = f"could not start or reach the bot: {type(exc).__name__}: {exc}"
+                    message = unreachable(exc)
                     if out.json_mode:
                         out.emit("error", message, scenario=scenario.name)
                     else:

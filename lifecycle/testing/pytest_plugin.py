@@ -193,6 +193,8 @@ def _setting(config: pytest.Config, key: str) -> Any:
 
 
 def _where(key: str) -> str:
+    """A setting's option and ini key, for messages (``"header"`` is ``headers``)."""
+    key = "headers" if key == "header" else key
     return f"{_OPTIONS[key]} (ini: {_INI[key]})"
 
 
@@ -307,9 +309,10 @@ async def pipecat_client(
 ) -> AsyncIterator[PipecatClient]:
     """A READY client of the configured bot (else of the local testing bot); disconnected
     after the test. A bot it cannot reach fails the test with the reason and the setting."""
-    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.client import PipecatClient
+    from lifecycle.contrib.transport_factory import make_transport
     from lifecycle.errors import PipecatClientError
+    from lifecycle.hints import startup_hint
 
     settings = _settings(request)
     url = settings.start_url or _pipecat_local_bot.start_url
@@ -318,10 +321,10 @@ async def pipecat_client(
         try:
             await client.start_bot_and_connect(settings.api_request(url))
         except PipecatClientError as exc:
-            hint = "" if settings.start_url is None else f"; check {_where('start')}"
+            hint = startup_hint(exc, _where)
             pytest.fail(
                 f"pipecat_client could not reach the bot over {settings.transport}: "
-                f"{type(exc).__name__}: {exc}{hint}",
+                f"{type(exc).__name__}: {exc}" + (f" ({hint})" if hint else ""),
                 pytrace=False,
             )
         yield client

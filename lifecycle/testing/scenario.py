@@ -184,6 +184,9 @@ class ScriptedTurn:
     send_after: SendAfter | None = None
     path: str = ""
     """The file the turn is written in (an included fragment, maybe)."""
+    noise: Any = None
+    """A :class:`~lifecycle.testing.noise.Noise` for this spoken turn (``noise:``), in place
+    of the ``user:`` block's."""
 
     @property
     def sends(self) -> bool:

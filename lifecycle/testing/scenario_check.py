@@ -361,6 +361,17 @@ class _Checker:
                 self.problem(value, "judge", f"modality: audio: {missing}")
         if transcription is not None:
             self.mapping(transcription, "the judge.transcription: block", schema.TRANSCRIPTION_KEYS)
+            service = (
+                transcription.plain().get("service")
+                if isinstance(transcription.value, dict)
+                else None
+            )
+            self.notice(
+                transcription,
+                "transcription",
+                f"{service or 'the service'} is not run: the judge reads the bot's own words "
+                "(its bot-output), not a transcription of its audio",
+            )
         return JudgeBlock(
             modality,
             eval_block,
@@ -436,6 +447,7 @@ class _Checker:
             image=image,
             send_after=send_after,
             path=entry.path,
+            noise=self.noise(items["noise"]) if "noise" in items else None,
         )
 
     def user(self, value: Located | None) -> tuple[str | None, tuple[str | int, ...] | None]:

@@ -78,7 +78,9 @@ FILE_KEYS: Final = SCENARIO_KEYS | SIMULATION_KEYS | {"scenarios"}
 MANIFEST_KEYS: Final = frozenset(
     {"suite", "bots_dir", "scenarios_dir", "concurrency", "runs_dir", "record", "spawn"}
 )
-TURN_KEYS: Final = frozenset({"user", "dtmf", "audio", "image", "expect", "send_after"})
+TURN_KEYS: Final = frozenset(
+    {"user", "dtmf", "audio", "image", "expect", "send_after", "noise"}  # noise: this project's
+)
 EXPECT_KEYS: Final = frozenset(
     {"event", "within_ms", "text_contains", "text_excludes", "calls", "name", "args", "eval"}
     | {"marker", "marker_first", "markers", "text_after", "check_from", "absent"}

@@ -5,8 +5,8 @@ A scenario whose ``user:`` block says ``modality: audio`` speaks every text turn
 the microphone, paced in real time, then a second of silence. A ``service`` this project
 runs (``espeak``, ``local``) is used as given; any other (``kokoro``, ``cartesia``...) is
 replaced by the local voice, with one notice line: a Kokoro voice name keeps its accent and
-gender (``af_heart`` -> ``en-us+f2``, ``bm_george`` -> ``en+m3``). ``noise:`` in the block
-(:mod:`lifecycle.testing.noise`) is mixed into the speech.
+gender (``af_heart`` -> ``en-us+f2``, ``bm_george`` -> ``en+m3``). ``noise:`` in the block, or
+in a turn for that turn (:mod:`lifecycle.testing.noise`), is mixed into the speech.
 
 :func:`with_modality` is ``test --modality``; :class:`ScenarioRecording` is one
 ``--record-dir`` file (caller left, bot right).
@@ -76,18 +76,20 @@ def local_voice_for(speech: Mapping[str, Any] | None) -> tuple[str, int | None, 
     return name, rate, notice
 
 
-def voice_for(user: UserBlock) -> tuple[Voice, str | None]:
-    """The voice of a ``user:`` block (made once per name and rate) and its notice."""
+def voice_for(user: UserBlock, noise: Any = None) -> tuple[Voice, str | None]:
+    """The voice of a ``user:`` block (made once per name and rate) and its notice; with
+    ``noise`` (a turn's), else the block's own ``noise``, mixed in."""
     from lifecycle.testing.voice import local_voice
 
     name, rate, notice = local_voice_for(user.speech)
     voice = _VOICES.get((name, rate))
     if voice is None:
         voice = _VOICES[(name, rate)] = local_voice(name, rate=rate)
-    if user.noise is not None:
+    noise = noise if noise is not None else user.noise
+    if noise is not None:
         from lifecycle.testing.noise import with_noise
 
-        voice = with_noise(voice, user.noise)
+        voice = with_noise(voice, noise)
     return voice, notice
 
 
@@ -106,7 +108,7 @@ async def speak_turn(
 
     from lifecycle.testing.conversation import speech_frames
 
-    voice, notice = await asyncio.to_thread(voice_for, user)
+    voice, notice = await asyncio.to_thread(voice_for, user, turn.noise)
     if notice is not None and notices is not None and notice not in notices:
         notices.append(notice)
     parts: Sequence[str | int] = turn.parts or [turn.user or ""]
