@@ -116,6 +116,12 @@ def add_run_options(test: argparse.ArgumentParser) -> None:
         choices=("text", "audio"),
         help="text turns as send-text or spoken by the local voice, whatever the files say",
     )
+    test.add_argument(
+        "--transcriber",
+        metavar="MODULE:CALLABLE",
+        help="transcriber(frames) -> text: in audio modality, the bot's speech it transcribes "
+        "is what 'response' matches (instead of the bot's own words)",
+    )
 
 
 def add_judge_options(test: argparse.ArgumentParser) -> None:
@@ -175,8 +181,10 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         count = len(plan.scenarios) + len(plan.simulations)
         print(f"{count} scenarios in {len(args.files)} path(s): valid")
         return EXIT_OK
-    fn = _load_judge(parser, args.judge) if args.judge else None
+    fn = _load_callable(parser, "--judge", args.judge) if args.judge else None
     args.judge_fn = fn  # the simulations' judge too
+    if args.transcriber:
+        args.transcriber_fn = _load_callable(parser, "--transcriber", args.transcriber)
     configure_logging(args.verbose)
     return asyncio.run(_run_all(args, settings, plan, fn))
 
@@ -195,7 +203,7 @@ def _validate(args: argparse.Namespace) -> _Plan | None:
     judge_given = bool(args.judge or args.judge_url)
     for path in files:
         try:
-            loaded = load_scenario_file(path, judge_given=judge_given)
+            loaded = load_scenario_file(path, judge_given=judge_given, modality=args.modality)
         except ScenarioFileErrors as exc:
             problems.extend(str(e) for e in exc.errors)
             continue
@@ -249,17 +257,18 @@ def _judge_placeholder(criterion: str, text: str) -> Any:  # replaced by --judge
     raise AssertionError("placeholder")  # pragma: no cover
 
 
-def _load_judge(parser: argparse.ArgumentParser, spec: str) -> JudgeFn:
+def _load_callable(parser: argparse.ArgumentParser, option: str, spec: str) -> Any:
+    """``MODULE:CALLABLE`` imported (``--judge``, ``--transcriber``); a usage error if not."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        parser.error(f"--judge wants MODULE:CALLABLE, not {spec!r}")
+        parser.error(f"{option} wants MODULE:CALLABLE, not {spec!r}")
     try:
-        judge = getattr(importlib.import_module(module_name), attr)
+        loaded = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        parser.error(f"--judge {spec}: {exc}")
-    if not callable(judge):
-        parser.error(f"--judge {spec} is not callable")
-    return judge  # type: ignore[no-any-return]
+        parser.error(f"{option} {spec}: {exc}")
+    if not callable(loaded):
+        parser.error(f"{option} {spec} is not callable")
+    return loaded
 
 
 @contextlib.asynccontextmanager
@@ -376,7 +385,9 @@ async def _run_one(
     recording = None
     try:
         # The stream opens before the connect, so the bot's greeting is not missed.
-        async with client.events(*WATCHED) as stream:
+        transcriber = getattr(args, "transcriber_fn", None)
+        names = (*WATCHED, "on_bot_audio") if transcriber is not None else WATCHED
+        async with client.events(*names) as stream:
             await client.start_bot_and_connect(start)
             if args.record_dir:
                 recording = _recording(client, args.record_dir, scenario, memory)
@@ -388,6 +399,7 @@ async def _run_one(
                 stream=stream,
                 memory=memory,
                 recording=recording,
+                transcriber=transcriber,
             )
     finally:
         await client.disconnect()

@@ -22,6 +22,7 @@ from lifecycle.testing.recording import Recording, TwoSidedWav
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
     from lifecycle.dispatch import ClientEvent, EventStream
+    from lifecycle.testing.hearing import Transcriber
     from lifecycle.testing.voice import Voice
 
 __all__ = ["DEFAULT_WITHIN", "Conversation", "event_text", "speech_frames"]
@@ -74,18 +75,25 @@ class Conversation:
 
     ``say`` / ``say_after`` / ``play`` / ``press`` act as the user (``say(..., speak=True)``
     speaks through ``voice``, by default the local voice of the ``voice`` extra);
-    ``expect`` asserts the next matching event, in order; ``record`` writes the bot's audio
-    (or both sides) to a WAV file. Use it as ``async with Conversation(client) as conv:``
-    (or call :meth:`close`): that closes its event stream and any recording. It keeps at
-    most ``history`` events.
+    ``expect`` asserts the next matching event, in order; ``hear`` transcribes the bot's next
+    utterance with ``transcriber`` (:mod:`lifecycle.testing.hearing`, optional); ``record``
+    writes the bot's audio (or both sides) to a WAV file. Use it as
+    ``async with Conversation(client) as conv:`` (or call :meth:`close`): that closes its
+    event stream and any recording. It keeps at most ``history`` events.
     """
 
     def __init__(
-        self, client: PipecatClient, *, voice: Voice | None = None, history: int = 10_000
+        self,
+        client: PipecatClient,
+        *,
+        voice: Voice | None = None,
+        transcriber: Transcriber | None = None,
+        history: int = 10_000,
     ) -> None:
         """Start watching ``client``'s events (from now on)."""
         self._client = client
         self._voice = voice
+        self._transcriber = transcriber
         self._stream: EventStream = client.events(maxsize=history)
         self._seen: deque[ClientEvent] = deque(maxlen=history)
         self._first = 0  # absolute index of _seen[0]
@@ -285,6 +293,46 @@ class Conversation:
                 raise AssertionError(
                     self._failure(f"the session ended before {wanted}", anchor, within)
                 )
+
+    async def hear(
+        self, *, text_contains: str | None = None, within: float = DEFAULT_WITHIN
+    ) -> str:
+        """The bot's next utterance (``bot-started-speaking`` to ``bot-stopped-speaking``)
+        as the conversation's ``transcriber`` hears its audio; met in order, as ``expect``.
+
+        ``within`` counts as for ``expect``, to the end of the utterance; one interrupted
+        before its end is skipped. ``text_contains`` is checked as ``expect`` does. Raises
+        ``AssertionError`` when no utterance ends in time or its text does not match, and
+        ``ValueError`` when the conversation has no transcriber.
+        """
+        __tracebackhide__ = True  # pytest shows the test's line, not the library's frames
+        from lifecycle.testing.hearing import BotSpeech, transcribe
+
+        if self._transcriber is None:
+            raise ValueError("hear needs a transcriber: Conversation(client, transcriber=...)")
+        if not within > 0 or within == float("inf"):
+            raise ValueError("within must be a positive, finite number of seconds")
+        anchor = max(self._acted_at, self._matched_at or 0.0)
+        deadline, speech, index = anchor + within, BotSpeech(), self._cursor
+        while True:
+            event = await self._event_at(index, deadline)
+            if event is None or event.at > deadline:
+                raise AssertionError(
+                    self._failure(f"no bot utterance ended within {within:g}s", anchor, within)
+                )
+            index += 1
+            frames = speech.feed(event)
+            if frames is not None:
+                break
+            if event.name == _ENDS_SESSION:
+                raise AssertionError(
+                    self._failure("the session ended before a bot utterance", anchor, within)
+                )
+        self._cursor, self._matched_at = index, time.monotonic()
+        text = await transcribe(self._transcriber, frames)
+        if text_contains is not None and not _contains(text, text_contains):
+            raise AssertionError(f"the bot said {text[:_SHOWN_TEXT]!r}, not {text_contains!r}")
+        return text
 
     async def _event_at(self, index: int, deadline: float) -> ClientEvent | None:
         """The event at absolute ``index``, waiting for it until ``deadline``; None on timeout."""

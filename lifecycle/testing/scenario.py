@@ -248,15 +248,18 @@ def audio_support_missing() -> str | None:
     return None
 
 
-def load_scenario_file(path: str | PathLike[str], *, judge_given: bool = False) -> ScenarioFile:
+def load_scenario_file(
+    path: str | PathLike[str], *, judge_given: bool = False, modality: str | None = None
+) -> ScenarioFile:
     """The scenarios of one file, validated whole; :class:`ScenarioFileErrors` lists problems.
 
     ``judge_given``: a judge comes from the command line, so ``eval:`` without a
-    ``judge:`` block is fine.
+    ``judge:`` block is fine. ``modality`` (``text``/``audio``, ``test --modality``)
+    replaces every ``user:`` block's modality before the file is checked.
     """
     from lifecycle.testing.scenario_check import check_file
 
-    return check_file(Path(path), judge_given=judge_given)
+    return check_file(Path(path), judge_given=judge_given, modality=modality)
 
 
 def load_scenarios(path: str | PathLike[str]) -> list[ScriptedScenario]:

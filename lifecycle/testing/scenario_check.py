@@ -69,10 +69,13 @@ def file_kind(root: Located) -> str:
     return "fragment"
 
 
-def check_file(path: Path, *, judge_given: bool) -> ScenarioFile:
-    """The file's scenarios; :class:`ScenarioFileErrors` with every problem when invalid."""
+def check_file(path: Path, *, judge_given: bool, modality: str | None = None) -> ScenarioFile:
+    """The file's scenarios; :class:`ScenarioFileErrors` with every problem when invalid.
+
+    ``modality`` (``test --modality``) replaces every ``user:`` block's before the checks.
+    """
     root = read_yaml(path)
-    checker = _Checker(path, judge_given=judge_given)
+    checker = _Checker(path, judge_given=judge_given, modality=modality)
     result = checker.file(root)
     if checker.problems:
         unique = {(e.path, e.line, e.key, e.problem): e for e in checker.problems}
@@ -243,7 +246,7 @@ class _Checker(CheckerBase):
 
     def user_block(self, value: Located | None) -> UserBlock:
         if value is None or value.value is None:
-            return UserBlock()
+            return UserBlock(self.modality or "text")
         items = self.mapping(value, "the user: block", schema.USER_KEYS)
         if items is None:
             return UserBlock()
@@ -251,6 +254,7 @@ class _Checker(CheckerBase):
         if modality not in ("text", "audio"):
             self.problem(items["modality"], "modality", "must be audio or text")
             return UserBlock()
+        modality = self.modality or modality
         speech = items.get("speech")
         if speech is not None:
             self.mapping(speech, "the user.speech: block", schema.SPEECH_KEYS)

@@ -20,9 +20,10 @@ __all__ = ["CheckerBase"]
 class CheckerBase:
     """One file's problems and notices, and the typed reads every rule uses."""
 
-    def __init__(self, path: Path, *, judge_given: bool) -> None:
+    def __init__(self, path: Path, *, judge_given: bool, modality: str | None = None) -> None:
         self.path = path
         self.judge_given = judge_given
+        self.modality = modality  # test --modality: overrides every user: block's
         self.problems: list[ScenarioFileError] = []
         self.notices: list[str] = []
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.testing import audio
 from lifecycle.testing import scripted_match as match
+from lifecycle.testing.hearing import Hearing, Transcriber
 from lifecycle.testing.judge import (
     CallableJudge,
     JudgeFn,
@@ -145,10 +146,16 @@ class _Run:
         default_timeout_ms: int,
         memory: RunMemory,
         recording: ScenarioRecording | None = None,
+        transcriber: Transcriber | None = None,
     ) -> None:
         self.scenario, self.client, self.judge, self.memory = scenario, client, judge, memory
         self.recording = recording
         self.events = ScriptEvents()
+        # In audio modality a transcriber's text of the bot's speech is the response.
+        self._hearing: Hearing | None = None
+        if transcriber is not None and scenario.user.modality == "audio":
+            self._hearing = Hearing(transcriber, self.events.heard, self._heard_failed)
+        self.events.hears = self._hearing is not None
         self.results = [
             ExpectationResult(t, i, e, e.within_ms or default_timeout_ms)
             for t, turn in enumerate(scenario.turns)
@@ -162,7 +169,8 @@ class _Run:
     async def run(self, stream: EventStream | None) -> None:
         async with contextlib.AsyncExitStack() as stack:
             if stream is None:
-                stream = await stack.enter_async_context(self.client.events(*WATCHED))
+                names = (*WATCHED, "on_bot_audio") if self._hearing else WATCHED
+                stream = await stack.enter_async_context(self.client.events(*names))
             pump = asyncio.create_task(self._pump(stream))
             try:
                 await self._send_context()
@@ -172,10 +180,19 @@ class _Run:
             finally:
                 pump.cancel()
                 await asyncio.gather(pump, return_exceptions=True)
+                if self._hearing is not None:
+                    await self._hearing.aclose()
 
     async def _pump(self, stream: Any) -> None:
         async for event in stream:
             self.events.feed(event)
+            if self._hearing is not None:
+                self._hearing.feed(event)
+
+    def _heard_failed(self, exc: Exception) -> None:
+        notice = f"the transcriber failed: {type(exc).__name__}: {exc}"
+        if notice not in self.notices:  # the user's transcriber: said once, the turn times out
+            self.notices.append(notice)
 
     async def _send_context(self) -> None:
         if not self.scenario.context:
@@ -536,6 +553,7 @@ async def run_scenario(
     stream: EventStream | None = None,
     memory: RunMemory | None = None,
     recording: ScenarioRecording | None = None,
+    transcriber: Transcriber | None = None,
 ) -> ScenarioResult:
     """Play ``scenario`` on a READY ``client`` and check its expectations (see the module).
 
@@ -544,6 +562,9 @@ async def run_scenario(
     :data:`~lifecycle.testing.scripted_events.WATCHED`, opened before connecting so the
     bot's greeting is not missed. A judge that cannot be reached or run stops the scenario
     with ``error`` set. ``recording``: the caller's audio also goes to it (``--record-dir``).
+    ``transcriber``: in audio modality, the bot's speech of each utterance transcribed by it
+    is the ``response`` (:mod:`lifecycle.testing.hearing`); ``stream`` must then also carry
+    ``on_bot_audio``.
     """
     started = time.monotonic()
     scenario_judge: ScenarioJudge | None
@@ -552,7 +573,13 @@ async def run_scenario(
     else:
         scenario_judge = CallableJudge(judge)
     run = _Run(
-        scenario, client, scenario_judge, default_timeout_ms, memory or RunMemory(), recording
+        scenario,
+        client,
+        scenario_judge,
+        default_timeout_ms,
+        memory or RunMemory(),
+        recording,
+        transcriber,
     )
     error = None
     try:

@@ -97,6 +97,8 @@ class ScriptEvents:
         self._awaiting_reply = False
         self._text: list[str] = []
         self._cutoff = 0.0
+        self.hears = False
+        """``response`` comes from :meth:`heard` (a client-side transcriber), not the LLM text."""
 
     # --- feeding ---------------------------------------------------------------------
     def feed(self, event: ClientEvent) -> None:
@@ -152,7 +154,9 @@ class ScriptEvents:
             return None
         if name == "on_bot_llm_stopped":
             text, self._text = "".join(self._text), []
-            return None if self._awaiting_reply else {"type": "llm_response", "text": text}
+            if self.hears or self._awaiting_reply:
+                return None
+            return {"type": "llm_response", "text": text}
         if name == "on_bot_llm_marker":
             return {
                 "type": "llm_marker",
@@ -184,6 +188,15 @@ class ScriptEvents:
             self.quiet.set()
             self._arrived.set()
         return None
+
+    def heard(self, text: str, started_at: float, at: float) -> None:
+        """The transcriber's text of a bot utterance begun at ``started_at``: a ``response``
+        (dropped when the utterance began before the turn's send)."""
+        if started_at >= self._cutoff:
+            self.latest["llm_response"] = max(self.latest.get("llm_response", 0.0), at)
+            self._queue({"type": "llm_response", "text": text, "at": at})
+        self._tick.set()
+        self._tick = asyncio.Event()
 
     # --- turns -----------------------------------------------------------------------
     def begin_turn(self, *, sent: bool, keep: bool = False) -> None:
