@@ -196,3 +196,28 @@ async def test_cli_say_speak_synthesizes_once_and_every_session_speaks() -> None
     assert summary["latency_ms"]["speak"]["count"] == 2
     assert summary["latency_ms"]["first_output"]["count"] == 2
     assert summary["audio_send_lag_ms"]["count"] > 2 * 50  # the speech, then 1 s of silence
+
+
+async def test_a_barge_in_in_a_load_run_is_measured_as_its_phases() -> None:
+    from lifecycle.testing import Conversation
+
+    long_text = "Tell me a long story about Paris and its river " * 4
+
+    async def scenario(session: SessionContext) -> None:
+        async with Conversation(session.client) as conversation:
+            await conversation.say(long_text)
+            await conversation.expect("on_bot_started_speaking", within=20)
+            await conversation.say("Actually, stop")  # talks over the bot: a barge-in
+            await conversation.expect("on_bot_interrupted", within=20)
+            await conversation.expect("on_bot_stopped_speaking", within=20)
+
+    # The bot's audio plays in real time, so it is still speaking when the user talks.
+    async with asyncio.timeout(TIMEOUT), TestingBotServer(realtime_audio=True) as bot:
+        plan = LoadPlan(start=bot.start_url, sessions=2, concurrency=2)
+        stats = await LoadRun(plan, WebSocketTransport, scenario=scenario).run()
+    summary = stats.summary()
+    assert summary["ok"] == 2, summary
+    for phase in ("barge_in_interrupted", "barge_in_bot_stopped"):
+        figures = summary["latency_ms"][phase]
+        assert figures["count"] == 2, summary
+        assert 0 <= figures["p50"] <= figures["p99"]
