@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from lifecycle.testing.model import ModelEndpoint
-    from lifecycle.testing.scenario import ScriptedScenario
+    from lifecycle.testing.scenario_model import ScriptedScenario
 
 __all__ = [
     "CallableJudge",
