@@ -1,45 +1,76 @@
-"""Serving a bot app on 127.0.0.1 for the interop tests: bind, announce, run uvicorn.
+"""Serving an interop bot app on 127.0.0.1: loopback-only ICE, bind, announce, run uvicorn.
 
-The bots whose LLM is an OpenAI stand-in (``--llm-url``) share it: :func:`main` parses
-``--port``/``--llm-url``/``--log-level`` and serves ``create_app(port_ref, llm_url)``; once
-listening it prints exactly one line ``BOT-SERVER-READY http://127.0.0.1:N`` to stdout.
+Every bot script in tests/interop serves its FastAPI app through :func:`main`, which parses
+``--port``/``--log-level`` (and ``--llm-url`` for the bots whose LLM is an OpenAI stand-in) and
+serves ``create_app(port_ref[, llm_url])``; once listening it prints exactly one line
+``BOT-SERVER-READY http://127.0.0.1:N`` to stdout. ``kill -USR1 <pid>`` dumps asyncio task
+stacks to stderr. The SmallWebRTC helpers below are the routes' shared parts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
-from loguru import logger
-from pipecat.pipeline.worker import PipelineWorker
-from pipecat.transports.base_transport import BaseTransport
-from pipecat.transports.smallwebrtc.request_handler import (
+# Loopback-only ICE. This must happen before aiortc creates any connection: aioice skips
+# 127.0.0.1 when it gathers host candidates, and this machine has nothing but loopback.
+import aioice.ice
+from aiortc import RTCIceGatherer, RTCIceServer
+
+
+def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
+
+
+def _no_default_ice_servers(cls: type[RTCIceGatherer]) -> list[RTCIceServer]:
+    return []
+
+
+aioice.ice.get_host_addresses = _loopback_host_addresses
+RTCIceGatherer.getDefaultIceServers = classmethod(_no_default_ice_servers)  # type: ignore[assignment,method-assign]
+
+import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from loguru import logger  # noqa: E402
+from pipecat.pipeline.worker import PipelineWorker  # noqa: E402
+from pipecat.transports.base_transport import BaseTransport  # noqa: E402
+from pipecat.transports.smallwebrtc.request_handler import (  # noqa: E402
     IceCandidate,
     SmallWebRTCPatchRequest,
     SmallWebRTCRequest,
     SmallWebRTCRequestHandler,
 )
-from pipecat.workers.runner import WorkerRunner
+from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 HOST = "127.0.0.1"
-AppFactory = Callable[[list[int], str], FastAPI]
+AppFactory = Callable[[list[int]], FastAPI]
+"""``create_app(port_ref)``: the app; ``port_ref[0]`` is the listening port (known after bind)."""
 
 
-async def serve(create_app: AppFactory, port: int, llm_url: str) -> None:
+def _dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        sys.stderr.write(f"--- {task.get_name()} {task.get_coro()!r}\n")
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
+
+
+async def serve(create_app: AppFactory, port: int) -> None:
     """Bind ``port`` (0: any free), then serve the app until the process ends."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this: small writes go out at once (no Nagle delay).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((HOST, port))
     sock.listen(128)
     port_ref = [sock.getsockname()[1]]
-    server = uvicorn.Server(uvicorn.Config(create_app(port_ref, llm_url), log_level="warning"))
+    config = uvicorn.Config(create_app(port_ref), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
 
     async def announce() -> None:
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
@@ -48,22 +79,39 @@ async def serve(create_app: AppFactory, port: int, llm_url: str) -> None:
         sys.stdout.flush()
 
     announcer = asyncio.create_task(announce())
+    # Debug aid: `kill -USR1 <pid>` prints every asyncio task's stack to stderr.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         await server.serve(sockets=[sock])
     finally:
         announcer.cancel()
 
 
-def main(create_app: AppFactory, description: str) -> None:
-    """The bot script's command line: ``--port``, ``--llm-url``, ``--log-level``."""
+def main(
+    create_app: Callable[..., FastAPI],
+    description: str,
+    *,
+    llm_url: bool = True,
+    log_level: str = "INFO",
+) -> None:
+    """The bot script's command line: ``--port``, ``--log-level`` and (``llm_url``) ``--llm-url``.
+
+    With ``llm_url`` the app is ``create_app(port_ref, llm_url)``, else ``create_app(port_ref)``.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
-    parser.add_argument("--llm-url", required=True, help="the bot LLM's OpenAI base URL")
-    parser.add_argument("--log-level", default="INFO", help="loguru level for stderr")
+    if llm_url:
+        parser.add_argument("--llm-url", required=True, help="the bot LLM's OpenAI base URL")
+    parser.add_argument("--log-level", default=log_level, help="loguru level for stderr")
     args = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level=args.log_level)
-    asyncio.run(serve(create_app, args.port, args.llm_url))
+    url = args.llm_url if llm_url else None
+
+    def app(port_ref: list[int]) -> FastAPI:
+        return create_app(port_ref, url) if llm_url else create_app(port_ref)
+
+    asyncio.run(serve(app, args.port))
 
 
 def offer_request(data: dict[str, Any]) -> SmallWebRTCRequest:
@@ -101,6 +149,7 @@ async def run_worker(transport: BaseTransport, worker: PipelineWorker, label: st
 
     @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
     async def on_client_disconnected(_transport: BaseTransport, _client: Any) -> None:
+        logger.info(f"{label}: client disconnected")
         await worker.cancel(reason="client disconnected")
 
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
