@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -23,6 +23,18 @@ PROTOBUF_CHECK = INTEROP / "protobuf_check.py"
 READY_PREFIX = "BOT-SERVER-READY "
 READY_TIMEOUT_S = 60.0
 TERM_GRACE_S = 5.0
+
+
+def terminate(proc: subprocess.Popen[Any]) -> int:
+    """SIGTERM a running process, SIGKILL it after ``TERM_GRACE_S``; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(TERM_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def interop_python() -> Path:
@@ -127,13 +139,7 @@ class BotServer:
         proc = self.process
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(TERM_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
