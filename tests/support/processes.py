@@ -23,6 +23,7 @@ PROTOBUF_CHECK = INTEROP / "protobuf_check.py"
 READY_PREFIX = "BOT-SERVER-READY "
 READY_TIMEOUT_S = 60.0
 TERM_GRACE_S = 5.0
+SDIST_EVALS = REPO / ".venv-interop" / "sdist" / "pipecat_ai-1.14.0" / "evals"
 
 
 def terminate(proc: subprocess.Popen[Any]) -> int:
@@ -50,6 +51,18 @@ def interop_python() -> Path:
         if os.environ.get("CI"):
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)
+    return path
+
+
+def pipecat_evals_dir() -> Path:
+    """Pipecat's published eval files (``PIPECAT_EVALS_DIR``, else the sdist ``make`` fetches),
+    or skip (fail under CI) when they are missing."""
+    configured = os.environ.get("PIPECAT_EVALS_DIR")
+    path = Path(configured) if configured else SDIST_EVALS
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"Pipecat's eval files are missing ({path}): make builds them")
+        pytest.skip(f"Pipecat's eval files are missing ({path}): run make interop")
     return path
 
 
