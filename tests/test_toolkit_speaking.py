@@ -34,8 +34,8 @@ async def within(awaitable: Any, timeout: float = T) -> Any:
 
 @pytest.fixture
 async def bot() -> AsyncIterator[TestingBotServer]:
-    # Replies long enough to talk over: 100 ms per LLM token.
-    async with TestingBotServer(dialogue=Dialogue(token_delay=0.1)) as server:
+    # Replies long enough to talk over on a busy machine: 300 ms per LLM token.
+    async with TestingBotServer(dialogue=Dialogue(token_delay=0.3)) as server:
         yield server
 
 
