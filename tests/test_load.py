@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from lifecycle.load import LoadPlan, LoadRun, SessionContext
-from tests.support.cli_process import run_cli_on_terminal
+from tests.support.cli_process import run_cli, run_cli_on_terminal
 from tests.support.flaky_start import FlakyStart
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
@@ -37,21 +37,6 @@ async def server() -> AsyncIterator[TestingBotServer]:
         yield bot
     finally:
         await asyncio.wait_for(bot.stop(), 10)
-
-
-async def run_cli(*args: str, timeout: float = TIMEOUT) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.wait_for(process.wait(), 5)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def open_fds() -> int:
