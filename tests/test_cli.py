@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import sys
@@ -112,8 +113,9 @@ async def test_diagram_files_written_by_the_cli_match_the_committed_ones(tmp_pat
 # ------------------------------------------------------------------------------ demo
 
 
-def trace_rows(out: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.splitlines() if line.startswith('{"session_id"')]
+def transitions_printed(out: str) -> list[str]:
+    """The destination states of the printed transition lines, in order."""
+    return re.findall(r"-> (\w+) +\[", out)
 
 
 async def test_demo_loopback() -> None:
@@ -121,18 +123,17 @@ async def test_demo_loopback() -> None:
     assert code == 0, out
     assert "connected -> ready" in out and "bot-ready" in out
     assert "echo round trip" in out
-    assert "diagrams/lifecycle.mmd" in out
-    rows = trace_rows(out)
-    assert [r["dest"] for r in rows if r["kind"] == "transition"] == [
+    assert transitions_printed(out) == [
         "connecting",
         "connected",
         "ready",
         "disconnecting",
         "disconnected",
     ]
+    assert "turn 1 (text):" in out
 
 
-async def test_demo_websocket() -> None:
+async def test_demo_websocket_ends_with_the_turn_and_a_report_hint() -> None:
     code, out, _ = await run_cli("demo")
     assert code == 0, out
     for expected in (
@@ -142,12 +143,21 @@ async def test_demo_websocket() -> None:
         "bot-ready: RTVI 2.2.0",
         'echo round trip: {"hello":"pipecat"}',
         "disconnecting -> disconnected",
-        "pipecat-lifecycle diagram",
+        "turn 1 (text): llm",
+        "--report",
     ):
         assert expected in out
-    rows = trace_rows(out)
-    assert rows and rows[0]["trigger"] == "start_bot"
-    assert any(r["kind"] == "message-in" and r["detail"] == "bot-ready" for r in rows)
+    # The turn's figures and the hint end the output, not a dump of the trace.
+    assert not [line for line in out.splitlines() if line.startswith("{")]
+    assert len(out.split("disconnecting -> disconnected", 1)[1].splitlines()) <= 8
+
+
+async def test_demo_report_writes_the_timeline(tmp_path: Path) -> None:
+    report = tmp_path / "demo.html"
+    code, out, _ = await run_cli("demo", "--report", str(report))
+    assert code == 0, out
+    assert f"report written to {report}" in out
+    assert "<svg" in report.read_text(encoding="utf-8")
 
 
 def test_demo_webrtc_runs_a_session(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
