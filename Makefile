@@ -5,11 +5,14 @@ BIN := $(VENV)/bin
 DEV_STAMP := $(VENV)/.installed
 INTEROP := .venv-interop
 INTEROP_STAMP := $(INTEROP)/.installed
+# make demo's own small venv: the package's runtime dependencies only (at the dev pins).
+DEMO := .venv-demo
+DEMO_STAMP := $(DEMO)/.installed
 PYTEST_ARGS ?=
 # Hypothesis profile (tests/conftest.py): "ci" runs the same examples every time.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: test lint unit pythons interop demo bench soak diagrams proto lock clean
+.PHONY: test lint unit pythons lowest newcomer interop demo bench soak diagrams proto lock clean
 .PHONY: test-loaded test-loaded-interop
 
 $(DEV_STAMP): requirements-dev.txt pyproject.toml
@@ -36,14 +39,20 @@ $(PIPECAT_EVALS)/.fetched: $(INTEROP_STAMP)
 		pipecat_ai-$(PIPECAT_VERSION)/evals
 	touch $@
 
+$(DEMO_STAMP): requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(DEMO)
+	$(DEMO)/bin/pip install -q --disable-pip-version-check -c requirements-dev.txt -e .
+	touch $@
+
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check lifecycle transports tests benchmarks examples noxfile.py
-	$(BIN)/ruff format --check lifecycle transports tests benchmarks examples noxfile.py
+	$(BIN)/ruff check lifecycle transports tests benchmarks examples tools noxfile.py
+	$(BIN)/ruff format --check lifecycle transports tests benchmarks examples tools noxfile.py
 	$(BIN)/mypy --strict lifecycle transports
 
 # Lint, then the unit and property tests on every supported Python found (noxfile.py, in
-# series), then the interop tests on the default interpreter.
-test: lint pythons interop
+# series), at the lowest declared dependency versions, the built wheel as a newcomer installs
+# it, then the interop tests.
+test: lint pythons lowest newcomer interop
 
 # Unit and property tests on the default interpreter only (the quick loop while developing).
 unit: $(DEV_STAMP)
@@ -52,6 +61,15 @@ unit: $(DEV_STAMP)
 # One nox session per Python version found (3.11, 3.12, 3.13); a missing one is skipped.
 pythons: $(DEV_STAMP)
 	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PYTEST_ARGS)
+
+# The unit tests with every direct dependency at its declared floor (nox session "lowest").
+lowest: $(DEV_STAMP)
+	$(BIN)/nox --no-color --noxfile noxfile.py -s lowest -- $(PYTEST_ARGS)
+
+# The built wheel in a fresh venv outside the checkout: the README quick start, demo and the
+# docs' pytest example, as a new user follows them (nox session "newcomer").
+newcomer: $(DEV_STAMP)
+	$(BIN)/nox --no-color --noxfile noxfile.py -s newcomer
 
 interop: $(DEV_STAMP) $(INTEROP_STAMP) $(PIPECAT_EVALS)/.fetched
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python PIPECAT_EVALS_DIR=$(CURDIR)/$(PIPECAT_EVALS) \
@@ -67,8 +85,8 @@ test-loaded-interop: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python \
 		$(BIN)/python tests/support/loaded.py interop $(PYTEST_ARGS)
 
-demo: $(DEV_STAMP)
-	$(BIN)/pipecat-lifecycle demo
+demo: $(DEMO_STAMP)
+	$(DEMO)/bin/pipecat-lifecycle demo
 
 bench: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python $(BIN)/python -m benchmarks
@@ -109,4 +127,4 @@ lock: $(DEV_STAMP)
 	rm requirements-dev.txt.new
 
 clean:
-	rm -rf $(VENV) $(INTEROP) .nox .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INTEROP) $(DEMO) .nox .mypy_cache .ruff_cache .pytest_cache

@@ -171,8 +171,8 @@ def profiles(rows: list[Row]) -> str:
             asyncio.run(talking._ours("ws", farm, 2))  # warm-up
             speaking = profile(lambda: asyncio.run(talking._ours("ws", farm, 50)))
         parts.append(
-            "#### Load that talks: 50 WebSocket sessions each speaking 3 s in real time "
-            f"(LoadRun), testing bots in subprocesses\n\n```\n{speaking}\n```"
+            f"#### Load that talks: 50 WebSocket sessions each speaking {talking.SPEECH_S:g} s "
+            f"in real time (LoadRun), testing bots in subprocesses\n\n```\n{speaking}\n```"
         )
     return "\n\n".join(parts)
 

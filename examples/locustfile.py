@@ -1,4 +1,4 @@
-"""Load-test a Pipecat deployment with Locust (``pip install "pipecat-lifecycle[load]"``).
+"""Load-test a Pipecat deployment with Locust (``pip install "pipecat-lifecycle[locust]"``).
 
 One machine, headless, 50 users for a minute against a start endpoint::
 

@@ -6,6 +6,7 @@ harness) can embed it and drive it by calling one method per trigger.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -53,6 +54,29 @@ class TransitionEvent:
 
 _BY_NAME: Final[dict[str, State]] = {state.name: state for state in State}
 
+_MACHINE_NAME: Final = "pipecat-lifecycle"
+"""Our machines' name in `transitions`' log lines (it prefixes them with ``NAME: ``)."""
+
+
+class _TransitionsAtDebug(logging.Filter):
+    """`transitions` logs three INFO lines per state change; ours become DEBUG lines.
+
+    An application that shows INFO (Locust does by default) would otherwise print thousands
+    of them in a load run. Lines of other machines (the application's own) are untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and args and args[0] == f"{_MACHINE_NAME}: "):
+            return True
+        if record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # The logger let the line through at its original level: decide again at DEBUG.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+logging.getLogger("transitions.core").addFilter(_TransitionsAtDebug())
+
 TransitionHook = Callable[[TransitionEvent], object]
 """A callable run after every transition with its :class:`TransitionEvent`."""
 
@@ -78,6 +102,7 @@ class SessionLifecycle:
         """A machine in the table's initial state, session id 0; ``logger``: a structlog logger."""
         self._model = _Model()
         self._machine = Machine(
+            name=_MACHINE_NAME,
             model=self._model,
             states=list(State),
             transitions=[dict(row) for row in TRANSITIONS],

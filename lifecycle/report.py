@@ -7,9 +7,15 @@ offline and from a file. Per session: the client's state as coloured bands over 
 lane each for the user, the LLM, the TTS, the bot's speech, function calls, the bot's
 metrics and transport events, and each turn's latency drawn as a bracket from the end of
 the user's input to the bot's answer, labelled; every shape has its details as an SVG
-``<title>`` (the script shows them in a panel on hover). The page is as bounded as the
-trace it is drawn from, and every string that came from the bot or the user is escaped.
-No I/O.
+``<title>`` (the script shows them in a panel on hover), and every turn has a waterfall of
+its own figures on an axis of the turn's length (:mod:`lifecycle.report_waterfall`). Turn
+labels are placed so that they never overlap (a turn too close to the previous one gets its
+number only, or no label; its bracket and tooltip stay). Tooltips use one naming scheme: the
+event's name as the API registers it (``on_bot_llm_started``), the client's call for its own
+actions (``send_text()``), ``state``/``transition`` for the lifecycle, and the
+:class:`~lifecycle.turns.Turn` field names for turn figures; times are ``+N ms`` from the
+session's start, durations ``for N ms``. The page is as bounded as the trace it is drawn from,
+and every string that came from the bot or the user is escaped. No I/O.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from importlib import resources
 from typing import Final
 
 from lifecycle.records import SessionRecord, TraceEntry
+from lifecycle.report_waterfall import waterfalls_html
 from lifecycle.states import State
-from lifecycle.timeline import Mark
+from lifecycle.timeline import SEND_TEXT, USER_AUDIO, Mark
 from lifecycle.turns import Turn
 
 __all__ = ["LANE_TITLES", "render_html"]
@@ -72,6 +79,16 @@ _SPANS: Final = (  # (lane, opening event, closing event)
     ("function", "on_llm_function_call_in_progress", "on_llm_function_call_stopped"),
 )
 _SPAN_EVENTS: Final = frozenset(name for _, start, stop in _SPANS for name in (start, stop))
+_CLIENT_ACTIONS: Final = {SEND_TEXT: "send_text()", USER_AUDIO: "send_audio()"}
+_LABEL_CHAR_PX: Final = 7.0  # at least the width of one character of a turn label (11 px, bold)
+_LABEL_ROWS: Final = (30.0, 48.0)  # baselines of the turn labels below the turns row's top
+_TURN_FIGURES: Final = (
+    "answered_ms",
+    "llm_first_ms",
+    "tts_first_ms",
+    "audio_first_ms",
+    "bot_speaking_ms",
+)
 
 
 def _asset(name: str) -> str:
@@ -126,11 +143,16 @@ def _dot(x: float, y: float, cls: str, colour: str, tip: str) -> str:
     )
 
 
+def _name(mark_name: str) -> str:
+    """A mark's name in the tooltips' scheme: the event's API name, or the client's call."""
+    return _CLIENT_ACTIONS.get(mark_name, mark_name)
+
+
 def _mark_tip(mark: Mark, scale: _Scale) -> str:
     when = f"+{scale.rel_ms(mark.at):.1f} ms"
     if mark.end > mark.at:
-        when += f" to +{scale.rel_ms(mark.end):.1f} ms"
-    tip = f"{mark.name} {when}"
+        when += f" for {(mark.end - mark.at) * 1000:.1f} ms"
+    tip = f"{_name(mark.name)} {when}"
     if mark.count > 1:
         tip += f" ({mark.count} events)"
     if mark.text:
@@ -162,7 +184,7 @@ def _span(
     lane_y: Mapping[str, float],
     open_: bool = False,
 ) -> str:
-    tip = f"{start.name.removeprefix('on_')} +{scale.rel_ms(start.at):.1f} ms"
+    tip = f"{_name(start.name)} +{scale.rel_ms(start.at):.1f} ms"
     tip += " (no end seen)" if open_ else f" for {(stop - start.at) * 1000:.1f} ms"
     if start.text:
         tip += f": {start.text}"
@@ -194,7 +216,7 @@ def _transport(record: SessionRecord, scale: _Scale, y: float) -> str:
         if entry.is_transition:
             parts.append(_tick(entry, scale, y))
         elif entry.kind in ("close", "error"):
-            tip = f"{entry.kind} +{scale.rel_ms(entry.at):.1f} ms: {entry.detail or ''}"
+            tip = f"transport {entry.kind} +{scale.rel_ms(entry.at):.1f} ms: {entry.detail or ''}"
             parts.append(_dot(scale.x(entry.at), y + _ROW / 2, "mark point", "#c62828", tip))
     return "".join(parts)
 
@@ -203,7 +225,7 @@ def _tick(entry: TraceEntry, scale: _Scale, y: float) -> str:
     assert entry.source is not None and entry.dest is not None
     x = scale.x(entry.at)
     change = f"{entry.source.value} → {entry.dest.value}"
-    tip = f"{entry.trigger}: {change} +{scale.rel_ms(entry.at):.1f} ms"
+    tip = f"transition {entry.trigger} +{scale.rel_ms(entry.at):.1f} ms: {change}"
     if entry.reason:
         tip += f" ({entry.reason})"
     return (
@@ -220,7 +242,7 @@ def _states(record: SessionRecord, scale: _Scale, end: float, y: float) -> str:
         stop = transitions[i + 1].at if i + 1 < len(transitions) else end
         x1, x2 = scale.x(entry.at), scale.x(stop)
         since = f"+{scale.rel_ms(entry.at):.1f} ms"
-        tip = f"{entry.dest.value} from {since} for {(stop - entry.at) * 1000:.1f} ms"
+        tip = f"state {entry.dest.value} {since} for {(stop - entry.at) * 1000:.1f} ms"
         label = ""
         if x2 - x1 > 8 * len(entry.dest.value):
             label = (
@@ -235,9 +257,29 @@ def _states(record: SessionRecord, scale: _Scale, end: float, y: float) -> str:
     return "".join(parts)
 
 
+class _LabelRows:
+    """Places turn labels left to right in a few rows so that no two overlap."""
+
+    def __init__(self, right_edge: float) -> None:
+        self.right_edge = right_edge
+        self.ends = [float("-inf")] * len(_LABEL_ROWS)
+
+    def place(self, x: float, texts: Sequence[str]) -> tuple[float, float, str] | None:
+        """(x, row offset, text) for the first text that fits in a row, else None."""
+        for text in texts:
+            width = len(text) * _LABEL_CHAR_PX
+            left = max(min(x, self.right_edge - width), _LEFT)
+            for row, end in enumerate(self.ends):
+                if left >= end + 4:
+                    self.ends[row] = left + width
+                    return left, _LABEL_ROWS[row], text
+        return None
+
+
 def _turns(turns: Sequence[Turn], scale: _Scale, origin: float, y: float, bottom: float) -> str:
     parts: list[str] = []
-    for turn in turns:
+    labels = _LabelRows(_LEFT + _PLOT + 18)
+    for turn in sorted(turns, key=lambda t: t.started_at):
         anchor = origin + turn.started_at
         x1 = scale.x(anchor)
         answered = turn.answered_ms
@@ -262,12 +304,18 @@ def _turns(turns: Sequence[Turn], scale: _Scale, origin: float, y: float, bottom
             )
             if ms is not None
         )
+        placed = labels.place(x1 + 3, (label, str(turn.index)))
+        text = (
+            f'<text class="turn-label" x="{placed[0]:.1f}" y="{y + placed[1]:.1f}">'
+            f"{_e(placed[2])}</text>"
+            if placed is not None
+            else ""
+        )
         parts.append(_barge_in(turn, scale, origin, y))
         parts.append(
             f'<g class="turn" data-turn="{turn.index}"><path d="M{x1:.1f} {y + 8:.1f} v6 '
             f'H{max(x2, x1 + 2):.1f} v-6" fill="none" stroke="#0d47a1" stroke-width="2"/>{ticks}'
-            f'<text class="turn-label" x="{x1 + 3:.1f}" y="{y + 30:.1f}">{_e(label)}</text>'
-            f"<title>{_e(_turn_tip(turn))}</title></g>"
+            f"{text}<title>{_e(_turn_tip(turn, scale.rel_ms(anchor)))}</title></g>"
         )
     return "".join(parts)
 
@@ -283,7 +331,18 @@ def _barge_in(turn: Turn, scale: _Scale, origin: float, y: float) -> str:
     return (
         f'<g class="barge-in" data-turn="{turn.index}"><path d="M{x1:.1f} {y + 2:.1f} v-6 '
         f'H{max(x2, x1 + 2):.1f} v6" fill="none" stroke="#e53935" stroke-width="2"/>'
-        f"<title>{_e(_barge_in_text(turn))}</title></g>"
+        f"<title>{_e(_barge_in_tip(turn))}</title></g>"
+    )
+
+
+def _barge_in_tip(turn: Turn) -> str:
+    """The barge-in figures by their :class:`Turn` field names (the tooltips' scheme)."""
+    audio = turn.bot_audio_after_barge_in_s
+    return (
+        f"turn {turn.index} ({turn.source}) barge-in: barge_in_to_interrupted_ms "
+        f"{_ms(turn.barge_in_to_interrupted_ms)} · barge_in_to_bot_stopped_ms "
+        f"{_ms(turn.barge_in_to_bot_stopped_ms)} · bot_audio_after_barge_in_s "
+        f"{_NONE if audio is None else f'{audio:.2f}'}"
     )
 
 
@@ -298,8 +357,15 @@ def _barge_in_text(turn: Turn) -> str:
     )
 
 
-def _turn_tip(turn: Turn) -> str:
-    tip = turn.summary()
+def _turn_tip(turn: Turn, at_ms: float) -> str:
+    figures = " · ".join(f"{name} {_ms(getattr(turn, name))}" for name in _TURN_FIGURES)
+    tip = f"turn {turn.index} ({turn.source}) +{at_ms:.1f} ms: {figures}"
+    if turn.ttfb:
+        tip += " · ttfb " + ", ".join(f"{k} {v:.1f}" for k, v in turn.ttfb.items())
+    if turn.function_calls:
+        tip += " · function_calls " + ", ".join(turn.function_calls)
+    if turn.interrupted:
+        tip += " · interrupted"
     if turn.user_text:
         tip += f"\nuser: {turn.user_text}"
     if turn.bot_text:
@@ -394,7 +460,8 @@ def _session_section(record: SessionRecord, turns: Sequence[Turn]) -> str:
         f"<h2>Session {record.session_id}</h2>"
         f'<p class="meta">started {_e(_iso(record.started_wall))} · {duration:.1f} ms · '
         f"{len(turns)} turns · {_e(notes)}</p>"
-        f'<div class="scroll">{_session_svg(record, turns)}</div>{_turn_table(turns)}</section>'
+        f'<div class="scroll">{_session_svg(record, turns)}</div>{_turn_table(turns)}'
+        f"{waterfalls_html(turns)}</section>"
     )
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.source import parse_file
+
 REPO = Path(__file__).resolve().parent.parent
 INTEROP = REPO / "tests" / "interop"
 
@@ -86,7 +88,7 @@ def import_statements(
     with relative imports resolved (against ``module``, by default the file's own dotted
     name); ``importlib.import_module("x")`` and ``__import__("x")`` with a literal count too.
     """
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    tree = parse_file(path)
     package = (module or module_name(path)).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
@@ -270,12 +272,7 @@ def test_the_import_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert not is_test_module("tests.support.fault_matrix")
 
 
-KNOWN_BACK_EDGES: set[tuple[str, str]] = {
-    # The scenario file class imports its checker and its runner inside functions, and both
-    # import the class: cycles still to break (the scripted-scenario work's files).
-    ("lifecycle.testing.scenario", "lifecycle.testing.scenario_check"),
-    ("lifecycle.testing.scenario", "lifecycle.testing.scripted"),
-}
+KNOWN_BACK_EDGES: set[tuple[str, str]] = set()
 """Imports that close a cycle still to break, each named; the test fails on any other cycle
 (and on a stale entry)."""
 
@@ -384,7 +381,7 @@ def test_classifiers_name_the_pythons_make_test_runs() -> None:
         for c in classifiers
         if c.startswith("Programming Language :: Python :: 3.")
     }
-    noxfile = ast.parse((REPO / "noxfile.py").read_text(encoding="utf-8"))
+    noxfile = parse_file(REPO / "noxfile.py")
     supported = next(
         ast.literal_eval(node.value)
         for node in noxfile.body
@@ -403,7 +400,7 @@ def test_docstrings_cite_no_file_outside_the_repository() -> None:
     broken = [
         f"{relative(p)}:{node.lineno}"
         for p in python_files("lifecycle", "transports")
-        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        for node in ast.walk(parse_file(p))
         if isinstance(node, ast.Expr)
         and isinstance(node.value, ast.Constant)
         and isinstance(node.value.value, str)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pty
+import re
 import signal
 import socket
 import sys
@@ -18,7 +17,7 @@ import pytest
 import structlog
 
 from lifecycle import State, diagrams
-from tests.support.cli_process import run_cli
+from tests.support.cli_process import run_cli, run_cli_on_terminal
 from transports.testing import TestingBotServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,8 +113,9 @@ async def test_diagram_files_written_by_the_cli_match_the_committed_ones(tmp_pat
 # ------------------------------------------------------------------------------ demo
 
 
-def trace_rows(out: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.splitlines() if line.startswith('{"session_id"')]
+def transitions_printed(out: str) -> list[str]:
+    """The destination states of the printed transition lines, in order."""
+    return re.findall(r"-> (\w+) +\[", out)
 
 
 async def test_demo_loopback() -> None:
@@ -123,18 +123,17 @@ async def test_demo_loopback() -> None:
     assert code == 0, out
     assert "connected -> ready" in out and "bot-ready" in out
     assert "echo round trip" in out
-    assert "diagrams/lifecycle.mmd" in out
-    rows = trace_rows(out)
-    assert [r["dest"] for r in rows if r["kind"] == "transition"] == [
+    assert transitions_printed(out) == [
         "connecting",
         "connected",
         "ready",
         "disconnecting",
         "disconnected",
     ]
+    assert "turn 1 (text):" in out
 
 
-async def test_demo_websocket() -> None:
+async def test_demo_websocket_ends_with_the_turn_and_a_report_hint() -> None:
     code, out, _ = await run_cli("demo")
     assert code == 0, out
     for expected in (
@@ -144,12 +143,21 @@ async def test_demo_websocket() -> None:
         "bot-ready: RTVI 2.2.0",
         'echo round trip: {"hello":"pipecat"}',
         "disconnecting -> disconnected",
-        "pipecat-lifecycle diagram",
+        "turn 1 (text): llm",
+        "--report",
     ):
         assert expected in out
-    rows = trace_rows(out)
-    assert rows and rows[0]["trigger"] == "start_bot"
-    assert any(r["kind"] == "message-in" and r["detail"] == "bot-ready" for r in rows)
+    # The turn's figures and the hint end the output, not a dump of the trace.
+    assert not [line for line in out.splitlines() if line.startswith("{")]
+    assert len(out.split("disconnecting -> disconnected", 1)[1].splitlines()) <= 8
+
+
+async def test_demo_report_writes_the_timeline(tmp_path: Path) -> None:
+    report = tmp_path / "demo.html"
+    code, out, _ = await run_cli("demo", "--report", str(report))
+    assert code == 0, out
+    assert f"report written to {report}" in out
+    assert "<svg" in report.read_text(encoding="utf-8")
 
 
 def test_demo_webrtc_runs_a_session(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
@@ -309,37 +317,10 @@ async def test_connect_ctrl_c_disconnects_cleanly(server: TestingBotServer) -> N
 
 async def test_progress_only_on_a_terminal(server: TestingBotServer) -> None:
     # A terminal: the spinner shows the waiting state on stderr while /start is slow.
-    leader, follower = pty.openpty()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", "connect", "--start",
-        f"{server.start_url}?delay=0.6",
-        stdin=asyncio.subprocess.PIPE, stdout=follower, stderr=follower, cwd=REPO,
-    )  # fmt: skip
-    os.close(follower)
-    loop = asyncio.get_running_loop()
-    chunks: list[bytes] = []
-
-    def read_all() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = loop.run_in_executor(None, read_all)
-    try:
-        await asyncio.wait_for(process.communicate(b"/quit\n"), TIMEOUT)
-        await asyncio.wait_for(reader, TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.wait_for(process.wait(), 5)
-        os.close(leader)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    assert process.returncode == 0
+    code, text = await run_cli_on_terminal(
+        "connect", "--start", f"{server.start_url}?delay=0.6", stdin=b"/quit\n", timeout=TIMEOUT
+    )
+    assert code == 0
     assert "authenticating..." in text
     assert "connected -> ready" in text
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.redact import redact_body, redact_text
+from tests.support.source import parse_file
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = sorted(
@@ -34,7 +35,7 @@ def is_regex_call(node: ast.Call) -> bool:
 
 def literals(path: Path) -> Iterator[tuple[int, str]]:
     """(line, text) of every string literal but docstrings; f-string fields become X."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parse_file(path)
     skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and is_regex_call(node):  # a pattern, not a message

@@ -23,6 +23,7 @@ from lifecycle import (
     rtvi,
 )
 from lifecycle.table import refusal
+from tests.support.source import parse_file
 from transports.loopback import LoopbackBot, LoopbackTransport
 
 WAIT = 5.0
@@ -72,7 +73,7 @@ def _state_tests(tree: ast.AST) -> list[int]:
 
 
 def test_the_client_never_tests_state_sets() -> None:
-    tree = ast.parse(CLIENT_SOURCE.read_text())
+    tree = parse_file(CLIENT_SOURCE)
     assert _state_tests(tree) == []
     imported = {
         alias.name
@@ -89,7 +90,7 @@ def test_one_function_acts_on_transitions() -> None:
     Emit actions the client carries out; the client emits none of them itself)."""
     where: dict[str, set[str]] = {}
     for source, call in ((CLIENT_SOURCE, "_emit"), (PROTOCOL_SOURCE, "Emit")):
-        tree = ast.parse(source.read_text())
+        tree = parse_file(source)
         for func in ast.walk(tree):
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue

@@ -18,8 +18,25 @@ def python_blocks() -> list[str]:
     return [code for lang, code in BLOCKS if lang == "python"]
 
 
-def test_first_example_runs_as_written() -> None:
+def test_quick_start_runs_as_written() -> None:
     code = python_blocks()[0]
+    assert len(code.strip().splitlines()) <= 20, "the quick start stays short"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "bot: You said: Hello, bot!" in out.stdout
+    assert "turn 1 (text): llm" in out.stdout
+
+
+def test_install_and_quick_start_lead() -> None:
+    headings = re.findall(r"^## (.+)$", README, re.M)
+    assert headings[:2] == ["Install", "Quick start"]
+    assert "make demo" in README and "make test" in README
+    assert "shared/" not in README  # nothing outside the repository
+
+
+def test_loopback_example_runs_as_written() -> None:
+    code = next(c for c in python_blocks() if "LoopbackBot(handlers" in c)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )

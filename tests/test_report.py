@@ -183,3 +183,58 @@ async def test_a_report_that_cannot_be_written_is_said(tmp_path: Path) -> None:
         )
     assert code == 0, out + err
     assert "could not write the report" in out
+
+
+# ------------------------------------------------------ labels, waterfalls, one naming scheme
+
+LABEL = re.compile(r'<text class="turn-label" x="([\d.]+)" y="([\d.]+)">([^<]*)</text>')
+
+
+async def test_turn_labels_never_overlap_however_close_the_turns() -> None:
+    from dataclasses import replace
+
+    from lifecycle.report import render_html
+
+    _, trace = await scripted_page()
+    (record,) = trace.sessions()
+    first = trace.turns()[0]
+    # Twelve turns 2 ms apart on the session's axis: far closer than any label is wide.
+    crowded = [
+        replace(first, index=i + 1, started_at=first.started_at + i * 0.002) for i in range(12)
+    ]
+    page = render_html([record], crowded)
+    labels = [(float(x), float(y), text) for x, y, text in LABEL.findall(page)]
+    assert labels, "no turn label drawn"
+    assert any(text.startswith("turn 1: ") for _, _, text in labels)
+    for i, (x1, y1, t1) in enumerate(labels):
+        for x2, y2, t2 in labels[i + 1 :]:
+            if y1 == y2:  # same row: the boxes (7 px a character at most) must not touch
+                assert x1 + 7 * len(t1) <= x2 or x2 + 7 * len(t2) <= x1, (t1, t2)
+    # Every turn keeps its bracket and tooltip, labelled or not.
+    assert len(re.findall(r'<g class="turn" data-turn=', page)) == 12
+
+
+async def test_every_turn_has_a_waterfall_on_its_own_axis() -> None:
+    page, trace = await scripted_page()
+    for turn in trace.turns():
+        figure = re.search(
+            rf'<figure class="turn-waterfall" data-turn="{turn.index}">(.*?)</figure>', page
+        )
+        assert figure is not None
+        assert f"answered in {turn.answered_ms:.1f} ms" in figure.group(1)
+        assert f"llm_first_ms {turn.llm_first_ms:.1f} ms" in figure.group(1)
+        # The axis spans the turn (its last figure plus 15 %), not the session.
+        ticks = [float(t) for t in re.findall(r'class="axis">([\d.]+) ms<', figure.group(1))]
+        assert max(ticks) <= max(turn.llm_first_ms or 0, turn.bot_speaking_ms or 0) * 1.15 + 1
+
+
+async def test_tooltips_use_one_naming_scheme() -> None:
+    page, _ = await scripted_page()
+    tips = re.findall(r"<title>([^<]*)</title>", page)[1:]  # [0] is the page's
+    assert tips
+    scheme = re.compile(
+        r"^(on_[a-z_]+|send_text\(\)|send_audio\(\)|state [a-z]+|transition [a-z_]+"
+        r"|transport [a-z]+|turn \d+ \(\w+\)|[a-z_]+_ms|(ttfb|processing)\[) ?"
+    )
+    for tip in tips:
+        assert scheme.match(tip), tip

@@ -22,7 +22,7 @@ async def test_the_timeline_of_a_testing_bot_session_renders_in_chromium(tmp_pat
     from transports.websocket import WebSocketTransport
 
     talking = Dialogue(token_delay=0.01, speech_ms=300)
-    async with TestingBotServer(dialogue=talking) as server:
+    async with TestingBotServer(dialogue=talking, realtime_audio=True) as server:
         client = await talk(
             WebSocketTransport(),
             ["hello <b>bot</b> <script>document.title='pwned'</script>", "what is the weather"],
@@ -39,6 +39,9 @@ async def test_the_timeline_of_a_testing_bot_session_renders_in_chromium(tmp_pat
     assert console_errors(log) == []
     assert re.search(r'<html[^>]*data-timeline="ready"', dom), "the page's script did not run"
     assert "rendered 1 sessions, 2 turns, 9 lanes" in dom  # written by the page's script
+    # The page measures its turn labels as drawn: none overlaps another.
+    assert re.search(r'<html[^>]*data-label-overlaps="0"', dom), "turn labels overlap"
+    assert len(re.findall(r'<figure class="turn-waterfall"', dom)) == 2
     for lane, heading in LANE_TITLES:
         assert f'data-lane="{lane}"' in dom and f">{heading}</text>" in dom
     for turn in turns:

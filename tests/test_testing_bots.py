@@ -596,3 +596,34 @@ async def test_loopback_handlers_still_answer_and_settings_apply_live() -> None:
         transport.send_message(make_message("client-message", {"t": "late"}, "m2"))
         assert (await wire.wait_for("server-response", 2))["data"]["d"] == "added later"
         assert "user-input" not in wire.types()  # dialogue=None: it never talks
+
+
+# ----------------------------------------------------- real-time audio of the WebSocket bot
+
+
+async def test_websocket_bot_paces_its_audio_in_real_time_when_asked() -> None:
+    from lifecycle import PipecatClient
+    from transports.websocket import WebSocketTransport
+
+    speech_ms = 400
+    talking = Dialogue(speech_ms=speech_ms)
+    assert TestingBotServer().realtime_audio is False  # tests keep their speed by default
+    server = TestingBotServer(dialogue=talking, realtime_audio=True)
+    async with server, PipecatClient(WebSocketTransport()) as client:
+        async with asyncio.timeout(30):
+            await client.start_bot_and_connect(server.start_url)
+        names = ("on_bot_started_speaking", "on_bot_audio", "on_bot_stopped_speaking")
+        async with client.events(*names) as stream:
+            await client.send_text("hello")
+            seen: list[tuple[str, float]] = []
+            async with asyncio.timeout(30):
+                async for event in stream:
+                    seen.append((event.name, event.at))
+                    if event.name == "on_bot_stopped_speaking":
+                        break
+    started = next(at for name, at in seen if name == "on_bot_started_speaking")
+    audio = [at for name, at in seen if name == "on_bot_audio"]
+    # The frames arrive spread over the speech as it plays (a busy machine only adds time),
+    # and the bot stops speaking once the last frame has played.
+    assert audio[-1] - audio[0] >= (speech_ms - 40) / 1000 * 0.9
+    assert seen[-1][1] - started >= speech_ms / 1000 * 0.9

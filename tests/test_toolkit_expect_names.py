@@ -58,6 +58,8 @@ def test_every_unknown_name_gets_a_did_you_mean(name: str, suggestion: str) -> N
 def test_eval_transport_only_events_say_so() -> None:
     with pytest.raises(ValueError, match=r"only pipecat\.evals' own eval transport"):
         resolve_event_name("image")
+    with pytest.raises(ValueError, match="input_type == 'backchannel'"):
+        resolve_event_name("user_backchannel")
 
 
 async def test_expect_takes_pipecat_evals_names(client: PipecatClient) -> None:

@@ -1,4 +1,4 @@
-"""The pytest plugin (``pytest11`` entry point ``pipecat``): fixtures and options.
+"""The pytest plugin (``pytest11`` entry point ``pipecat_lifecycle``): fixtures and options.
 
 Each case runs pytest in a subprocess on a test file of its own, in a directory of its own
 (its own ini file), so pytest-asyncio's ``auto`` and ``strict`` modes are both exercised;

@@ -1,4 +1,4 @@
-"""``pipecat-lifecycle demo``: a whole session against a local bot, then its trace."""
+"""``pipecat-lifecycle demo``: a whole session against a local bot, then its turns."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from lifecycle.cli.exits import EXIT_CODES_HELP, EXIT_OK
 from lifecycle.cli.logging_setup import configure_logging
 from lifecycle.cli.options import add_verbose, positive_float
 from lifecycle.cli.output import Output, compact, elapsed_ms, startup_failed
+from lifecycle.cli.report import print_turns, write_report
 from lifecycle.cli.session import Interrupt
 from lifecycle.cli.watch import Watch
 from lifecycle.errors import PipecatClientError, SessionCancelledError
@@ -37,8 +37,7 @@ transports:
 )
 DEMO_TEXT: Final = "Hello! What's the weather like in Lisbon today?"
 """The text turn the demo sends (the testing bots answer it, calling a function)."""
-_ANSWER_WAIT: Final = 3.0
-_REPO_DIAGRAM: Final = Path(__file__).resolve().parents[2] / "diagrams" / "lifecycle.mmd"
+_ANSWER_WAIT: Final = 5.0
 
 
 def add_command(commands: Any) -> None:
@@ -48,8 +47,8 @@ def add_command(commands: Any) -> None:
         help="run a session against a local testing bot",
         description=(
             "Run a whole session against a local bot: start, connect, bot-ready, one echo "
-            "request, one text turn (the conversation is printed), disconnect; then show "
-            "where the diagram is and the session trace."
+            "request, one text turn (the conversation is printed), disconnect; then print "
+            "the turn's latencies. The testing bot plays its audio in real time."
         ),
         epilog=DEMO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -63,6 +62,11 @@ def add_command(commands: Any) -> None:
     )
     demo.add_argument(
         "--timeout", type=positive_float, default=30.0, metavar="S", help="default: 30"
+    )
+    demo.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="at the end, write the session's HTML timeline (turns, lanes, states) to FILE",
     )
     add_verbose(demo)
     demo.set_defaults(run=run)
@@ -90,11 +94,12 @@ async def _demo_ws(args: argparse.Namespace, out: Output) -> int:
     from transports.websocket import WebSocketTransport
 
     out.say("pipecat-lifecycle demo: a local RTVI bot over WebSocket + protobuf")
-    async with TestingBotServer() as server:
+    # Audio paced as it plays, so the speaking events fall where a listener hears them.
+    async with TestingBotServer(realtime_audio=True) as server:
         out.say(f"testing bot listening; start endpoint {server.start_url}\n")
         client = PipecatClient(WebSocketTransport(), connect_timeout=args.timeout)
         return await _demo_session(
-            client, out, lambda: client.start_bot_and_connect(server.start_url)
+            client, out, lambda: client.start_bot_and_connect(server.start_url), args.report
         )
 
 
@@ -109,7 +114,7 @@ async def _demo_loopback(args: argparse.Namespace, out: Output) -> int:
 
     bot = LoopbackBot(handlers={"echo": echo})
     client = PipecatClient(LoopbackTransport(bot), connect_timeout=args.timeout)
-    return await _demo_session(client, out, client.connect)
+    return await _demo_session(client, out, client.connect, args.report)
 
 
 async def _demo_webrtc(args: argparse.Namespace, out: Output) -> int:
@@ -122,7 +127,7 @@ async def _demo_webrtc(args: argparse.Namespace, out: Output) -> int:
         out.say(f"testing bot listening; start endpoint {server.start_url}\n")
         client = PipecatClient(SmallWebRTCTransport(ice_servers=[]), connect_timeout=args.timeout)
         return await _demo_session(
-            client, out, lambda: client.start_bot_and_connect(server.start_url)
+            client, out, lambda: client.start_bot_and_connect(server.start_url), args.report
         )
 
 
@@ -160,9 +165,12 @@ def _demo_function(call: FunctionCall) -> dict[str, Any]:
 
 
 async def _demo_session(
-    client: PipecatClient, out: Output, start: Callable[[], Awaitable[BotReadyData]]
+    client: PipecatClient,
+    out: Output,
+    start: Callable[[], Awaitable[BotReadyData]],
+    report: str | None,
 ) -> int:
-    """Start, bot-ready, an echo round trip, a text turn, disconnect; then diagram and trace."""
+    """Start, bot-ready, an echo round trip, a text turn, disconnect; then the turn's figures."""
     watch = Watch(client, out)
     interrupt = Interrupt(client, out)
     client.register_function_call_handler("*", _demo_function)
@@ -187,16 +195,14 @@ async def _demo_session(
         await client.disconnect()
         await watch.close()
     code = watch.exit_code()
-    where = (
-        f"{_REPO_DIAGRAM} (Mermaid; .dot and .svg beside it)"
-        if _REPO_DIAGRAM.exists()
-        else "diagrams/lifecycle.mmd in the repository"
-    )
-    out.say(
-        "\nThe state diagram of this lifecycle: "
-        + where
-        + "\n  or print it: pipecat-lifecycle diagram --format mermaid|dot|svg [--highlight ready]"
-    )
-    out.say("\nSession trace (client.trace.to_jsonl()):")
-    out.say(client.trace.to_jsonl().rstrip("\n"))
+    out.say("")
+    print_turns(client.trace, out)
+    if report:
+        write_report(client.trace, out, report)
+    else:
+        out.say(
+            "\nThe session as an HTML timeline: pipecat-lifecycle demo --report demo.html\n"
+            "Your bot: pipecat-lifecycle connect --start http://localhost:7860/start "
+            "[--report session.html]"
+        )
     return code

@@ -1,4 +1,4 @@
-"""``PipecatUser``: load sessions as a Locust user (``pip install "pipecat-lifecycle[load]"``).
+"""``PipecatUser``: load sessions as a Locust user (``pip install "pipecat-lifecycle[locust]"``).
 
 Each task iteration of a user is one session of :func:`lifecycle.load.run_session`:
 start, connect until bot-ready, the optional request/text turn/hold or your scenario,

@@ -81,4 +81,4 @@ def testing_bot(kind: str) -> Any:
         return TestingWebRTCBotServer()
     from transports.testing import TestingBotServer
 
-    return TestingBotServer()
+    return TestingBotServer(realtime_audio=True)  # its speaking events fall as a listener hears

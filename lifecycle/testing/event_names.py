@@ -36,8 +36,13 @@ EVALS_EVENTS: Final = {
 """pipecat.evals' event names (its ``events.py``, 1.14) -> the client's event names. Its
 ``llm_response``/``response`` (the reply's text) are the bot's spoken output here."""
 
-_EVAL_TRANSPORT_ONLY: Final = frozenset({"image", "user_backchannel", "bot_backchannel"})
+_EVAL_TRANSPORT_ONLY: Final = frozenset({"image"})
 """pipecat.evals events that only its own eval transport produces."""
+_BY_TYPE: Final = {
+    "user_backchannel": ("on_user_input", "u.input_type"),
+    "bot_backchannel": ("on_bot_output", "o.output_type"),
+}
+"""pipecat.evals events that are one kind of a client event (told apart by a predicate)."""
 
 
 def resolve_event_name(name: str) -> str:
@@ -56,6 +61,13 @@ def resolve_event_name(name: str) -> str:
         mapped = f"on_{name}"
     if mapped is not None:
         return mapped
+    if name in _BY_TYPE:
+        event, field = _BY_TYPE[name]
+        var = field.split(".")[0]
+        raise ValueError(
+            f"{name!r} is a {event} of type backchannel: expect({event!r}, "
+            f"predicate=lambda {var}: {field} == 'backchannel')"
+        )
     if name in _EVAL_TRANSPORT_ONLY:
         raise ValueError(
             f"{name!r} is an event only pipecat.evals' own eval transport produces; a bot "

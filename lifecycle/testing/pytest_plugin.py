@@ -1,4 +1,4 @@
-"""The pytest plugin (entry point ``pytest11``): bot and client fixtures.
+"""The pytest plugin (entry point ``pytest11``: ``pipecat_lifecycle``): bot and client fixtures.
 
 It does nothing unless a test asks for its fixtures:
 

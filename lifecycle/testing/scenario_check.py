@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from lifecycle.testing import scenario_schema as schema
-from lifecycle.testing.scenario import (
+from lifecycle.testing.scenario_check_base import CheckerBase
+from lifecycle.testing.scenario_errors import ScenarioFileError, ScenarioFileErrors
+from lifecycle.testing.scenario_media import media_problem
+from lifecycle.testing.scenario_model import (
     MAX_WITHIN_MS,
     Call,
     Expectation,
@@ -27,8 +30,6 @@ from lifecycle.testing.scenario import (
     UserBlock,
     audio_support_missing,
 )
-from lifecycle.testing.scenario_errors import ScenarioFileError, ScenarioFileErrors
-from lifecycle.testing.scenario_media import media_problem
 from lifecycle.testing.yaml_source import Located, read_yaml
 
 __all__ = ["check_file", "file_kind"]
@@ -80,68 +81,8 @@ def check_file(path: Path, *, judge_given: bool) -> ScenarioFile:
     return result
 
 
-class _Checker:
+class _Checker(CheckerBase):
     """One file's checks: problems collected, dataclasses built from what is valid."""
-
-    def __init__(self, path: Path, *, judge_given: bool) -> None:
-        self.path = path
-        self.judge_given = judge_given
-        self.problems: list[ScenarioFileError] = []
-        self.notices: list[str] = []
-
-    # --- helpers -------------------------------------------------------------------
-    def problem(self, at: Located, key: str, text: str) -> None:
-        self.problems.append(ScenarioFileError(at.path, at.line, key, text))
-
-    def notice(self, at: Located, key: str, text: str) -> None:
-        line = f"{at.path}:{at.line}: {key}: {text}"
-        if line not in self.notices:
-            self.notices.append(line)
-
-    def mapping(
-        self, value: Located, where: str, allowed: frozenset[str]
-    ) -> dict[str, Located] | None:
-        if not isinstance(value.value, dict):
-            self.problem(value, "", f"{where} must be a mapping")
-            return None
-        items: dict[str, Located] = value.value
-        for key, item in items.items():
-            if key not in allowed:
-                self.problem(item, key, schema.unknown_key(key, where, allowed))
-        return items
-
-    def typed(self, items: Mapping[str, Located], key: str, kind: type, what: str) -> Any:
-        item = items.get(key)
-        if item is None or item.value is None:
-            return None
-        ok = isinstance(item.value, kind) and not (
-            kind is not bool and isinstance(item.value, bool)
-        )
-        if not ok:
-            self.problem(item, key, f"must be {what}, not {item.value!r}")
-            return None
-        return item.value
-
-    def text(self, items: Mapping[str, Located], key: str) -> str | None:
-        item = items.get(key)
-        if (
-            item is not None
-            and isinstance(item.value, (int, float))
-            and not isinstance(item.value, bool)
-        ):
-            return str(item.value)  # `text_contains: 75` means the text "75"
-        value: str | None = self.typed(items, key, str, "text")
-        return value
-
-    def local_file(self, item: Located, key: str) -> Path | None:
-        if not isinstance(item.value, str) or not item.value.strip():
-            self.problem(item, key, "must be a file path")
-            return None
-        path = (Path(item.path).parent / item.value).resolve()
-        if not path.is_file():
-            self.problem(item, key, f"no such file: {path}")
-            return None
-        return path
 
     # --- file and scenarios ---------------------------------------------------------
     def file(self, root: Located) -> ScenarioFile | None:

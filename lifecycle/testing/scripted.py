@@ -48,7 +48,7 @@ from lifecycle.testing.judge import (
     JudgeUnavailableError,
     ScenarioJudge,
 )
-from lifecycle.testing.scenario import (
+from lifecycle.testing.scenario_model import (
     Call,
     Expectation,
     ScriptedScenario,

@@ -51,7 +51,7 @@ def patch_loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
 def plugin_args() -> list[str]:
     """``-p`` for the pytest plugin unless its ``pytest11`` entry point is installed."""
     names = {ep.name for ep in importlib.metadata.entry_points(group="pytest11")}
-    return [] if "pipecat" in names else ["-p", "lifecycle.testing.pytest_plugin"]
+    return [] if "pipecat_lifecycle" in names else ["-p", "lifecycle.testing.pytest_plugin"]
 
 
 def cli_env() -> dict[str, str]:

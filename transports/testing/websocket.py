@@ -52,6 +52,7 @@ from lifecycle.rtvi import LABEL
 from transports._pb import frames_pb2 as pb
 from transports.testing._http import Reply
 from transports.testing.actions import MAX_DELAY
+from transports.testing.dialogue import DEFAULT_DIALOGUE, Dialogue
 from transports.testing.script_runner import ScriptRunner
 from transports.testing.server import HOST, STOP_TIMEOUT, BotServer
 from transports.websocket import decode_frame, encode_audio, encode_message
@@ -68,8 +69,23 @@ class TestingBotServer(BotServer):
 
     Settings as :class:`~transports.testing.server.BotServer`'s: ``ready_delay``,
     ``send_bot_ready`` (both overridable per ``/start`` body: ``ready_delay``,
-    ``never_ready``) and ``dialogue``.
+    ``never_ready``) and ``dialogue``. ``realtime_audio=True`` paces the bot's audio as it
+    would play, one frame per frame's duration, as Pipecat's WebSocket output does: the
+    speaking events then fall where a listener hears them. Off by default, so tests that need
+    no pacing run at full speed.
     """
+
+    def __init__(
+        self,
+        *,
+        ready_delay: float = 0.0,
+        send_bot_ready: bool = True,
+        dialogue: Dialogue | None = DEFAULT_DIALOGUE,
+        realtime_audio: bool = False,
+    ) -> None:
+        """Configure; nothing listens until :meth:`start`."""
+        self.realtime_audio = realtime_audio
+        super().__init__(ready_delay=ready_delay, send_bot_ready=send_bot_ready, dialogue=dialogue)
 
     def _init_wire(self) -> None:
         self.received_audio: list[AudioFrame] = []
@@ -140,7 +156,8 @@ class TestingBotServer(BotServer):
         return self._sessions.pop(sid, {}) if sid else {}
 
     async def _ws_session(self, ws: ServerConnection) -> None:
-        runner = ScriptRunner(self._script(self._options(ws)), _WebSocketWire(ws))
+        wire = _WebSocketWire(ws, paced=self.realtime_audio)
+        runner = ScriptRunner(self._script(self._options(ws)), wire)
         try:
             async for data in ws:
                 if isinstance(data, str):  # Pipecat ends the session on a text frame
@@ -181,16 +198,25 @@ class TestingBotServer(BotServer):
 class _WebSocketWire:
     """The bot's side of one WebSocket: protobuf frames; a closed socket swallows sends."""
 
-    def __init__(self, ws: ServerConnection) -> None:
+    def __init__(self, ws: ServerConnection, *, paced: bool = False) -> None:
         self._ws = ws
+        self._paced = paced
+        self._played_until = 0.0  # loop time when the audio sent so far has played
 
     async def send(self, message: Mapping[str, Any]) -> None:
         await self._send(encode_message(message))
 
     async def send_audio(self, frame: AudioFrame) -> None:
         await self._send(encode_audio(frame))
+        if self._paced:
+            # The frame "plays" for its duration before the next one (or the speaking event
+            # after the last one) leaves; a late start never makes the next frames burst.
+            now = asyncio.get_running_loop().time()
+            self._played_until = max(self._played_until, now) + frame.duration
+            await asyncio.sleep(self._played_until - now)
 
     async def interrupt(self) -> None:
+        self._played_until = 0.0
         await self._send(_INTERRUPTION)  # Pipecat sends it alongside bot-interrupted
 
     async def leave(self) -> None:
