@@ -272,12 +272,7 @@ def test_the_import_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert not is_test_module("tests.support.fault_matrix")
 
 
-KNOWN_BACK_EDGES: set[tuple[str, str]] = {
-    # The scenario file class imports its checker and its runner inside functions, and both
-    # import the class: cycles still to break (the scripted-scenario work's files).
-    ("lifecycle.testing.scenario", "lifecycle.testing.scenario_check"),
-    ("lifecycle.testing.scenario", "lifecycle.testing.scripted"),
-}
+KNOWN_BACK_EDGES: set[tuple[str, str]] = set()
 """Imports that close a cycle still to break, each named; the test fails on any other cycle
 (and on a stale entry)."""
 

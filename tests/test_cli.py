@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pty
 import re
 import signal
 import socket
@@ -19,7 +17,7 @@ import pytest
 import structlog
 
 from lifecycle import State, diagrams
-from tests.support.cli_process import run_cli
+from tests.support.cli_process import run_cli, run_cli_on_terminal
 from transports.testing import TestingBotServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -319,37 +317,10 @@ async def test_connect_ctrl_c_disconnects_cleanly(server: TestingBotServer) -> N
 
 async def test_progress_only_on_a_terminal(server: TestingBotServer) -> None:
     # A terminal: the spinner shows the waiting state on stderr while /start is slow.
-    leader, follower = pty.openpty()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", "connect", "--start",
-        f"{server.start_url}?delay=0.6",
-        stdin=asyncio.subprocess.PIPE, stdout=follower, stderr=follower, cwd=REPO,
-    )  # fmt: skip
-    os.close(follower)
-    loop = asyncio.get_running_loop()
-    chunks: list[bytes] = []
-
-    def read_all() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = loop.run_in_executor(None, read_all)
-    try:
-        await asyncio.wait_for(process.communicate(b"/quit\n"), TIMEOUT)
-        await asyncio.wait_for(reader, TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.wait_for(process.wait(), 5)
-        os.close(leader)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    assert process.returncode == 0
+    code, text = await run_cli_on_terminal(
+        "connect", "--start", f"{server.start_url}?delay=0.6", stdin=b"/quit\n", timeout=TIMEOUT
+    )
+    assert code == 0
     assert "authenticating..." in text
     assert "connected -> ready" in text
 

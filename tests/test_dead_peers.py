@@ -125,10 +125,18 @@ class _Closed:
 
 
 async def test_frozen_websocket_peer_after_ready_is_a_lost_link() -> None:
-    async with raw_ws_server() as url:
+    spoke = asyncio.Event()
+
+    async def one_frame_then_frozen(reader: asyncio.StreamReader, writer: Any) -> None:
+        writer.write(_server_frame(encode_message(make_message("bot-ready", {}))))
+        await writer.drain()
+        spoke.set()  # then it never reads or writes again
+
+    async with raw_ws_server(one_frame_then_frozen) as url:
         transport = WebSocketTransport(url, dead_peer_timeout=1.0)
         sink = _Closed()
         await within(transport.connect(ConnectRequest(), sink))
+        await within(spoke.wait())
         frozen = time.monotonic()
         await within(sink.closed.wait(), 1.0 + SLACK)
         elapsed = time.monotonic() - frozen
@@ -148,6 +156,19 @@ async def test_healthy_idle_websocket_is_not_a_false_alarm() -> None:
         await within(transport.connect(ConnectRequest(), sink))
         with pytest.raises(TimeoutError):  # 4 timeouts of idle: nothing may happen
             await asyncio.wait_for(sink.closed.wait(), 4.0)
+        assert transport.connected
+        await within(transport.disconnect())
+
+
+async def test_a_bot_silent_before_its_first_frame_is_left_to_the_connect_timeout() -> None:
+    # A Pipecat bot starting its pipeline on a busy machine answered no ping for 4 s and was
+    # called dead before bot-ready; the silence clock now starts at the peer's first frame.
+    async with raw_ws_server() as url:  # completes the handshake, then never a frame
+        transport = WebSocketTransport(url, dead_peer_timeout=0.5)
+        sink = _Closed()
+        await within(transport.connect(ConnectRequest(), sink))
+        with pytest.raises(TimeoutError):  # 4 timeouts: nothing may end it
+            await asyncio.wait_for(sink.closed.wait(), 2.0)
         assert transport.connected
         await within(transport.disconnect())
 

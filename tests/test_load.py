@@ -6,7 +6,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import pty
 import re
 import signal
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from lifecycle.load import LoadPlan, LoadRun, SessionContext
+from tests.support.cli_process import run_cli, run_cli_on_terminal
 from tests.support.flaky_start import FlakyStart
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
@@ -37,21 +37,6 @@ async def server() -> AsyncIterator[TestingBotServer]:
         yield bot
     finally:
         await asyncio.wait_for(bot.stop(), 10)
-
-
-async def run_cli(*args: str, timeout: float = TIMEOUT) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.wait_for(process.wait(), 5)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def open_fds() -> int:
@@ -264,36 +249,12 @@ async def test_first_bot_output_is_timed() -> None:
 
 
 async def test_live_progress_only_on_a_terminal(server: TestingBotServer) -> None:
-    leader, follower = pty.openpty()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", "load", "--start", server.start_url,
+    code, text = await run_cli_on_terminal(
+        "load", "--start", server.start_url,
         "--sessions", "2", "--concurrency", "1", "--hold", "0.6",
-        stdout=follower, stderr=follower, cwd=REPO,
+        timeout=TIMEOUT,
     )  # fmt: skip
-    os.close(follower)
-    chunks: list[bytes] = []
-
-    def read_all() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = asyncio.get_running_loop().run_in_executor(None, read_all)
-    try:
-        await asyncio.wait_for(process.wait(), TIMEOUT)
-        await asyncio.wait_for(reader, TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.wait_for(process.wait(), 5)
-        os.close(leader)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    assert process.returncode == 0
+    assert code == 0
     assert "started 1/2 ready 1" in text  # the live line, while a session holds
     assert "connect→ready" in text and "ok 2, failed 0" in text
 

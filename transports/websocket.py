@@ -53,7 +53,10 @@ with 1000, waits (bounded) for the close handshake, and reports nothing.
 Dead peers: a ping goes out every ``dead_peer_timeout / 4`` seconds, and every frame read
 from the peer counts as a sign of life, as does a pong (:class:`~transports._liveness.
 PeerLiveness`). A peer that stops sending anything (frozen, or its host gone without a FIN)
-is reported lost within ``dead_peer_timeout`` (default 5 s; ``reason`` "peer silent: ...").
+is reported lost within ``dead_peer_timeout`` (default 5 s; ``reason`` "peer silent: ...")
+once it has sent its first frame: before that (a bot still starting its pipeline, which on a
+busy machine may answer no ping for seconds) the client's ``connect_timeout`` bounds the
+wait.
 A bot that talks a lot is never called dead: its pong may sit behind thousands of unread
 frames, but those frames are its signs of life. ``dead_peer_timeout=None`` turns it off.
 
@@ -253,6 +256,7 @@ class WebSocketTransport(Transport):
         self._watcher: asyncio.Task[None] | None = None
         self._liveness: PeerLiveness | None = None
         self._silence: float | None = None  # set when the watcher found the peer silent
+        self._spoke = False
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
@@ -377,6 +381,7 @@ class WebSocketTransport(Transport):
             self._ws = ws
             self._closing = False
             self._silence = None
+            self._spoke = False  # the silence clock starts at the peer's first frame
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write(ws, self._queue), name="ws-writer")
             self._liveness = None
@@ -463,6 +468,10 @@ class WebSocketTransport(Transport):
                     next_ping = now + ping_every
                     # Its own task: a peer that stopped reading must not block the watch.
                     pinging = asyncio.create_task(_ping(ws, liveness), name="ws-ping")
+                if not self._spoke:
+                    # A bot starting its pipeline (a busy machine: 4 s and more) may answer no
+                    # ping before its first frame; the client's connect_timeout bounds that.
+                    liveness.heard(now)
                 silence = liveness.check(now)
                 if silence is not None:
                     self._silence = silence
@@ -491,6 +500,7 @@ class WebSocketTransport(Transport):
                 for _ in range(_FRAMES_PER_YIELD):
                     data = await ws.recv()
                     frames += 1
+                    self._spoke = True
                     if liveness is not None:
                         liveness.heard(time.monotonic())  # any frame is a sign of life
                     self._dispatch(data, events)

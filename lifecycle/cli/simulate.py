@@ -185,10 +185,10 @@ def default_judge(spec: SimulationSpec, args: argparse.Namespace) -> JudgeChoice
 
 
 def _factory_judge(path: str, block: Mapping[str, Any]) -> JudgeFn:
-    from lifecycle.testing.judge import CallableJudge, JudgeUnavailableError, _from_factory
+    from lifecycle.testing.judge import CallableJudge, JudgeUnavailableError, judge_from_factory
 
     try:
-        built = _from_factory(path, block)
+        built = judge_from_factory(path, block)
     except JudgeUnavailableError as exc:
         raise ValueError(str(exc)) from None
     if isinstance(built, CallableJudge):

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from lifecycle.testing.model import ModelEndpoint
-    from lifecycle.testing.scenario import ScriptedScenario
+    from lifecycle.testing.scenario_model import ScriptedScenario
 
 __all__ = [
     "CallableJudge",
@@ -45,6 +45,7 @@ __all__ = [
     "ModelJudge",
     "ScenarioJudge",
     "Verdict",
+    "judge_from_factory",
     "judge_source",
     "verdict_of",
 ]
@@ -321,11 +322,17 @@ class JudgeSource:
             return CallableJudge(self.fn)
         if self.kind == "endpoint" and self.endpoint is not None:
             return ModelJudge(self.endpoint, allow_continue=self.allow_continue)
-        return _from_factory(str(self.factory), self.block)
+        return judge_from_factory(str(self.factory), self.block)
 
 
-def _from_factory(path: str, block: Mapping[str, Any]) -> ScenarioJudge:
-    """``factory: module.callable`` imported and called with the block, as pipecat.evals."""
+def judge_from_factory(path: str, block: Mapping[str, Any]) -> ScenarioJudge:
+    """The judge that ``factory: module.callable`` builds, as pipecat.evals does.
+
+    The callable is imported and called with a copy of the judge block. A result with
+    ``evaluate``/``add_assistant_message`` is returned as is; a plain callable is wrapped in
+    :class:`CallableJudge`. Raises :class:`JudgeUnavailableError` when the import or the call
+    fails, or the result needs pipecat.evals.
+    """
     module_name, _, attr = path.rpartition(".")
     try:
         factory = getattr(importlib.import_module(module_name), attr)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from os import PathLike
 
 from lifecycle.printable import printable
-from lifecycle.testing.scenario import ScriptedScenario
+from lifecycle.testing.scenario_model import ScriptedScenario
 from lifecycle.testing.scripted import ScenarioResult
 
 __all__ = ["Case", "Outcome", "write_junit"]

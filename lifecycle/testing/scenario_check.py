@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from lifecycle.testing import scenario_schema as schema
-from lifecycle.testing.scenario import (
+from lifecycle.testing.scenario_check_base import CheckerBase
+from lifecycle.testing.scenario_errors import ScenarioFileError, ScenarioFileErrors
+from lifecycle.testing.scenario_media import media_problem
+from lifecycle.testing.scenario_model import (
     MAX_WITHIN_MS,
     Call,
     Expectation,
@@ -27,9 +30,6 @@ from lifecycle.testing.scenario import (
     UserBlock,
     audio_support_missing,
 )
-from lifecycle.testing.scenario_check_base import CheckerBase
-from lifecycle.testing.scenario_errors import ScenarioFileError, ScenarioFileErrors
-from lifecycle.testing.scenario_media import media_problem
 from lifecycle.testing.yaml_source import Located, read_yaml
 
 __all__ = ["check_file", "file_kind"]

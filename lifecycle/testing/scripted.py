@@ -49,7 +49,7 @@ from lifecycle.testing.judge import (
     JudgeUnavailableError,
     ScenarioJudge,
 )
-from lifecycle.testing.scenario import (
+from lifecycle.testing.scenario_model import (
     Call,
     Expectation,
     ScriptedScenario,

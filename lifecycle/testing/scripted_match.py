@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from lifecycle.testing.scenario import Call, Expectation
+from lifecycle.testing.scenario_model import Call, Expectation
 from lifecycle.testing.scenario_schema import FUNCTION_CALL_EVENTS
 
 SHOWN: Final = 120

@@ -27,7 +27,7 @@ from lifecycle.testing.recording import Recording, TwoSidedWav
 
 if TYPE_CHECKING:
     from lifecycle.client import PipecatClient
-    from lifecycle.testing.scenario import ScriptedScenario, ScriptedTurn, UserBlock
+    from lifecycle.testing.scenario_model import ScriptedScenario, ScriptedTurn, UserBlock
     from lifecycle.testing.voice import Voice
 
 __all__ = [

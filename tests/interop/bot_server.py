@@ -34,72 +34,45 @@ nonfatal, audio. See ``InteropProcessor``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import secrets
-import signal
-import socket
 import struct
-import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-# Loopback-only ICE. This must happen before aiortc creates any connection: aioice skips
-# 127.0.0.1 when it gathers host candidates, and this machine has nothing but loopback.
-import aioice.ice
-from aiortc import RTCIceGatherer, RTCIceServer
-
-
-def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    return ["127.0.0.1"] if use_ipv4 else []
-
-
-def _no_default_ice_servers(cls: type[RTCIceGatherer]) -> list[RTCIceServer]:
-    return []
-
-
-aioice.ice.get_host_addresses = _loopback_host_addresses
-RTCIceGatherer.getDefaultIceServers = classmethod(_no_default_ice_servers)  # type: ignore[assignment,method-assign]
-
-import uvicorn  # noqa: E402
-from fastapi import FastAPI, Request, WebSocket  # noqa: E402
-from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
-from loguru import logger  # noqa: E402
-from pipecat.frames.frames import (  # noqa: E402
+# bot_serving first: it makes ICE loopback-only before anything else touches aiortc.
+import bot_serving
+from bot_serving import HOST, app_with_webrtc, offer_request, patch_request, run_worker
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from loguru import logger
+from pipecat.frames.frames import (
     EndWorkerFrame,
     ErrorFrame,
     Frame,
     OutputAudioRawFrame,
     OutputTransportMessageFrame,
 )
-from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
-from pipecat.processors.frameworks.rtvi import RTVIProcessor  # noqa: E402
-from pipecat.processors.frameworks.rtvi.frames import (  # noqa: E402
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frameworks.rtvi import RTVIProcessor
+from pipecat.processors.frameworks.rtvi.frames import (
     RTVIClientMessageFrame,
     RTVIServerMessageFrame,
     RTVIServerResponseFrame,
 )
-from pipecat.serializers.protobuf import ProtobufFrameSerializer  # noqa: E402
-from pipecat.transports.base_transport import BaseTransport, TransportParams  # noqa: E402
-from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection  # noqa: E402
-from pipecat.transports.smallwebrtc.request_handler import (  # noqa: E402
-    IceCandidate,
-    SmallWebRTCPatchRequest,
-    SmallWebRTCRequest,
-    SmallWebRTCRequestHandler,
-)
-from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport  # noqa: E402
-from pipecat.transports.websocket.fastapi import (  # noqa: E402
+from pipecat.serializers.protobuf import ProtobufFrameSerializer
+from pipecat.transports.base_transport import BaseTransport, TransportParams
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
-from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
-HOST = "127.0.0.1"
 AUDIO_SAMPLE_RATE = 16000
 SINE_HZ = 440.0
 # Pipecat's output transport sends audio in chunks of audio_out_10ms_chunks (default 4) x 10 ms.
@@ -233,17 +206,8 @@ async def run_bot(transport: BaseTransport, options: Mapping[str, Any], label: s
         rtvi_processor=rtvi,
         idle_timeout_secs=None,
     )
-
-    @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
-    async def on_client_disconnected(_transport: BaseTransport, _client: Any) -> None:
-        logger.info(f"{label}: client disconnected")
-        await worker.cancel(reason="client disconnected")
-
-    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
     logger.info(f"{label}: pipeline starting with options {dict(options)}")
-    await runner.add_workers(worker)
-    await runner.run()
-    logger.info(f"{label}: pipeline finished")
+    await run_worker(transport, worker, label)
 
 
 def _transport_params(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -275,16 +239,7 @@ def _new_session(options: dict[str, Any]) -> str:
 
 def create_app(port_ref: list[int]) -> FastAPI:
     """Build the FastAPI app. ``port_ref[0]`` is the listening port (known after bind)."""
-    webrtc = SmallWebRTCRequestHandler(ice_servers=[])
-
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
-        yield
-        await webrtc.close()  # type: ignore[no-untyped-call]
-
-    app = FastAPI(lifespan=lifespan)
+    app, webrtc = app_with_webrtc()
 
     @app.post("/start")
     async def start(request: Request, delay: float = 0.0) -> dict[str, str]:
@@ -328,13 +283,7 @@ def create_app(port_ref: list[int]) -> FastAPI:
         return {"sessionId": _new_session(options)}
 
     async def offer(data: dict[str, Any], options: Mapping[str, Any], label: str) -> Any:
-        req = SmallWebRTCRequest(
-            sdp=data["sdp"],
-            type=data["type"],
-            pc_id=data.get("pc_id"),
-            restart_pc=data.get("restart_pc"),
-            request_data=data.get("requestData") or data.get("request_data"),
-        )
+        req = offer_request(data)
 
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(
@@ -347,12 +296,7 @@ def create_app(port_ref: list[int]) -> FastAPI:
         return await webrtc.handle_web_request(req, on_connection)
 
     async def patch(data: dict[str, Any]) -> dict[str, str]:
-        await webrtc.handle_patch_request(
-            SmallWebRTCPatchRequest(
-                pc_id=data["pc_id"],
-                candidates=[IceCandidate(**c) for c in data.get("candidates", [])],
-            )
-        )
+        await webrtc.handle_patch_request(patch_request(data))
         return {"status": "success"}
 
     @app.post("/api/offer")
@@ -377,49 +321,5 @@ def create_app(port_ref: list[int]) -> FastAPI:
     return app
 
 
-def _dump_tasks() -> None:
-    for task in asyncio.all_tasks():
-        sys.stderr.write(f"--- {task.get_name()} {task.get_coro()!r}\n")
-        task.print_stack(limit=8, file=sys.stderr)
-    sys.stderr.flush()
-
-
-async def serve(port: int) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted sockets inherit this: small writes go out at once (no Nagle delay).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((HOST, port))
-    sock.listen(128)
-    port_ref = [sock.getsockname()[1]]
-    app = create_app(port_ref)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-
-    async def announce() -> None:
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
-            await asyncio.sleep(0.01)
-        sys.stdout.write(f"BOT-SERVER-READY http://{HOST}:{port_ref[0]}\n")
-        sys.stdout.flush()
-
-    announcer = asyncio.create_task(announce())
-    # Debug aid: `kill -USR1 <pid>` prints every asyncio task's stack to stderr.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        announcer.cancel()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
-    parser.add_argument("--log-level", default="INFO", help="loguru level for stderr")
-    args = parser.parse_args()
-    logger.remove()
-    logger.add(sys.stderr, level=args.log_level)
-    asyncio.run(serve(args.port))
-
-
 if __name__ == "__main__":
-    main()
+    bot_serving.main(create_app, __doc__.splitlines()[0], llm_url=False)

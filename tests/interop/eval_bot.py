@@ -30,17 +30,11 @@ with ``tc-``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import socket
-import sys
 import uuid
-from contextlib import asynccontextmanager
 from typing import Any
 
-# Loopback-only ICE: importing bot_server patches aioice and aiortc's default STUN (see there).
-import bot_server  # noqa: F401
-import uvicorn
+from bot_serving import HOST, app_with_webrtc, offer_request, patch_request, run_worker
 from fastapi import FastAPI, Request, WebSocket
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -61,21 +55,13 @@ from pipecat.services.llm_service import FunctionCallParams
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
-from pipecat.transports.smallwebrtc.request_handler import (
-    IceCandidate,
-    SmallWebRTCPatchRequest,
-    SmallWebRTCRequest,
-    SmallWebRTCRequestHandler,
-)
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
 from pipecat.turns.user_turn_strategies import FilterIncompleteUserTurnStrategies
-from pipecat.workers.runner import WorkerRunner
 
-HOST = "127.0.0.1"
 SYSTEM_PROMPT = "You are a helpful voice assistant. Greet the user and offer to help."
 _BOT_TASKS: set[asyncio.Task[None]] = set()
 
@@ -165,16 +151,7 @@ async def run_bot(
 ) -> None:
     """Run one session's pipeline until the client leaves."""
     worker = build_worker(transport, llm_url, turn_completion=turn_completion)
-
-    @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
-    async def on_client_disconnected(_transport: BaseTransport, _client: Any) -> None:
-        logger.info(f"{label}: client disconnected")
-        await worker.cancel(reason="client disconnected")
-
-    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
-    await runner.add_workers(worker)
-    await runner.run()
-    logger.info(f"{label}: pipeline finished")
+    await run_worker(transport, worker, label)
 
 
 def _params() -> dict[str, Any]:
@@ -183,14 +160,7 @@ def _params() -> dict[str, Any]:
 
 def create_app(port_ref: list[int], llm_url: str) -> FastAPI:
     """The bot's routes. ``port_ref[0]`` is the listening port (known after bind)."""
-    webrtc = SmallWebRTCRequestHandler(ice_servers=[])
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
-        yield
-        await webrtc.close()  # type: ignore[no-untyped-call]
-
-    app = FastAPI(lifespan=lifespan)
+    app, webrtc = app_with_webrtc()
 
     @app.post("/start")
     async def start() -> dict[str, str]:
@@ -216,14 +186,7 @@ def create_app(port_ref: list[int], llm_url: str) -> FastAPI:
 
     @app.post("/sessions/{session_id}/api/offer")
     async def offer(session_id: str, request: Request) -> Any:
-        data = await request.json()
-        req = SmallWebRTCRequest(
-            sdp=data["sdp"],
-            type=data["type"],
-            pc_id=data.get("pc_id"),
-            restart_pc=data.get("restart_pc"),
-            request_data=data.get("requestData") or data.get("request_data"),
-        )
+        req = offer_request(await request.json())
 
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(connection, TransportParams(**_params()))
@@ -242,49 +205,13 @@ def create_app(port_ref: list[int], llm_url: str) -> FastAPI:
 
     @app.patch("/sessions/{session_id}/api/offer")
     async def patch(session_id: str, request: Request) -> dict[str, str]:
-        data = await request.json()
-        await webrtc.handle_patch_request(
-            SmallWebRTCPatchRequest(
-                pc_id=data["pc_id"],
-                candidates=[IceCandidate(**c) for c in data.get("candidates", [])],
-            )
-        )
+        await webrtc.handle_patch_request(patch_request(await request.json()))
         return {"status": "success"}
 
     return app
 
 
-async def serve(port: int, llm_url: str) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, port))
-    sock.listen(128)
-    port_ref = [sock.getsockname()[1]]
-    server = uvicorn.Server(uvicorn.Config(create_app(port_ref, llm_url), log_level="warning"))
-
-    async def announce() -> None:
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
-            await asyncio.sleep(0.01)
-        sys.stdout.write(f"BOT-SERVER-READY http://{HOST}:{port_ref[0]}\n")
-        sys.stdout.flush()
-
-    announcer = asyncio.create_task(announce())
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        announcer.cancel()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
-    parser.add_argument("--llm-url", required=True, help="the OpenAI-compatible LLM base URL")
-    parser.add_argument("--log-level", default="INFO", help="loguru level for stderr")
-    args = parser.parse_args()
-    logger.remove()
-    logger.add(sys.stderr, level=args.log_level)
-    asyncio.run(serve(args.port, args.llm_url))
-
-
 if __name__ == "__main__":
-    main()
+    from bot_serving import main
+
+    main(create_app, __doc__.splitlines()[0])

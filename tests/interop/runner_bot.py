@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# voice_bot imports bot_server, which makes ICE loopback-only before the runner's aiortc runs.
+# voice_bot imports bot_serving, which makes ICE loopback-only before the runner's aiortc runs.
 import voice_bot
 from pipecat.runner.types import RunnerArguments
 from pipecat.runner.utils import create_transport

@@ -27,10 +27,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-# Loopback-only ICE: importing bot_server patches aioice and aiortc's default STUN (see there).
-import bot_server  # noqa: F401
+from bot_serving import HOST, app_with_webrtc, offer_request, patch_request, run_worker
 from fastapi import FastAPI, HTTPException, Request, WebSocket
-from llm_bot_serving import HOST, app_with_webrtc, offer_request, patch_request, run_worker
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import EndWorkerFrame, FunctionCallResultProperties, LLMRunFrame
@@ -224,6 +222,6 @@ def create_app(port_ref: list[int], llm_url: str) -> FastAPI:
 
 
 if __name__ == "__main__":
-    from llm_bot_serving import main
+    from bot_serving import main
 
     main(create_app, __doc__.splitlines()[0])

@@ -21,7 +21,6 @@ in words. The judge says yes, with a reason quoting the reply it judged.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +35,9 @@ from lifecycle.testing.scenario_errors import ScenarioFileError, ScenarioFileErr
 from lifecycle.testing.yaml_source import read_yaml
 from tests.support.interop_bots import BotProcess
 from tests.support.openai_stub import OpenAIStub, StubReply, Tool
-from tests.support.toolkit import REPO, patch_loopback_ice
+from tests.support.processes import pipecat_evals_dir
+from tests.support.toolkit import patch_loopback_ice
 
-SDIST_EVALS = REPO / ".venv-interop" / "sdist" / "pipecat_ai-1.14.0" / "evals"
 SCRIPTED = "release/scenarios/scripted"
 SELECTION = [
     f"{SCRIPTED}/{name}.yaml"
@@ -79,12 +78,7 @@ AUDIO_MISSING = "needs the speaking caller"
 
 @pytest.fixture(scope="module")
 def evals_dir() -> Path:
-    path = Path(os.environ.get("PIPECAT_EVALS_DIR") or SDIST_EVALS)
-    if not path.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"Pipecat's eval files are missing ({path}): make builds them")
-        pytest.skip(f"Pipecat's eval files are missing ({path}): run make interop")
-    return path
+    return pipecat_evals_dir()
 
 
 def scenario_files(root: Path) -> list[Path]:

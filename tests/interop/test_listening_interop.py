@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from lifecycle.testing import Conversation, Voice, local_voice
 from lifecycle.timeline import SEND_TEXT, USER_AUDIO
 from tests.support.interop_bots import BotProcess, running_voice_bot
 from tests.support.openai_stub import OpenAIStub
-from tests.support.toolkit import REPO
+from tests.support.processes import pipecat_evals_dir
 from transports.websocket import WebSocketTransport
 
 pytest.importorskip("espeakng_loader")
@@ -38,7 +37,6 @@ T = 30.0
 TRANSPORTS = ["ws", "webrtc"]
 VOICE = "en-us+f2"  # pocketsphinx hears espeak-ng's female variants best
 FIGURES: dict[str, list[str]] = {t: [] for t in TRANSPORTS}
-SDIST_EVALS = REPO / ".venv-interop" / "sdist" / "pipecat_ai-1.14.0" / "evals"
 INTERRUPTION = "release/scenarios/scripted/interruption.yaml"
 
 
@@ -176,11 +174,7 @@ def test_pipecats_interruption_file_runs_as_published(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    evals = Path(os.environ.get("PIPECAT_EVALS_DIR") or SDIST_EVALS)
-    if not evals.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"Pipecat's eval files are missing ({evals}): make builds them")
-        pytest.skip(f"Pipecat's eval files are missing ({evals}): run make interop")
+    evals = pipecat_evals_dir()
     monkeypatch.setenv("PIPECAT_LIFECYCLE_CACHE_DIR", str(tmp_path / "cache"))
     with OpenAIStub(stand_in_judge) as stub:
         code = main(

@@ -15,7 +15,6 @@ hang up themselves (``end_call``).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +25,9 @@ from lifecycle.cli import main
 from tests.support import sim_flows
 from tests.support.interop_bots import BotProcess
 from tests.support.openai_stub import OpenAIStub
-from tests.support.toolkit import REPO, patch_loopback_ice
+from tests.support.processes import pipecat_evals_dir
+from tests.support.toolkit import patch_loopback_ice
 
-SDIST_EVALS = REPO / ".venv-interop" / "sdist" / "pipecat_ai-1.14.0" / "evals"
 SIMULATED = "release/scenarios/simulated"
 SIX = (
     "book_table",
@@ -52,12 +51,7 @@ RUNS = {
 
 @pytest.fixture(scope="module")
 def evals_dir() -> Path:
-    path = Path(os.environ.get("PIPECAT_EVALS_DIR") or SDIST_EVALS)
-    if not path.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"Pipecat's eval files are missing ({path}): make builds them")
-        pytest.skip(f"Pipecat's eval files are missing ({path}): run make interop")
-    return path / SIMULATED
+    return pipecat_evals_dir() / SIMULATED
 
 
 @pytest.fixture(scope="module")

@@ -40,19 +40,17 @@ ProtobufFrameSerializer); ``POST|PATCH /api/offer`` and ``/sessions/{sessionId}/
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import socket
-import sys
+import functools
 import uuid
 from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
-# Loopback-only ICE: importing bot_server patches aioice and aiortc's default STUN (see there).
+# Loopback-only ICE: importing bot_serving patches aioice and aiortc's default STUN (see there).
 import bot_server
+import bot_serving
 import numpy as np
-import uvicorn
+from bot_serving import HOST, app_with_webrtc, offer_request, patch_request, run_worker
 from fastapi import FastAPI, Request, WebSocket
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -91,12 +89,6 @@ from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
-from pipecat.transports.smallwebrtc.request_handler import (
-    IceCandidate,
-    SmallWebRTCPatchRequest,
-    SmallWebRTCRequest,
-    SmallWebRTCRequestHandler,
-)
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
@@ -105,9 +97,7 @@ from pipecat.transports.websocket.fastapi import (
 from pipecat.turns.user_mute import FunctionCallUserMuteStrategy
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.utils.time import time_now_iso8601
-from pipecat.workers.runner import WorkerRunner
 
-HOST = "127.0.0.1"
 AUDIO_IN_RATE = 16000
 TTS_RATE = 24000
 AUDIO_TRANSCRIPT = "hello from the microphone"
@@ -354,29 +344,12 @@ Build = Callable[[BaseTransport], PipelineWorker]
 
 async def run_bot(transport: BaseTransport, label: str, build: Build = build_worker) -> None:
     """Run one session's pipeline until the client leaves."""
-    worker = build(transport)
-
-    @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
-    async def on_client_disconnected(_transport: BaseTransport, _client: Any) -> None:
-        logger.info(f"{label}: client disconnected")
-        await worker.cancel(reason="client disconnected")
-
-    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
-    await runner.add_workers(worker)
-    await runner.run()
-    logger.info(f"{label}: pipeline finished")
+    await run_worker(transport, build(transport), label)
 
 
 def create_app(port_ref: list[int], build: Build = build_worker) -> FastAPI:
     """The voice bot's routes. ``port_ref[0]`` is the listening port (known after bind)."""
-    webrtc = SmallWebRTCRequestHandler(ice_servers=[])
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
-        yield
-        await webrtc.close()  # type: ignore[no-untyped-call]
-
-    app = FastAPI(lifespan=lifespan)
+    app, webrtc = app_with_webrtc()
 
     @app.post("/start")
     async def start() -> dict[str, str]:
@@ -392,14 +365,7 @@ def create_app(port_ref: list[int], build: Build = build_worker) -> FastAPI:
     @app.post("/api/offer")
     @app.post("/sessions/{session_id}/api/offer")
     async def offer(request: Request) -> Any:
-        data = await request.json()
-        req = SmallWebRTCRequest(
-            sdp=data["sdp"],
-            type=data["type"],
-            pc_id=data.get("pc_id"),
-            restart_pc=data.get("restart_pc"),
-            request_data=data.get("requestData") or data.get("request_data"),
-        )
+        req = offer_request(await request.json())
 
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(connection, TransportParams(**transport_params()))
@@ -412,49 +378,17 @@ def create_app(port_ref: list[int], build: Build = build_worker) -> FastAPI:
     @app.patch("/api/offer")
     @app.patch("/sessions/{session_id}/api/offer")
     async def patch(request: Request) -> dict[str, str]:
-        data = await request.json()
-        await webrtc.handle_patch_request(
-            SmallWebRTCPatchRequest(
-                pc_id=data["pc_id"],
-                candidates=[IceCandidate(**c) for c in data.get("candidates", [])],
-            )
-        )
+        await webrtc.handle_patch_request(patch_request(await request.json()))
         return {"status": "success"}
 
     return app
 
 
-async def serve(port: int, build: Build = build_worker) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((HOST, port))
-    sock.listen(128)
-    port_ref = [sock.getsockname()[1]]
-    server = uvicorn.Server(uvicorn.Config(create_app(port_ref, build), log_level="warning"))
-
-    async def announce() -> None:
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
-            await asyncio.sleep(0.01)
-        sys.stdout.write(f"BOT-SERVER-READY http://{HOST}:{port_ref[0]}\n")
-        sys.stdout.flush()
-
-    announcer = asyncio.create_task(announce())
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        announcer.cancel()
-
-
 def main(description: str = __doc__.splitlines()[0], build: Build = build_worker) -> None:
     """Parse ``--port`` and ``--log-level``, then serve ``build``'s bot until killed."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
-    parser.add_argument("--log-level", default="DEBUG", help="loguru level for stderr")
-    args = parser.parse_args()
-    logger.remove()
-    logger.add(sys.stderr, level=args.log_level)
-    asyncio.run(serve(args.port, build))
+    bot_serving.main(
+        functools.partial(create_app, build=build), description, llm_url=False, log_level="DEBUG"
+    )
 
 
 if __name__ == "__main__":

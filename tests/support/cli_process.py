@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pty
 import sys
 from pathlib import Path
 
@@ -42,3 +44,43 @@ async def run_cli(
         raise
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def run_cli_on_terminal(
+    *args: str, stdin: bytes | None = None, timeout: float = CLI_TIMEOUT
+) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdout and stderr: (exit code, all it wrote).
+
+    ``stdin`` (when given) is piped in; otherwise the CLI inherits this process's stdin.
+    Killed (and the error raised) when it takes over ``timeout`` seconds.
+    """
+    leader, follower = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lifecycle", *args,
+        stdin=None if stdin is None else asyncio.subprocess.PIPE,
+        stdout=follower, stderr=follower, cwd=REPO,
+    )  # fmt: skip
+    os.close(follower)
+    chunks: list[bytes] = []
+
+    def read_all() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO once the CLI has closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = asyncio.get_running_loop().run_in_executor(None, read_all)
+    try:
+        await asyncio.wait_for(process.communicate(stdin), timeout)
+        await asyncio.wait_for(reader, timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 5)
+        os.close(leader)
+    assert process.returncode is not None
+    return process.returncode, b"".join(chunks).decode("utf-8", "replace")

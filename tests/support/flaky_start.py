@@ -6,13 +6,10 @@ testing bot. ``arrivals`` keeps the monotonic time of every request (for rate ch
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
-from typing import Any
 
-import h11
+from tests.support.http_stub import HTTPStub, Reply, Seen
 
 
 class FlakyStart:
@@ -23,64 +20,23 @@ class FlakyStart:
         self.every = every
         self.arrivals: list[float] = []
         self.failed = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._stub = HTTPStub(respond=self._answer)
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT/start``."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/start"
+        return self._stub.url("/start")
 
     async def __aenter__(self) -> FlakyStart:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        await self._stub.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        await self._stub.__aexit__(*exc)
 
-    def _answer(self) -> tuple[int, Any]:
+    def _answer(self, _seen: Seen) -> Reply:
         self.arrivals.append(time.monotonic())
         if len(self.arrivals) % self.every == 0:
             self.failed += 1
-            return 500, {"detail": "every third start fails"}
-        return 200, {"wsUrl": self.ws_url}
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await reader.read(65536)
-                    if not data:
-                        return
-                    conn.receive_data(data)
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-            status, body = self._answer()
-            payload = json.dumps(body).encode()
-            headers = [
-                ("content-type", "application/json"),
-                ("content-length", str(len(payload))),
-                ("connection", "close"),
-            ]
-            writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
-            writer.write(conn.send(h11.Data(data=payload)))
-            writer.write(conn.send(h11.EndOfMessage()))
-            await writer.drain()
-        except (ConnectionError, h11.ProtocolError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            return Reply(500, json.dumps({"detail": "every third start fails"}).encode())
+        return Reply(200, json.dumps({"wsUrl": self.ws_url}).encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +36,13 @@ class Seen:
 
 @dataclass
 class HTTPStub:
-    """``async with HTTPStub() as stub: stub.url("/start")``; set ``stub.reply`` per test."""
+    """``async with HTTPStub() as stub: stub.url("/start")``; set ``stub.reply`` per test.
+
+    ``respond``, when given, chooses the reply to each request instead of ``reply``.
+    """
 
     reply: Reply = field(default_factory=Reply)
+    respond: Callable[[Seen], Reply] | None = None
     requests: list[Seen] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
@@ -89,16 +94,15 @@ class HTTPStub:
                 elif isinstance(event, h11.EndOfMessage):
                     break
             assert request is not None
-            self.requests.append(
-                Seen(
-                    request.method.decode(),
-                    request.target.decode(),
-                    {k.decode().lower(): v.decode() for k, v in request.headers},
-                    body,
-                )
+            seen = Seen(
+                request.method.decode(),
+                request.target.decode(),
+                {k.decode().lower(): v.decode() for k, v in request.headers},
+                body,
             )
+            self.requests.append(seen)
             self.arrived.set()
-            reply = self.reply
+            reply = self.reply if self.respond is None else self.respond(seen)
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             headers = [

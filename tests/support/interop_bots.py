@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,11 +22,11 @@ from typing import IO, Any
 import httpx
 
 from lifecycle import EVENT_NAMES, PipecatClient
+from tests.support.processes import terminate
 
 REPO = Path(__file__).resolve().parent.parent.parent
 INTEROP = REPO / "tests" / "interop"
 READY_TIMEOUT_S = 60.0
-TERM_GRACE_S = 5.0
 
 
 def free_port() -> int:
@@ -122,13 +121,7 @@ class BotProcess:
         proc = self.process
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(TERM_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -23,6 +23,19 @@ PROTOBUF_CHECK = INTEROP / "protobuf_check.py"
 READY_PREFIX = "BOT-SERVER-READY "
 READY_TIMEOUT_S = 60.0
 TERM_GRACE_S = 5.0
+SDIST_EVALS = REPO / ".venv-interop" / "sdist" / "pipecat_ai-1.14.0" / "evals"
+
+
+def terminate(proc: subprocess.Popen[Any]) -> int:
+    """SIGTERM a running process, SIGKILL it after ``TERM_GRACE_S``; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(TERM_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def interop_python() -> Path:
@@ -38,6 +51,18 @@ def interop_python() -> Path:
         if os.environ.get("CI"):
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)
+    return path
+
+
+def pipecat_evals_dir() -> Path:
+    """Pipecat's published eval files (``PIPECAT_EVALS_DIR``, else the sdist ``make`` fetches),
+    or skip (fail under CI) when they are missing."""
+    configured = os.environ.get("PIPECAT_EVALS_DIR")
+    path = Path(configured) if configured else SDIST_EVALS
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"Pipecat's eval files are missing ({path}): make builds them")
+        pytest.skip(f"Pipecat's eval files are missing ({path}): run make interop")
     return path
 
 
@@ -127,13 +152,7 @@ class BotServer:
         proc = self.process
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(TERM_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
