@@ -82,10 +82,37 @@ TransitionHook = Callable[[TransitionEvent], object]
 
 
 class _Model:
-    """The object `transitions` keeps the state on (kept apart so it adds nothing to ours)."""
+    """The object `transitions` keeps one machine's state on (apart, so it adds nothing to
+    ours); ``owner`` gets the state changes."""
 
-    state: State
-    trigger: Callable[..., bool]
+    __slots__ = ("owner", "state")
+
+    def __init__(self, owner: SessionLifecycle) -> None:
+        self.state = INITIAL_STATE
+        self.owner = owner
+
+
+def _after_state_change(event_data: EventData) -> None:
+    model = event_data.model
+    assert isinstance(model, _Model)
+    model.owner._after_state_change(event_data)
+
+
+# One `transitions` machine, built once from the table, moves every session's model: building
+# one per client cost 0.3 ms (9 events, 8 states, bound methods), a third of a connect's CPU.
+# Models are never added to it (`add_model` would keep them alive): an event is fired with
+# its model, and the machine keeps no state of its own between calls (not queued).
+_MACHINE: Final = Machine(
+    name=_MACHINE_NAME,
+    model=None,
+    states=list(State),
+    transitions=[dict(row) for row in TRANSITIONS],
+    initial=INITIAL_STATE,
+    auto_transitions=False,
+    send_event=True,
+    after_state_change=_after_state_change,
+)
+_EVENTS: Final = _MACHINE.events
 
 
 class SessionLifecycle:
@@ -100,17 +127,7 @@ class SessionLifecycle:
 
     def __init__(self, *, logger: Any = None) -> None:
         """A machine in the table's initial state, session id 0; ``logger``: a structlog logger."""
-        self._model = _Model()
-        self._machine = Machine(
-            name=_MACHINE_NAME,
-            model=self._model,
-            states=list(State),
-            transitions=[dict(row) for row in TRANSITIONS],
-            initial=INITIAL_STATE,
-            auto_transitions=False,
-            send_event=True,
-            after_state_change=self._after_state_change,
-        )
+        self._model = _Model(self)
         self._hooks: list[TransitionHook] = []
         self._session_id = 0
         # Our own queue: transitions' queued mode raises out of the outer call when a
@@ -189,7 +206,7 @@ class SessionLifecycle:
     def _fire_now(self, trigger: str, reason: str | None) -> bool:
         if (trigger, self._model.state) not in _ALLOWED:
             return False
-        return bool(self._machine.events[trigger].trigger(self._model, reason=reason))
+        return bool(_EVENTS[trigger].trigger(self._model, reason=reason))
 
     def _after_state_change(self, event_data: EventData) -> None:
         transition = event_data.transition

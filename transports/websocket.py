@@ -88,6 +88,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from lifecycle.errors import TransportError
 from lifecycle.logs import RedactingStdlibLogger, describe_exception, get_logger
@@ -127,6 +128,9 @@ HARD_CAP_FACTOR: Final = 16
 # past the caller's timeout + 1 s.
 _CLOSE_TIMEOUT: Final = 0.5
 _FLUSH_TIMEOUT: Final = 0.25
+# Above this many bytes waiting in the socket's buffer a send goes through the writer task,
+# which waits for the buffer to drain (websockets' own default high-water mark).
+_DIRECT_WRITE_LIMIT: Final = 32 * 1024
 _FRAMES_PER_YIELD: Final = 64  # inbound frames handled per event-loop turn under a flood
 _DATA_OPCODES: Final = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
 
@@ -253,6 +257,7 @@ class WebSocketTransport(Transport):
         self._queue: asyncio.Queue[bytes | None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._writing = False  # the writer task is inside ws.send()
         self._watcher: asyncio.Task[None] | None = None
         self._liveness: PeerLiveness | None = None
         self._silence: float | None = None  # set when the watcher found the peer silent
@@ -383,6 +388,7 @@ class WebSocketTransport(Transport):
             self._silence = None
             self._spoke = False  # the silence clock starts at the peer's first frame
             self._queue = asyncio.Queue()
+            self._writing = False
             self._writer = asyncio.create_task(self._write(ws, self._queue), name="ws-writer")
             self._liveness = None
             if self._dead_peer_timeout is not None:
@@ -406,9 +412,17 @@ class WebSocketTransport(Transport):
         self._enqueue(encode_audio(frame))
 
     def _enqueue(self, data: bytes) -> None:
-        if self._queue is None or not self.connected:
+        queue, ws = self._queue, self._ws
+        if queue is None or ws is None or not self.connected:
             raise TransportError("the WebSocket transport is not connected")
-        self._queue.put_nowait(data)
+        if queue.empty() and not self._writing and _writes_now(ws):
+            # Straight to the socket, as ws.send() would do: no hop through the writer task
+            # (a speaking caller sends 50 frames a second). Under back-pressure, or while the
+            # writer still holds earlier data, the queue keeps the order and waits to drain.
+            ws.protocol.send_binary(data)
+            ws.send_data()
+            return
+        queue.put_nowait(data)
 
     async def disconnect(self) -> None:
         """Close with 1000 (bounded wait for the close handshake), stop every task; idempotent."""
@@ -448,10 +462,13 @@ class WebSocketTransport(Transport):
             data = await queue.get()
             if data is None:
                 return
+            self._writing = True
             try:
                 await ws.send(data)
             except ConnectionClosed:
                 return  # the reader reports the close
+            finally:
+                self._writing = False
 
     async def _watch_peer(self, ws: ClientConnection, liveness: PeerLiveness) -> None:
         """Ping every ``dead_peer_timeout / 4``; abort once nothing was heard for too long."""
@@ -558,6 +575,16 @@ class WebSocketTransport(Transport):
                 events.message_received(item)
         except Exception as exc:  # a failing sink must not end the session
             self._log.warning("websocket event sink failed", error=describe_exception(exc))
+
+
+def _writes_now(ws: ClientConnection) -> bool:
+    """Whether ``ws`` takes a frame without waiting: open, and the socket's buffer below
+    :data:`_DIRECT_WRITE_LIMIT` (this transport never sends fragmented messages)."""
+    return (
+        ws.protocol.state is State.OPEN
+        and not ws.transport.is_closing()
+        and ws.transport.get_write_buffer_size() < _DIRECT_WRITE_LIMIT
+    )
 
 
 async def _ping(ws: ClientConnection, liveness: PeerLiveness) -> None:
