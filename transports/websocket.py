@@ -448,7 +448,8 @@ class WebSocketTransport(Transport):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(writer), _FLUSH_TIMEOUT)
             try:
-                await asyncio.wait_for(ws.close(1000), _CLOSE_TIMEOUT + 0.5)
+                async with asyncio.timeout(_CLOSE_TIMEOUT + 0.5):  # no task of its own
+                    await ws.close(1000)
             except Exception as exc:
                 self._log.debug("websocket close failed; aborting", error=describe_exception(exc))
                 ws.transport.abort()
@@ -478,7 +479,7 @@ class WebSocketTransport(Transport):
     async def _watch_peer(self, ws: ClientConnection, liveness: PeerLiveness) -> None:
         """Ping every ``dead_peer_timeout / 4``; abort once nothing was heard for too long."""
         ping_every = liveness.timeout / 4
-        next_ping = time.monotonic()
+        next_ping = time.monotonic() + ping_every  # the handshake just proved the peer alive
         pinging: asyncio.Task[None] | None = None
         try:
             while True:
