@@ -9,9 +9,10 @@ INTEROP_STAMP := $(INTEROP)/.installed
 DEMO := .venv-demo
 DEMO_STAMP := $(DEMO)/.installed
 PYTEST_ARGS ?=
-# The unit suite in two pytest-xdist workers, each test file whole on one worker (its module
-# fixtures made once): most tests wait on sockets, subprocesses and timers, so two workers about
-# halve the wall time on 2 cores. `make unit PARALLEL=` runs it in one process.
+# The unit and interop suites in two pytest-xdist workers, each test file whole on one worker
+# (its module fixtures and bot processes made once): most tests wait on sockets, subprocesses
+# and timers, so two workers about halve the wall time on 2 cores. `PARALLEL=` runs them in one
+# process (make unit PARALLEL=).
 PARALLEL ?= -n 2 --dist loadfile
 # Hypothesis profile (tests/conftest.py): "ci" runs the same examples every time.
 export HYPOTHESIS_PROFILE ?= ci
@@ -77,7 +78,7 @@ newcomer: $(DEV_STAMP)
 
 interop: $(DEV_STAMP) $(INTEROP_STAMP) $(PIPECAT_EVALS)/.fetched
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python PIPECAT_EVALS_DIR=$(CURDIR)/$(PIPECAT_EVALS) \
-		$(BIN)/pytest -q tests/interop $(PYTEST_ARGS)
+		$(BIN)/pytest -q tests/interop $(PARALLEL) $(PYTEST_ARGS)
 
 # The unit suite (default Python) while busy processes hold every core (one per core, at
 # least 2; stopped at the end whatever happens); it prints the duration and load average.
@@ -87,7 +88,7 @@ test-loaded: $(DEV_STAMP)
 # The interop suite the same way.
 test-loaded-interop: $(DEV_STAMP) $(INTEROP_STAMP)
 	PIPECAT_INTEROP_PYTHON=$(CURDIR)/$(INTEROP)/bin/python \
-		$(BIN)/python tests/support/loaded.py interop $(PYTEST_ARGS)
+		$(BIN)/python tests/support/loaded.py interop $(PARALLEL) $(PYTEST_ARGS)
 
 demo: $(DEMO_STAMP)
 	$(DEMO)/bin/pipecat-lifecycle demo
