@@ -2,7 +2,9 @@
 
 One session per version, ``tests-3.11``, ``tests-3.12``, ``tests-3.13``: each in its own venv
 under ``.nox/`` (reused between runs), installed from the pinned ``requirements-dev.txt`` and
-the package itself (editable), reinstalled only when those files change. The interop tests
+the package itself (editable), reinstalled only when those files change; the version nox itself
+runs on, from the project's ``.venv`` (as ``make pythons`` runs it), uses that venv: the
+Makefile installed it from the same files. The interop tests
 (real Pipecat in its own venv) run once, on the default interpreter, from the Makefile.
 
 The Makefile passes its ``PARALLEL`` options (pytest-xdist, ``-n 2 --dist loadfile``) to
@@ -86,14 +88,42 @@ def _install(session: nox.Session) -> None:
         stamp.write_text(digest)
 
 
-def _unit_session(version: str, python: str) -> None:
-    def tests(session: nox.Session) -> None:
-        _install(session)
-        session.run("python", "--version")
-        session.run("pytest", "-q", "--ignore=tests/interop", *session.posargs)
+def project_venv(version: str) -> Path | None:
+    """The project's ``.venv`` when nox runs from it (``make pythons``) and it is ``version``.
 
-    tests.__doc__ = f"Unit and property tests on Python {version} ({python})."
-    nox.session(python=python, name=f"tests-{version}", tags=["unit"])(tests)
+    The Makefile installs it from the same pins before it runs nox, so that version's session
+    runs there instead of installing the same set again into a venv of its own.
+    """
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    venv = ROOT / ".venv"
+    if here != version or Path(sys.prefix).resolve() != venv.resolve():
+        return None
+    return venv
+
+
+def _unit_session(version: str, python: str) -> None:
+    own = project_venv(version)
+
+    def tests(session: nox.Session) -> None:
+        if own is None:
+            _install(session)
+            session.run("python", "--version")
+            session.run("pytest", "-q", "--ignore=tests/interop", *session.posargs)
+            return
+        # As nox's own venvs do: the venv's bin first on PATH, VIRTUAL_ENV set.
+        bin_dir = own / "bin"
+        env = {
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(own),
+        }
+        python_bin = str(bin_dir / "python")
+        session.run(python_bin, "--version", external=True, env=env)
+        pytest = (python_bin, "-m", "pytest", "-q", "--ignore=tests/interop", *session.posargs)
+        session.run(*pytest, external=True, env=env)
+
+    where = f"{own} (the project's venv)" if own is not None else python
+    tests.__doc__ = f"Unit and property tests on Python {version} ({where})."
+    nox.session(python=False if own else python, name=f"tests-{version}", tags=["unit"])(tests)
 
 
 for _version in SUPPORTED:
