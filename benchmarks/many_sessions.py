@@ -17,6 +17,7 @@ websockets client doing the same (:mod:`benchmarks.raw_ws_client`), N at once, i
 from __future__ import annotations
 
 import asyncio
+import gc
 import resource
 import sys
 import time
@@ -55,6 +56,8 @@ def _rss_kib() -> int:
 
 
 async def _run(kind: str, farm: BotFarm, sessions: int, rate: float | None = None) -> Result:
+    if kind == "raw":
+        return await _run_raw(farm, sessions, rate)
     from lifecycle import PipecatClient
 
     if kind == "ws":
@@ -115,6 +118,58 @@ async def _run(kind: str, farm: BotFarm, sessions: int, rate: float | None = Non
     )
 
 
+async def _run_raw(farm: BotFarm, sessions: int, rate: float | None) -> Result:
+    """:func:`_run` for the raw httpx + websockets client (:mod:`raw_ws_client`)."""
+    import httpx
+
+    from benchmarks.raw_ws_client import RawWSClient
+
+    latencies: list[float] = []
+    all_ready = asyncio.Event()
+    ready_count = failed = peak_rss = 0
+    rss0 = _rss_kib()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+
+    async def one(http: httpx.AsyncClient, index: int) -> None:
+        nonlocal ready_count, failed, peak_rss
+        if rate is not None:
+            await asyncio.sleep(index / rate)
+        client = RawWSClient()
+        t0 = time.perf_counter()
+        try:
+            answer = (await http.post(farm.url(index), json={"transport": "websocket"})).json()
+            await client.connect(answer["wsUrl"])
+            latencies.append((time.perf_counter() - t0) * 1000)
+        except Exception:
+            failed += 1
+        ready_count += 1
+        if ready_count == sessions:
+            peak_rss = _rss_kib()
+            all_ready.set()
+        await all_ready.wait()
+        try:
+            if client.ws is not None:
+                await client.request("echo", {"n": 1})
+        except Exception:
+            failed += 1
+        finally:
+            await client.close()
+
+    # One connection per start, as start_bot opens (and closes) its own.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with asyncio.timeout(RUN_TIMEOUT), httpx.AsyncClient(limits=limits) as http:
+        await asyncio.gather(*(one(http, i) for i in range(sessions)))
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return Result(
+        sessions=sessions,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        cpu_s=(cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
+        rss_per_session_kib=max(0, peak_rss - rss0) / sessions,
+        failed=failed,
+    )
+
+
 def _single(results: list[Result]) -> Result:
     """Many one-session runs as one result: p50/p99 over their latencies."""
     lat = sorted(r.p50_ms for r in results)
@@ -128,41 +183,73 @@ def _single(results: list[Result]) -> Result:
     )
 
 
+Runs = dict[str, tuple[list[Result], list[Result]]]
+"""Per side (``ours``, and ``raw`` for WebSocket): (started at once, ramped) results."""
+
+
 def measure(
     kind: str,
     counts: list[int],
     ramped: list[int] | None = None,
     repeats_single: int = 20,
     processes: int = BOT_PROCESSES,
-) -> tuple[list[Result], list[Result]]:
+) -> Runs:
     """``counts`` started at once, ``ramped`` started at ``RAMP[kind]``/s; each run once.
 
-    Both lists start with the single-session case (``repeats_single`` runs, for its p99).
+    Over WebSocket the raw client runs the same counts, interleaved with ours (A B / B A), so
+    what the machine and the bots allow is measured beside what the library allows. Both
+    lists of a side start with its single-session case (``repeats_single`` runs, for its p99).
     """
+    sides = {"ours": kind, "raw": "raw"} if kind == "ws" else {"ours": kind}
+    burst: dict[str, list[Result]] = {side: [] for side in sides}
+    ramp: dict[str, list[Result]] = {side: [] for side in sides}
     with BotFarm(kind, processes) as farm:
         if kind == "webrtc":
             from benchmarks.raw_webrtc_client import loopback_ice
 
             loopback_ice()
-        asyncio.run(_run(kind, farm, 1))  # warm-up: imports and caches of a first session
-        single = _single([asyncio.run(_run(kind, farm, 1)) for _ in range(repeats_single)])
-        burst = [single] + [asyncio.run(_run(kind, farm, n)) for n in counts if n > 1]
-        ramp = [single] + [
-            asyncio.run(_run(kind, farm, n, rate=RAMP[kind])) for n in ramped or [] if n > 1
-        ]
-        return burst, ramp
+
+        for how in sides.values():
+            asyncio.run(_run(how, farm, 1))  # warm-up: imports and caches of a first session
+        singles: dict[str, list[Result]] = {side: [] for side in sides}
+        for step in range(repeats_single):
+            order = list(sides) if step % 2 == 0 else list(sides)[::-1]
+            for side in order:
+                singles[side].append(asyncio.run(_run(sides[side], farm, 1)))
+        for side in sides:
+            burst[side].append(_single(singles[side]))
+            ramp[side].append(burst[side][0])
+        for step, n in enumerate(n for n in counts if n > 1):
+            for side in list(sides) if step % 2 == 0 else list(sides)[::-1]:
+                burst[side].append(asyncio.run(_run(sides[side], farm, n)))
+        for step, n in enumerate(n for n in ramped or [] if n > 1):
+            for side in list(sides) if step % 2 == 0 else list(sides)[::-1]:
+                ramp[side].append(asyncio.run(_run(sides[side], farm, n, rate=RAMP[kind])))
+    return {side: (burst[side], ramp[side]) for side in sides}
 
 
-def rows(kind: str, results: list[Result], rate: float | None = None) -> list[Row]:
-    """Table rows: one per count, plus the largest count within 2x the single p99."""
+def _within(results: list[Result]) -> int:
+    """The largest count whose p99 is within 2x the single-session p99, with no failure."""
+    single = results[0].p99_ms
+    return max(r.sessions for r in results if r.p99_ms <= 2 * single and not r.failed)
+
+
+def _figures(r: Result) -> str:
+    return (
+        f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms; CPU {r.cpu_s:.2f} s; "
+        f"{r.rss_per_session_kib:.0f} KiB/session; failed {r.failed}"
+    )
+
+
+def rows(
+    kind: str, results: list[Result], rate: float | None = None, raw: list[Result] | None = None
+) -> list[Row]:
+    """Table rows: one per count (``raw``: the raw client's, as the baseline), plus the
+    largest count within 2x the single p99."""
     label = "WebSocket" if kind == "ws" else "SmallWebRTC"
     how = f"started {rate:g}/s and held" if rate else "started at once"
-    single = results[0].p99_ms
     out = []
-    within = 1
-    for r in results:
-        if r.p99_ms <= 2 * single and r.failed == 0:
-            within = max(within, r.sessions)
+    for index, r in enumerate(results):
         if r.sessions == 1 and rate:
             continue  # the same single-session row as the burst's
         plural = "s" if r.sessions > 1 else ""
@@ -171,22 +258,25 @@ def rows(kind: str, results: list[Result], rate: float | None = None) -> list[Ro
                 "6",
                 f"{r.sessions} concurrent {label} session{plural} ({how}; testing bots in "
                 f"{BOT_PROCESSES} processes): connect→ready",
-                f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms; CPU {r.cpu_s:.2f} s; "
-                f"{r.rss_per_session_kib:.0f} KiB/session; failed {r.failed}",
-                "",
+                _figures(r),
+                _figures(raw[index]) if raw else "",
                 "",
             )
         )
     goal = kind == "ws" and rate is not None
+    base = ""
+    if raw:
+        base = f"raw client: {_within(raw)} (its single-session p99 {raw[0].p99_ms:.1f} ms)"
     out.append(
         Row(
             "6",
-            f"largest {label} count {how} within 2x the single-session p99 ({single:.1f} ms)",
-            str(within),
-            "",
+            f"largest {label} count {how} within 2x the single-session p99 "
+            f"({results[0].p99_ms:.1f} ms)",
+            str(_within(results)),
+            base,
             "",
             f"≥ {WITHIN_GOAL}" if goal else "",
-            within >= WITHIN_GOAL if goal else None,
+            _within(results) >= WITHIN_GOAL if goal else None,
         )
     )
     return out
@@ -237,6 +327,7 @@ def connect_cpu(sessions: int, rounds: int) -> tuple[list[float], list[float]]:
         for i in range(rounds):
             order = (_connect_cpu_ours, _connect_cpu_raw)
             for side in order if i % 2 == 0 else order[::-1]:
+                gc.collect()  # neither side pays for the other's garbage
                 value = asyncio.run(side(farm, sessions))
                 (ours if side is _connect_cpu_ours else raw).append(value)
     return ours, raw
@@ -264,13 +355,13 @@ def run(quick: bool) -> list[Row]:
     ws_ramp = [20, 50] if quick else [50, 100, 200, 400]
     rtc_counts = [1, 5] if quick else [1, 5, 10, 20]
     rtc_ramp = [5] if quick else [5, 10, 20]
-    ws_burst, ws_ramped = measure("ws", ws_counts, ws_ramp, repeats_single=5 if quick else 20)
-    rtc_burst, rtc_ramped = measure("webrtc", rtc_counts, rtc_ramp, 3 if quick else 20)
-    sessions, rounds = (10, 2) if quick else (50, 10)
+    ws = measure("ws", ws_counts, ws_ramp, repeats_single=5 if quick else 20)
+    rtc_burst, rtc_ramped = measure("webrtc", rtc_counts, rtc_ramp, 3 if quick else 20)["ours"]
+    sessions, rounds = (10, 2) if quick else (100, 12)
     ours, raw = connect_cpu(sessions, rounds)
     return [
-        *rows("ws", ws_burst),
-        *rows("ws", ws_ramped, RAMP["ws"]),
+        *rows("ws", ws["ours"][0], raw=ws["raw"][0]),
+        *rows("ws", ws["ours"][1], RAMP["ws"], raw=ws["raw"][1]),
         connect_cpu_row(sessions, ours, raw),
         *rows("webrtc", rtc_burst),
         *rows("webrtc", rtc_ramped, RAMP["webrtc"]),

@@ -412,7 +412,8 @@ class PipecatClient(EventRegistration):
             session.ready.cancel()
         if session.transport_used:
             try:
-                await asyncio.wait_for(self._transport.disconnect(), _TRANSPORT_CLOSE_TIMEOUT)
+                async with asyncio.timeout(_TRANSPORT_CLOSE_TIMEOUT):  # no task of its own
+                    await self._transport.disconnect()
             except Exception as exc:
                 session.log.warning("transport disconnect failed", error=describe_exception(exc))
         self._carry_out(session, self._protocol.cleanup_done(reason))

@@ -1,19 +1,21 @@
 """`SessionLifecycle`: the sans-I/O session state machine, built from the table.
 
 It holds no sockets, tasks or timers, so any client (ours, another SDK, a test
-harness) can embed it and drive it by calling one method per trigger.
+harness) can embed it and drive it by calling one method per trigger. The table is loaded
+into one `transitions` machine at import (which checks every state and trigger of it); a
+trigger looks its move up in that machine's transitions, and everything that follows a state
+change happens in :meth:`SessionLifecycle._fire_now`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from transitions import EventData, Machine
+from transitions import Machine
 
 from lifecycle.logs import describe_exception, get_logger
 from lifecycle.states import State
@@ -28,10 +30,6 @@ from lifecycle.table import (
 )
 
 __all__ = ["SessionLifecycle", "TransitionEvent", "TransitionHook"]
-
-_ALLOWED: Final[frozenset[tuple[str, State]]] = frozenset(
-    (row["trigger"], source) for row in TRANSITIONS for source in row["source"]
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,65 +52,34 @@ class TransitionEvent:
 
 _BY_NAME: Final[dict[str, State]] = {state.name: state for state in State}
 
-_MACHINE_NAME: Final = "pipecat-lifecycle"
-"""Our machines' name in `transitions`' log lines (it prefixes them with ``NAME: ``)."""
-
-
-class _TransitionsAtDebug(logging.Filter):
-    """`transitions` logs three INFO lines per state change; ours become DEBUG lines.
-
-    An application that shows INFO (Locust does by default) would otherwise print thousands
-    of them in a load run. Lines of other machines (the application's own) are untouched.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if not (isinstance(args, tuple) and args and args[0] == f"{_MACHINE_NAME}: "):
-            return True
-        if record.levelno > logging.DEBUG:
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        # The logger let the line through at its original level: decide again at DEBUG.
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-
-
-logging.getLogger("transitions.core").addFilter(_TransitionsAtDebug())
-
 TransitionHook = Callable[[TransitionEvent], object]
 """A callable run after every transition with its :class:`TransitionEvent`."""
 
 
-class _Model:
-    """The object `transitions` keeps one machine's state on (apart, so it adds nothing to
-    ours); ``owner`` gets the state changes."""
-
-    __slots__ = ("owner", "state")
-
-    def __init__(self, owner: SessionLifecycle) -> None:
-        self.state = INITIAL_STATE
-        self.owner = owner
-
-
-def _after_state_change(event_data: EventData) -> None:
-    model = event_data.model
-    assert isinstance(model, _Model)
-    model.owner._after_state_change(event_data)
+def _moves(machine: Machine) -> dict[tuple[str, State], State]:
+    """``(trigger, source) -> dest`` for every transition ``machine`` holds."""
+    return {
+        (name, _BY_NAME[source]): _BY_NAME[str(transition.dest)]
+        for name, event in machine.events.items()
+        for source, transitions in event.transitions.items()
+        for transition in transitions
+    }
 
 
-# One `transitions` machine, built once from the table, moves every session's model: building
-# one per client cost 0.3 ms (9 events, 8 states, bound methods), a third of a connect's CPU.
-# Models are never added to it (`add_model` would keep them alive): an event is fired with
-# its model, and the machine keeps no state of its own between calls (not queued).
 _MACHINE: Final = Machine(
-    name=_MACHINE_NAME,
+    name="pipecat-lifecycle",
     model=None,
     states=list(State),
     transitions=[dict(row) for row in TRANSITIONS],
     initial=INITIAL_STATE,
     auto_transitions=False,
-    send_event=True,
-    after_state_change=_after_state_change,
 )
-_EVENTS: Final = _MACHINE.events
+"""The table as a `transitions` machine, built once (it checks every state and trigger)."""
+
+# A trigger is one lookup in the machine's own transitions: running it through the library's
+# event processing (partials, event data, callbacks, eight log calls) cost ~11 µs a trigger,
+# 0.3 ms more per client to build a machine of its own; a session fires seven.
+_MOVES: Final = _moves(_MACHINE)
 
 
 class SessionLifecycle:
@@ -127,11 +94,10 @@ class SessionLifecycle:
 
     def __init__(self, *, logger: Any = None) -> None:
         """A machine in the table's initial state, session id 0; ``logger``: a structlog logger."""
-        self._model = _Model(self)
+        self._state: State = INITIAL_STATE
         self._hooks: list[TransitionHook] = []
         self._session_id = 0
-        # Our own queue: transitions' queued mode raises out of the outer call when a
-        # queued trigger turns out invalid, and logs through stdlib logging.
+        # Triggers fired from a hook wait here until the current transition is done.
         self._pending: deque[tuple[str, str | None]] = deque()
         self._firing = False
         self._log = get_logger(logger)
@@ -139,7 +105,7 @@ class SessionLifecycle:
     @property
     def state(self) -> State:
         """The current state."""
-        return self._model.state
+        return self._state
 
     @property
     def session_id(self) -> int:
@@ -156,7 +122,7 @@ class SessionLifecycle:
 
     def can_fire(self, trigger: str) -> bool:
         """Whether the table allows ``trigger`` from the current state."""
-        return (trigger, self.state) in _ALLOWED
+        return (trigger, self._state) in _MOVES
 
     def refusal(self, trigger: str) -> str:
         """Why ``trigger`` is refused now, naming the state and the event (h11-style).
@@ -204,23 +170,20 @@ class SessionLifecycle:
             self._firing = False
 
     def _fire_now(self, trigger: str, reason: str | None) -> bool:
-        if (trigger, self._model.state) not in _ALLOWED:
+        source = self._state
+        dest = _MOVES.get((trigger, source))
+        if dest is None:
             return False
-        return bool(_EVENTS[trigger].trigger(self._model, reason=reason))
-
-    def _after_state_change(self, event_data: EventData) -> None:
-        transition = event_data.transition
-        assert transition is not None and event_data.event is not None
-        source = _BY_NAME[transition.source]
+        self._state = dest
         if source in SESSION_START_STATES:
             self._session_id += 1
         event = TransitionEvent(
             source=source,
-            dest=_BY_NAME[str(transition.dest)],
-            trigger=event_data.event.name,
+            dest=dest,
+            trigger=trigger,
             session_id=self._session_id,
             at=time.monotonic(),
-            reason=event_data.kwargs.get("reason"),
+            reason=reason,
         )
         for hook in tuple(self._hooks):
             try:
@@ -232,6 +195,7 @@ class SessionLifecycle:
                     session_id=self._session_id,
                     error=describe_exception(exc, with_traceback=True),
                 )
+        return True
 
     # One method per trigger of the table (a test keeps them equal to TRANSITIONS); each
     # docstring is the table's description of its trigger (set below).

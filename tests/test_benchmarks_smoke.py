@@ -79,11 +79,15 @@ def test_flood_figures_quick() -> None:
 def test_many_sessions_quick() -> None:
     from benchmarks import many_sessions
 
-    burst, ramp = many_sessions.measure("ws", [1, 3], [3], repeats_single=2, processes=2)
-    assert [r.failed for r in burst] == [0, 0] and [r.failed for r in ramp] == [0, 0]
-    assert len(many_sessions.rows("ws", burst)) == 3
-    largest = many_sessions.rows("ws", ramp, many_sessions.RAMP["ws"])[-1]
+    runs = many_sessions.measure("ws", [1, 3], [3], repeats_single=2, processes=2)
+    assert set(runs) == {"ours", "raw"}  # the raw client runs the same counts beside ours
+    for burst, ramp in runs.values():
+        assert [r.failed for r in burst] == [0, 0] and [r.failed for r in ramp] == [0, 0]
+    (burst, ramp), (raw_burst, raw_ramp) = runs["ours"], runs["raw"]
+    assert len(many_sessions.rows("ws", burst, raw=raw_burst)) == 3
+    largest = many_sessions.rows("ws", ramp, many_sessions.RAMP["ws"], raw=raw_ramp)[-1]
     assert largest.met is not None  # the ramped WebSocket count has the goal
+    assert largest.base.startswith("raw client: ")
     ours, raw = many_sessions.connect_cpu(2, 2)
     assert len(ours) == len(raw) == 2
     assert many_sessions.connect_cpu_row(2, ours, raw).met is not None

@@ -47,7 +47,7 @@ def test_one_method_per_trigger_and_nothing_else_moves_state() -> None:
 @pytest.mark.parametrize("trigger", TRIGGERS)
 def test_every_trigger_from_every_state(start: State, trigger: str) -> None:
     machine = SessionLifecycle()
-    machine._model.state = start  # place the machine; only the table may move it from here
+    machine._state = start  # place the machine; only the table may move it from here
     allowed = {
         row["dest"] for row in TRANSITIONS if row["trigger"] == trigger and start in row["source"]
     }

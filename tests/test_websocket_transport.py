@@ -296,6 +296,33 @@ async def test_messages_are_binary_frames_in_order() -> None:
     assert order == list(range(300))
 
 
+async def test_order_holds_when_the_peer_stops_reading() -> None:
+    # 16 MiB while the peer reads nothing: the socket's buffer fills, later frames wait in
+    # the transport's queue, and every frame still arrives once, in the order sent.
+    reading = asyncio.Event()
+    got: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await reading.wait()
+        async for data in ws:
+            assert isinstance(data, bytes)
+            got.append(int.from_bytes(pb.Frame.FromString(data).audio.audio[:4], "big"))
+            if len(got) == 256:
+                done.set()
+
+    async with ws_server(handler) as url:
+        transport = WebSocketTransport(url)
+        await connect_ready(transport, url)
+        for i in range(256):
+            pcm = i.to_bytes(4, "big") + bytes(64 * 1024 - 4)
+            transport.send_audio(AudioFrame(pcm=pcm, sample_rate=16000, num_channels=1))
+        reading.set()
+        await within(done.wait())
+        await within(transport.disconnect())
+    assert got == list(range(256))
+
+
 async def test_send_when_not_connected_raises() -> None:
     transport = WebSocketTransport("ws://127.0.0.1:1/ws")
     with pytest.raises(TransportError):

@@ -338,7 +338,8 @@ class WebSocketTransport(Transport):
         self._lock = asyncio.Lock()  # an asyncio.Lock belongs to the loop that first waits
 
     async def connect(self, request: ConnectRequest, events: TransportSink) -> None:
-        """Open the WebSocket, start the reader and writer, then report ``transport_connected``.
+        """Open the WebSocket, start the reader (and the liveness watch), then report
+        ``transport_connected``.
 
         Raises :class:`TransportError` on any handshake failure (refused, HTTP error, TLS, bad
         URL or header, timeout), naming the URL (redacted) and the likely cause.
@@ -387,9 +388,9 @@ class WebSocketTransport(Transport):
             self._closing = False
             self._silence = None
             self._spoke = False  # the silence clock starts at the peer's first frame
-            self._queue = asyncio.Queue()
+            # The writer task and its queue are made at the first send that must wait.
+            self._queue = self._writer = None
             self._writing = False
-            self._writer = asyncio.create_task(self._write(ws, self._queue), name="ws-writer")
             self._liveness = None
             if self._dead_peer_timeout is not None:
                 self._liveness = PeerLiveness(self._dead_peer_timeout, time.monotonic())
@@ -413,15 +414,18 @@ class WebSocketTransport(Transport):
 
     def _enqueue(self, data: bytes) -> None:
         queue, ws = self._queue, self._ws
-        if queue is None or ws is None or not self.connected:
+        if ws is None or not self.connected:
             raise TransportError("the WebSocket transport is not connected")
-        if queue.empty() and not self._writing and _writes_now(ws):
-            # Straight to the socket, as ws.send() would do: no hop through the writer task
+        if (queue is None or (queue.empty() and not self._writing)) and _writes_now(ws):
+            # Straight to the socket, as ws.send() would do: no hop through a writer task
             # (a speaking caller sends 50 frames a second). Under back-pressure, or while the
             # writer still holds earlier data, the queue keeps the order and waits to drain.
             ws.protocol.send_binary(data)
             ws.send_data()
             return
+        if queue is None:
+            queue = self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write(ws, queue), name="ws-writer")
         queue.put_nowait(data)
 
     async def disconnect(self) -> None:
@@ -438,12 +442,14 @@ class WebSocketTransport(Transport):
         self._closing = True
         try:
             # Let what was already queued (e.g. a last message) leave first, briefly.
-            if writer is not None and queue is not None and not writer.done():
+            busy = queue is not None and (not queue.empty() or self._writing)
+            if writer is not None and queue is not None and busy and not writer.done():
                 queue.put_nowait(None)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(writer), _FLUSH_TIMEOUT)
             try:
-                await asyncio.wait_for(ws.close(1000), _CLOSE_TIMEOUT + 0.5)
+                async with asyncio.timeout(_CLOSE_TIMEOUT + 0.5):  # no task of its own
+                    await ws.close(1000)
             except Exception as exc:
                 self._log.debug("websocket close failed; aborting", error=describe_exception(exc))
                 ws.transport.abort()
@@ -473,7 +479,7 @@ class WebSocketTransport(Transport):
     async def _watch_peer(self, ws: ClientConnection, liveness: PeerLiveness) -> None:
         """Ping every ``dead_peer_timeout / 4``; abort once nothing was heard for too long."""
         ping_every = liveness.timeout / 4
-        next_ping = time.monotonic()
+        next_ping = time.monotonic() + ping_every  # the handshake just proved the peer alive
         pinging: asyncio.Task[None] | None = None
         try:
             while True:
