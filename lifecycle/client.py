@@ -94,9 +94,10 @@ class PipecatClient(EventRegistration):
         self._functions = FunctionCalls()
         self._abandoned_transport = False
         self._protocol = SessionProtocol(logger=logger, max_message_size=transport.max_message_size)
+        lifecycle = self._protocol.lifecycle  # read twice per event: the shortest way
         self._bus = EventBus(
             EVENT_NAMES,
-            session_id=lambda: self._protocol.session_id,
+            session_id=lambda: lifecycle.session_id,
             log=self._log,
             max_pending=max_pending_events,
             drain_timeout=drain_timeout,
@@ -133,10 +134,6 @@ class PipecatClient(EventRegistration):
 
     # ---------------------------------------------------------------- events
 
-    def _emit(self, name: str, *args: Any) -> None:
-        self._trace.record_event(self._protocol.session_id, name, args[0] if args else None)
-        self._bus.emit(name, *args)
-
     async def _drain(self, since: float | None = None) -> None:
         """Wait (``drain_timeout`` from ``since``) for queued callbacks; not from a callback."""
         await self._bus.drain(self._protocol.session_id, since=since)
@@ -150,16 +147,26 @@ class PipecatClient(EventRegistration):
 
     def _carry_out(self, session: SessionIO, actions: list[Action]) -> None:
         # The one loop that does what the protocol decided, in order.
+        # The cases go most frequent first: a message in is a Note, then an Emit or Answer.
         for action in actions:
             match action:
                 case Note(kind=kind, detail=detail):
                     self._trace.record_note(session.id, kind, detail)
                 case Emit(name=name, args=args):
-                    self._emit(name, *args)
-                case Dropped(reason=reason):
-                    session.log.warning_limited("inbound message dropped", reason=reason)
+                    self._trace.record_event(session.id, name, args[0] if args else None)
+                    self._bus.emit(name, *args)
+                case Answer(request_id=request_id, result=result, error=error):
+                    future = session.pending.get(request_id)
+                    if future is None or future.done():
+                        session.log.debug("answer for a request no longer awaited dropped")
+                    elif error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(result)
                 case Send(message=message):
                     self._send(message, session)
+                case Dropped(reason=reason):
+                    session.log.warning_limited("inbound message dropped", reason=reason)
                 case Transitioned(event=event):
                     self._trace.record_transition(event)
                 case RunFunction(call=call):
@@ -171,14 +178,6 @@ class PipecatClient(EventRegistration):
                 case MarkReady(info=info):
                     if not session.ready.done():
                         session.ready.set_result(info)
-                case Answer(request_id=request_id, result=result, error=error):
-                    future = session.pending.get(request_id)
-                    if future is None or future.done():
-                        session.log.debug("answer for a request no longer awaited dropped")
-                    elif error is not None:
-                        future.set_exception(error)
-                    else:
-                        future.set_result(result)
                 case Stop(error=error):
                     session.stop_error = session.stop_error or error
                 case End(trigger=trigger, reason=reason):
@@ -434,8 +433,8 @@ class PipecatClient(EventRegistration):
         return session
 
     def _send(self, message: dict[str, Any], session: SessionIO) -> None:
+        # The trace's note is the record of each message out (no per-message log line).
         self._trace.record_note(session.id, "message-out", str(message.get("type")))
-        session.log.debug("sending", msg_type=message.get("type"), msg_id=message.get("id"))
         self._transport.send_message(message)
 
     def _send_if_ready(self, session: SessionIO, message: dict[str, Any]) -> None:
@@ -463,8 +462,7 @@ class PipecatClient(EventRegistration):
         future: asyncio.Future[Any] = loop.create_future()
         session.pending[msg_id] = future
         # A plain timer, not wait_for: no extra task or loop turn per request.
-        what = bounded(msg_type, _PREFIX)
-        timer = loop.call_later(limit, _expire, future, f"no response to {what!r} within {limit} s")
+        timer = loop.call_later(limit, _expire, future, msg_type, limit)
         try:
             self._carry_out(session, [send])
             return await future
@@ -578,6 +576,8 @@ class PipecatClient(EventRegistration):
         )
 
 
-def _expire(future: asyncio.Future[Any], message: str) -> None:
+def _expire(future: asyncio.Future[Any], msg_type: str, limit: float) -> None:
+    # The message is made only when a request does time out (not for every request).
     if not future.done():
-        future.set_exception(RequestTimeoutError(message))
+        what = bounded(msg_type, _PREFIX)
+        future.set_exception(RequestTimeoutError(f"no response to {what!r} within {limit} s"))

@@ -100,11 +100,16 @@ class Tier(enum.IntEnum):
 
 def tier_of(name: str, args: tuple[Any, ...]) -> Tier:
     """The tier of event ``name`` fired with ``args``."""
-    if name in NEVER_DROPPED_EVENTS:
-        return Tier.KEEP
     if name == "on_error":
         return Tier.KEEP if args and getattr(args[0], "fatal", False) else Tier.HIGH_RATE
-    return Tier.HIGH_RATE if name in HIGH_RATE_EVENTS else Tier.NORMAL
+    return _TIERS.get(name, Tier.NORMAL)
+
+
+# Every event's tier but on_error's (it depends on the error): one lookup per emit.
+_TIERS: Final[dict[str, Tier]] = {
+    **dict.fromkeys(HIGH_RATE_EVENTS, Tier.HIGH_RATE),
+    **dict.fromkeys(NEVER_DROPPED_EVENTS, Tier.KEEP),
+}
 
 
 def check_seconds(value: object, what: str) -> float:
@@ -389,21 +394,24 @@ class EventBus:
         Against the byte bound it counts :attr:`inbound_size`, or an
         :class:`AudioFrame` argument's PCM.
         """
+        feeders = self._feeders
+        if feeders is None:
+            feeders = self._feeders = tuple(self._subscribers.values())
+        handled = self._handlers[name]
+        if not (feeders or handled):
+            return  # nobody listens: nothing to stamp, size or queue
         tier = tier_of(name, args)
         session_id = self._session_id()
         size = self.inbound_size
         if args and isinstance(args[0], AudioFrame):
             size = max(size, len(args[0].pcm))
-        feeders = self._feeders
-        if feeders is None:
-            feeders = self._feeders = tuple(self._subscribers.values())
         if feeders:
             event = ClientEvent(name, args[0] if args else None, session_id, time.monotonic())
             for ref in feeders:
                 subscriber = ref()
                 if subscriber is not None:
                     subscriber.feed(event, tier, size)
-        if not self._handlers[name]:
+        if not handled:
             return
         dropped = self._queue.push((session_id, name, args), tier, size)
         if dropped:
@@ -447,7 +455,7 @@ class EventBus:
             for callback in tuple(self._handlers[name]):
                 try:
                     result = callback(*args)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         await result
                 except (KeyboardInterrupt, SystemExit):
                     raise

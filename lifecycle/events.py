@@ -57,7 +57,8 @@ def _empty() -> Mapping[str, Any]:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else _EMPTY
+    # JSON gives plain dicts: checked before the (slower) Mapping ABC.
+    return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
 
 def _str(data: Mapping[str, Any], key: str) -> str | None:
@@ -148,7 +149,8 @@ class BotText:
     def from_data(cls, data: Any) -> Self:
         """Build from a message's ``data``; never raises."""
         d = _mapping(data)
-        return cls(_str(d, "text"), d)
+        text = d.get("text")  # one per token: _str's check inlined
+        return cls(text if isinstance(text, str) else None, d)
 
 
 @dataclass(frozen=True, slots=True)

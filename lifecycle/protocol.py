@@ -29,7 +29,7 @@ from lifecycle.errors import (
     TransportError,
     UnsupportedFeatureError,
 )
-from lifecycle.events import FunctionCall, FunctionCallStopped
+from lifecycle.events import TYPED_EVENTS, FunctionCall, FunctionCallStopped
 from lifecycle.logs import SafeLogger, bounded, describe_exception, get_logger
 from lifecycle.machine import SessionLifecycle, TransitionEvent
 from lifecycle.redact import redact_text
@@ -56,6 +56,12 @@ __all__ = [
 
 _ARRIVED_KEPT: Final = 8  # message types remembered for a connect timeout's message
 _PREFIX: Final = 100  # bot-controlled strings in logs and errors keep this many characters
+# The events whose argument starts or stops a client-side function call.
+_CALL_EVENTS: Final = frozenset(
+    name
+    for name, build in TYPED_EVENTS.values()
+    if build in (FunctionCall.from_data, FunctionCallStopped.from_data)
+)
 
 
 def _prefix(text: str) -> str:
@@ -180,6 +186,13 @@ class _Close:
     clean: bool
     why: str
     error: BaseException | None
+
+
+_IN_NOTES: Final[dict[str, Note]] = {
+    msg_type: Note("message-in", msg_type) for msg_type in (*TYPED_EVENTS, *rtvi.CLASSIFIED_TYPES)
+}
+"""The ``message-in`` note of each RTVI type this client knows (a bot's own types get theirs
+made as they come: a bot controls them, so none is kept)."""
 
 
 class SessionProtocol:
@@ -319,17 +332,19 @@ class SessionProtocol:
         except rtvi.InvalidMessage as exc:
             return [Dropped(exc.reason)]
         out = self._out
-        out.append(Note("message-in", event.type))
+        note = _IN_NOTES.get(event.type)  # the same immutable Note for every known type
+        out.append(Note("message-in", event.type) if note is None else note)
         if not self._ready:
             self._note_arrival(event.type)
         match event:
             case rtvi.Notification(event=name, args=args):
                 out.append(Emit(name, args))
-                match args:
-                    case (FunctionCall() as call,):
-                        out.append(RunFunction(call))
-                    case (FunctionCallStopped(tool_call_id=call_id, cancelled=cancelled),):
-                        out.append(StopFunction(call_id, cancelled))
+                if name in _CALL_EVENTS:  # the rest (tokens, audio...) need no second look
+                    match args:
+                        case (FunctionCall() as call,):
+                            out.append(RunFunction(call))
+                        case (FunctionCallStopped(tool_call_id=call_id, cancelled=cancelled),):
+                            out.append(StopFunction(call_id, cancelled))
             case rtvi.BotReady(info=info, major=major):
                 self._on_bot_ready(info, major)
             case rtvi.ServerResponse(id=msg_id, result=result):

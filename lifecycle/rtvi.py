@@ -12,13 +12,14 @@ import platform
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeGuard
 
 from lifecycle.deprecation import renamed
 from lifecycle.errors import UnsupportedFeatureError
 from lifecycle.events import TYPED_EVENTS
 
 __all__ = [
+    "CLASSIFIED_TYPES",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DTMF_KEYS",
     "LABEL",
@@ -219,6 +220,13 @@ _NOT_EVENTS: Final[Mapping[str, str]] = {
 }
 
 
+_WIRE_TYPES: Final = (str, bytes, bytearray)
+
+CLASSIFIED_TYPES: Final = frozenset(
+    {"bot-ready", "server-response", "error-response", "server-message", "error", *_NOT_EVENTS}
+)
+"""The RTVI types :func:`classify` knows besides the typed events' (``TYPED_EVENTS``)."""
+
 _ID_PREFIX: Final = uuid.uuid4().hex[:8]
 _ID_COUNTER = itertools.count(1)
 
@@ -383,11 +391,11 @@ def parse(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> di
     Raises :class:`InvalidMessage` for anything over ``max_size`` bytes, invalid JSON,
     JSON that is not an object, a missing ``type``, or a label other than ``rtvi-ai``.
     """
-    if isinstance(raw, Mapping):
-        message: Any = dict(raw)
-    else:
+    message: Any
+    # Wire text first: a concrete-type check is cheaper than the Mapping ABC's.
+    if isinstance(raw, _WIRE_TYPES):
         size = len(raw)
-        if isinstance(raw, str) and size * 4 > max_size:  # a str of n chars is <= 4n bytes
+        if size * 4 > max_size and isinstance(raw, str):  # a str of n chars is <= 4n bytes
             size = len(raw.encode("utf-8", "surrogatepass"))
         if size > max_size:
             raise InvalidMessage(f"message of {size} bytes is over the {max_size} byte limit")
@@ -395,6 +403,10 @@ def parse(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> di
             message = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise InvalidMessage(f"invalid JSON: {exc.__class__.__name__}") from None
+    elif isinstance(raw, Mapping):
+        message = dict(raw)
+    else:
+        raise InvalidMessage(f"{type(raw).__name__} where a message belongs")
     if not isinstance(message, dict):
         raise InvalidMessage(f"JSON {type(message).__name__} where an object belongs")
     if message.get("label") != LABEL:
@@ -428,9 +440,9 @@ def classify(message: dict[str, Any]) -> InboundMessage:
             info = BotReadyData.from_data(data)
             return BotReady(msg_id, info, protocol_major(info.version))
         case "server-response":
-            return ServerResponse(msg_id, data.get("d") if isinstance(data, Mapping) else None)
+            return ServerResponse(msg_id, data.get("d") if _is_mapping(data) else None)
         case "error-response":
-            text = data.get("error") if isinstance(data, Mapping) else None
+            text = data.get("error") if _is_mapping(data) else None
             return ErrorResponse(msg_id, str(text or "the bot refused the request"), message)
         case "server-message":
             return ServerMessage(data)
@@ -440,6 +452,11 @@ def classify(message: dict[str, Any]) -> InboundMessage:
             return Ignored(msg_type, _NOT_EVENTS[msg_type])
         case _:
             return Unknown(msg_type, message)
+
+
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    # JSON gives plain dicts: checked before the (slower) Mapping ABC.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def protocol_major(version: str) -> int | None:

@@ -205,16 +205,18 @@ class Timeline:
     def _record_run(self, name: str, run: tuple[str, float], data: Any, at: float) -> None:
         lane, gap = run
         seconds: float | None = None
+        audio = False
         if isinstance(data, AudioFrame):
             if data.pcm.count(0) == len(data.pcm):
                 return  # silence
-            text, seconds = None, data.duration
-        else:
-            text = _text_of(data)
+            audio, seconds = True, data.duration
         current = self._open.get(name)
         if current is not None and at - current.end <= gap:
-            current.extend(at, text, seconds)
+            # A run's text stops growing at its limit: later tokens' text is not even read.
+            full = current.text is not None and len(current.text) >= MARK_TEXT_LIMIT
+            current.extend(at, None if audio or full else _text_of(data), seconds)
             return
+        text = None if audio else _text_of(data)
         if name == USER_AUDIO:
             # The user starts to speak: at its first sound (a frame's sample n plays n/rate
             # after the frame is sent), and what the bot sends from now on is a run anew.

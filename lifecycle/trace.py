@@ -159,11 +159,15 @@ class SessionTrace:
         characters are kept (as of ``kind``).
         """
         at = time.monotonic()
-        session = self._session_for(session_id, at)
+        # A client records one note per message: the kept session's lookup comes first.
+        session = self._sessions.get(session_id) or self._session_for(session_id, at)
         if session is not None:
             self._seq += 1
             limit = self.max_text
-            kind, detail = bounded(kind, limit), bounded(detail, limit)
+            if not (type(kind) is str and len(kind) <= limit):
+                kind = bounded(kind, limit)
+            if not (type(detail) is str and len(detail) <= limit):
+                detail = bounded(detail, limit)
             session.notes.append((self._seq, kind, at, time.time(), detail))
             self._bound(session)
 

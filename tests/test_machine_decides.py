@@ -89,7 +89,7 @@ def test_one_function_acts_on_transitions() -> None:
     are emitted in exactly one function: the transition hook (of the session protocol, whose
     Emit actions the client carries out; the client emits none of them itself)."""
     where: dict[str, set[str]] = {}
-    for source, call in ((CLIENT_SOURCE, "_emit"), (PROTOCOL_SOURCE, "Emit")):
+    for source, call in ((CLIENT_SOURCE, "emit"), (PROTOCOL_SOURCE, "Emit")):
         tree = parse_file(source)
         for func in ast.walk(tree):
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -226,6 +226,12 @@ def test_an_unusable_message_is_dropped(raw: str) -> None:
     assert [type(action) for action in ready().receive(raw)] == [Dropped]
 
 
+@pytest.mark.parametrize("raw", [None, 42, ["label", "rtvi-ai"], memoryview(b"{}")])
+def test_an_inbound_object_that_is_neither_text_nor_a_mapping_is_dropped(raw: Any) -> None:
+    (dropped,) = ready().receive(raw)
+    assert isinstance(dropped, Dropped) and "where a message belongs" in dropped.reason
+
+
 def test_a_notification_fires_its_typed_event() -> None:
     actions = ready().receive(msg("bot-output", {"text": "hi", "spoken": True}))
     (emit,) = of(actions, Emit)
