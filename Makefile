@@ -9,6 +9,10 @@ INTEROP_STAMP := $(INTEROP)/.installed
 DEMO := .venv-demo
 DEMO_STAMP := $(DEMO)/.installed
 PYTEST_ARGS ?=
+# The unit suite in two pytest-xdist workers, each test file whole on one worker (its module
+# fixtures made once): most tests wait on sockets, subprocesses and timers, so two workers about
+# halve the wall time on 2 cores. `make unit PARALLEL=` runs it in one process.
+PARALLEL ?= -n 2 --dist loadfile
 # Hypothesis profile (tests/conftest.py): "ci" runs the same examples every time.
 export HYPOTHESIS_PROFILE ?= ci
 
@@ -56,15 +60,15 @@ test: lint pythons lowest newcomer interop
 
 # Unit and property tests on the default interpreter only (the quick loop while developing).
 unit: $(DEV_STAMP)
-	$(BIN)/pytest -q --ignore=tests/interop $(PYTEST_ARGS)
+	$(BIN)/pytest -q --ignore=tests/interop $(PARALLEL) $(PYTEST_ARGS)
 
 # One nox session per Python version found (3.11, 3.12, 3.13); a missing one is skipped.
 pythons: $(DEV_STAMP)
-	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PYTEST_ARGS)
+	$(BIN)/nox --no-color --noxfile noxfile.py -- $(PARALLEL) $(PYTEST_ARGS)
 
 # The unit tests with every direct dependency at its declared floor (nox session "lowest").
 lowest: $(DEV_STAMP)
-	$(BIN)/nox --no-color --noxfile noxfile.py -s lowest -- $(PYTEST_ARGS)
+	$(BIN)/nox --no-color --noxfile noxfile.py -s lowest -- $(PARALLEL) $(PYTEST_ARGS)
 
 # The built wheel in a fresh venv outside the checkout: the README quick start, demo and the
 # docs' pytest example, as a new user follows them (nox session "newcomer").
@@ -78,7 +82,7 @@ interop: $(DEV_STAMP) $(INTEROP_STAMP) $(PIPECAT_EVALS)/.fetched
 # The unit suite (default Python) while busy processes hold every core (one per core, at
 # least 2; stopped at the end whatever happens); it prints the duration and load average.
 test-loaded: $(DEV_STAMP)
-	$(BIN)/python tests/support/loaded.py unit $(PYTEST_ARGS)
+	$(BIN)/python tests/support/loaded.py unit $(PARALLEL) $(PYTEST_ARGS)
 
 # The interop suite the same way.
 test-loaded-interop: $(DEV_STAMP) $(INTEROP_STAMP)

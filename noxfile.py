@@ -5,6 +5,10 @@ under ``.nox/`` (reused between runs), installed from the pinned ``requirements-
 the package itself (editable), reinstalled only when those files change. The interop tests
 (real Pipecat in its own venv) run once, on the default interpreter, from the Makefile.
 
+The Makefile passes its ``PARALLEL`` options (pytest-xdist, ``-n 2 --dist loadfile``) to
+the unit and ``lowest`` sessions as arguments; ``nox`` run by hand runs pytest in one process
+unless given them after ``--``.
+
 An interpreter counts as found when ``python3.X`` on PATH runs (pyenv shims that answer
 "command not found" do not), or else ``~/.pyenv/versions/3.X.*/bin/python3.X`` exists. A
 version not found is skipped with a printed note, never an error; nox never downloads one.
@@ -109,7 +113,17 @@ for _version in SUPPORTED:
 LOWEST_SKIP_EXTRAS = ("dev", "diagrams", "pytest")
 """Extras ``lowest`` leaves out: the dev tools, pygraphviz (built from source), and pytest and
 pytest-asyncio (the suite runs on them: they stay at the dev pins)."""
-LOWEST_TOOLS = ("pytest", "pytest-asyncio", "hypothesis", "mypy", "types-protobuf")
+LOWEST_TOOLS = (
+    "pytest",
+    "pytest-asyncio",
+    "pytest-xdist",
+    "execnet",
+    "hypothesis",
+    "mypy",
+    "types-protobuf",
+)
+"""The test tools, installed at the dev pins (pytest-xdist and its execnet run the Makefile's
+``PARALLEL`` workers)."""
 LOWEST_SKIP = (
     "tests/interop",
     "tests/test_docs.py",

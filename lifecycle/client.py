@@ -20,14 +20,13 @@ from lifecycle.errors import (
     BotNotReadyError,
     ConnectionTimeoutError,
     PipecatClientError,
-    RequestTimeoutError,
     SessionCancelledError,
     SessionClosedError,
     TransportError,
 )
 from lifecycle.events import EVENT_NAMES
 from lifecycle.functions import FunctionCallHandler, FunctionCalls, SessionCalls
-from lifecycle.logs import bounded, describe_exception, get_logger
+from lifecycle.logs import describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.protocol import (
     Action,
@@ -47,7 +46,7 @@ from lifecycle.protocol import (
 )
 from lifecycle.registration import EventCallback, EventRegistration
 from lifecycle.rtvi import BotReadyData
-from lifecycle.session_io import SessionIO, SessionSink
+from lifecycle.session_io import RequestDeadlines, SessionIO, SessionSink
 from lifecycle.start import APIRequest, as_api_request, post_start
 from lifecycle.states import State
 from lifecycle.timeouts import check_seconds
@@ -59,7 +58,6 @@ __all__ = ["EVENT_NAMES", "EventCallback", "PipecatClient"]
 _T = TypeVar("_T")
 
 _TRANSPORT_CLOSE_TIMEOUT: Final = 10.0
-_PREFIX: Final = 100  # bot-controlled strings in errors keep this many characters
 
 
 class PipecatClient(EventRegistration):
@@ -147,14 +145,18 @@ class PipecatClient(EventRegistration):
 
     def _carry_out(self, session: SessionIO, actions: list[Action]) -> None:
         # The one loop that does what the protocol decided, in order.
-        # The cases go most frequent first: a message in is a Note, then an Emit or Answer.
+        # A message in is a Note then mostly an Emit: those two skip the class patterns'
+        # attribute matching; the other cases go most frequent first.
         for action in actions:
+            if isinstance(action, Note):
+                self._trace.record_note(session.id, action.kind, action.detail)
+                continue
+            if isinstance(action, Emit):
+                args = action.args
+                self._trace.record_event(session.id, action.name, args[0] if args else None)
+                self._bus.emit(action.name, *args)
+                continue
             match action:
-                case Note(kind=kind, detail=detail):
-                    self._trace.record_note(session.id, kind, detail)
-                case Emit(name=name, args=args):
-                    self._trace.record_event(session.id, name, args[0] if args else None)
-                    self._bus.emit(name, *args)
                 case Answer(request_id=request_id, result=result, error=error):
                     future = session.pending.get(request_id)
                     if future is None or future.done():
@@ -245,6 +247,7 @@ class PipecatClient(EventRegistration):
             log=log,
             ready=loop.create_future(),
             loop=loop,
+            deadlines=RequestDeadlines(loop),
             calls=SessionCalls(self._functions, lambda m: self._send_if_ready(session, m), log),
         )
         self._session = session
@@ -407,6 +410,7 @@ class PipecatClient(EventRegistration):
             if not future.done():
                 future.set_exception(closed)
         session.pending.clear()
+        session.deadlines.close()
         if not session.ready.done():
             session.ready.cancel()
         if session.transport_used:
@@ -461,13 +465,13 @@ class PipecatClient(EventRegistration):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         session.pending[msg_id] = future
-        # A plain timer, not wait_for: no extra task or loop turn per request.
-        timer = loop.call_later(limit, _expire, future, msg_type, limit)
+        # One timer for the session's requests, not wait_for: no task, loop turn or
+        # timer of its own per request.
+        session.deadlines.add(future, msg_type, limit)
         try:
             self._carry_out(session, [send])
             return await future
         finally:
-            timer.cancel()
             session.pending.pop(msg_id, None)
             if self._session is session:
                 self._protocol.forget_request(msg_id)
@@ -574,10 +578,3 @@ class PipecatClient(EventRegistration):
             f"<PipecatClient state={self.state.value} session_id={self.session_id} "
             f"transport={type(self._transport).__name__}>"
         )
-
-
-def _expire(future: asyncio.Future[Any], msg_type: str, limit: float) -> None:
-    # The message is made only when a request does time out (not for every request).
-    if not future.done():
-        what = bounded(msg_type, _PREFIX)
-        future.set_exception(RequestTimeoutError(f"no response to {what!r} within {limit} s"))

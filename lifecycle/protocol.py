@@ -336,15 +336,17 @@ class SessionProtocol:
         out.append(Note("message-in", event.type) if note is None else note)
         if not self._ready:
             self._note_arrival(event.type)
+        if isinstance(event, rtvi.Notification):  # most messages: no class pattern for them
+            name, args = event.event, event.args
+            out.append(Emit(name, args))
+            if name in _CALL_EVENTS:  # the rest (tokens, audio...) need no second look
+                match args:
+                    case (FunctionCall() as call,):
+                        out.append(RunFunction(call))
+                    case (FunctionCallStopped(tool_call_id=call_id, cancelled=cancelled),):
+                        out.append(StopFunction(call_id, cancelled))
+            return self._take()
         match event:
-            case rtvi.Notification(event=name, args=args):
-                out.append(Emit(name, args))
-                if name in _CALL_EVENTS:  # the rest (tokens, audio...) need no second look
-                    match args:
-                        case (FunctionCall() as call,):
-                            out.append(RunFunction(call))
-                        case (FunctionCallStopped(tool_call_id=call_id, cancelled=cancelled),):
-                            out.append(StopFunction(call_id, cancelled))
             case rtvi.BotReady(info=info, major=major):
                 self._on_bot_ready(info, major)
             case rtvi.ServerResponse(id=msg_id, result=result):

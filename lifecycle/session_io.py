@@ -7,23 +7,87 @@ is here is only what an asyncio driver needs to wait, cancel and time out.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from lifecycle.dispatch import EventBus
-from lifecycle.errors import PipecatClientError
+from lifecycle.errors import PipecatClientError, RequestTimeoutError
 from lifecycle.functions import SessionCalls
-from lifecycle.logs import SafeLogger
+from lifecycle.logs import SafeLogger, bounded
 from lifecycle.media import AudioFrame
 from lifecycle.protocol import Action, Emit, SessionProtocol
 from lifecycle.rtvi import BotReadyData
 from lifecycle.start import APIRequest
 from lifecycle.transport import Inbound
 
-__all__ = ["SessionIO", "SessionSink"]
+__all__ = ["RequestDeadlines", "SessionIO", "SessionSink"]
 
 _WIRE = (str, bytes, bytearray)  # a tuple: isinstance is faster with it than with a union
+
+
+_PREFIX: Final = 100  # characters of a request's (caller-given) type in its timeout message
+_COMPACT_FLOOR: Final = 1024  # answered requests' entries kept before a compaction
+
+_Deadline = tuple[float, int, "asyncio.Future[Any]", str, float]
+"""(loop time it expires, sequence number, the request's future, its type, its timeout)."""
+
+
+class RequestDeadlines:
+    """The timeouts of one session's requests, on one loop timer for them all.
+
+    A request adds its deadline; the earliest one is the only loop timer armed. An answered
+    request's entry is not removed (no per-request timer to cancel): entries whose future
+    is done are dropped as they reach the front, and all at once when they pile up behind a
+    slow request (over twice the live ones), so memory stays bounded by what is in flight.
+    """
+
+    __slots__ = ("_heap", "_loop", "_next_compaction", "_seq", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[_Deadline] = []
+        self._seq = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._next_compaction = _COMPACT_FLOOR
+
+    def add(self, future: asyncio.Future[Any], msg_type: str, limit: float) -> None:
+        """``future`` fails with RequestTimeoutError unless done within ``limit`` seconds."""
+        heap = self._heap
+        while heap and heap[0][2].done():  # answered in order: the front goes at once
+            heapq.heappop(heap)
+        if len(heap) >= self._next_compaction:
+            heap[:] = [entry for entry in heap if not entry[2].done()]
+            heapq.heapify(heap)
+            self._next_compaction = max(_COMPACT_FLOOR, 2 * len(heap))
+        self._seq += 1
+        deadline = self._loop.time() + limit
+        heapq.heappush(heap, (deadline, self._seq, future, msg_type, limit))
+        timer = self._timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        heap, now = self._heap, self._loop.time()
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            _, _, future, msg_type, limit = heapq.heappop(heap)
+            if not future.done():
+                what = bounded(msg_type, _PREFIX)
+                error = RequestTimeoutError(f"no response to {what!r} within {limit} s")
+                future.set_exception(error)
+        if heap:
+            self._timer = self._loop.call_at(heap[0][0], self._expire)
+
+    def close(self) -> None:
+        """Stop timing: the session ended (its requests were failed)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._heap.clear()
 
 
 @dataclass(eq=False)
@@ -35,6 +99,7 @@ class SessionIO:
     ready: asyncio.Future[BotReadyData]
     loop: asyncio.AbstractEventLoop
     calls: SessionCalls
+    deadlines: RequestDeadlines
     pending: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     attempt: asyncio.Task[Any] | None = None
     end_task: asyncio.Task[None] | None = None

@@ -168,8 +168,11 @@ class SessionTrace:
                 kind = bounded(kind, limit)
             if not (type(detail) is str and len(detail) <= limit):
                 detail = bounded(detail, limit)
-            session.notes.append((self._seq, kind, at, time.time(), detail))
-            self._bound(session)
+            notes = session.notes
+            notes.append((self._seq, kind, at, time.time(), detail))
+            if len(notes) + len(session.transitions) > self.max_entries:  # _bound, inlined
+                notes.popleft()
+                session.dropped += 1
 
     def record_event(self, session_id: int, name: str, data: Any = None) -> None:
         """Put one emitted event on its session's timeline (if it is a kind turns use).

@@ -245,7 +245,8 @@ def _truncated() -> bytes:
     [
         ('{"label": "rtvi-ai", "type": "server-message"}', "text WebSocket frame"),
         ("", "text WebSocket frame"),
-        (_truncated(), "undecodable protobuf frame"),
+        # A stable id: the frame holds a random message id (pytest-xdist workers must agree).
+        pytest.param(_truncated(), "undecodable protobuf frame", id="truncated-protobuf"),
         (b"\xff\xfe\xfd\xfc garbage", "undecodable protobuf frame"),
         (b"", "protobuf frame with no known content"),
         (pb.Frame(message=pb.MessageFrame()).SerializeToString(), None),  # empty JSON

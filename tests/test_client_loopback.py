@@ -156,6 +156,28 @@ async def test_request_timeout(client: PipecatClient, bot: LoopbackBot) -> None:
     await within(short.disconnect())
 
 
+async def test_request_timeouts_fire_in_deadline_order_whatever_the_sending_order(
+    client: PipecatClient, bot: LoopbackBot
+) -> None:
+    never = asyncio.Event()
+    bot.handlers["hang"] = lambda d: never.wait()
+    await within(client.connect())
+    slow = asyncio.create_task(client.send_client_request("hang", timeout=30))
+    await within(bot.wait_for_message("client-message"))
+    # Many answered requests behind one still waiting (their timeouts pile up behind it).
+    for _ in range(3):
+        answers = [client.send_client_request("echo", i) for i in range(600)]
+        assert await within(asyncio.gather(*answers)) == list(range(600))
+    # A shorter timeout sent later still fires first, with its own message.
+    with pytest.raises(RequestTimeoutError, match=r"no response to 'hang' within 0.05 s"):
+        await within(client.send_client_request("hang", timeout=0.05))
+    assert not slow.done()
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await within(slow)
+    assert await within(client.send_client_request("echo", 1)) == 1
+
+
 async def test_cancelling_a_request_forgets_only_that_request(
     client: PipecatClient, bot: LoopbackBot
 ) -> None:

@@ -125,9 +125,11 @@ def test_scenario_response_is_the_transcribed_speech(
     pytest.importorskip("espeakng_loader")
     monkeypatch.setenv("PIPECAT_LIFECYCLE_CACHE_DIR", str(tmp_path / "cache"))
     path = write_scenario(tmp_path, "heard.yaml", HEARD)
-    assert main(["test", str(path)]) == 1  # the bot's own words are "You said: ..."
+    # A failing run waits out its expectation's budget: T (15 s), not the default 60 s.
+    failing = ["--timeout", str(T)]
+    assert main(["test", str(path), *failing]) == 1  # the bot's own words are "You said: ..."
     assert main(["test", str(path), "--transcriber", "tests.test_hearing:describe"]) == 0
-    assert main(["test", str(path), "--transcriber", "tests.test_hearing:broken"]) == 1
+    assert main(["test", str(path), "--transcriber", "tests.test_hearing:broken", *failing]) == 1
     assert "the transcriber failed: RuntimeError: no model here" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["test", str(path), "--transcriber", "tests.test_hearing"])

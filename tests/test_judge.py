@@ -194,7 +194,8 @@ def test_judge_url_runs_a_file_as_published(
         code, out, err = _run(args, capsys)
         assert code == 0, out + err
         assert "judged  PASSED" in out
-        code, out, err = _run(args, capsys)
+        # The judge says no: the run waits out the expectation's budget (15 s, not 60 s).
+        code, out, err = _run([*args, "--timeout", "15"], capsys)
         assert code == 1
         assert "judge said no: It does not." in out
         headers = {k.lower(): v for k, v in stub.requests[0].headers.items()}

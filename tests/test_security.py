@@ -279,10 +279,11 @@ async def test_start_timeout(http: Any) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        f"http://127.0.0.1:{free_port()}/start?token={SECRET}",
-        f"http://user:{SECRET}@127.0.0.1:{free_port()}/start",
+        # Ids without the port drawn at collection (pytest-xdist workers must agree on them).
+        pytest.param(f"http://127.0.0.1:{free_port()}/start?token={SECRET}", id="refused-query"),
+        pytest.param(f"http://user:{SECRET}@127.0.0.1:{free_port()}/start", id="refused-userinfo"),
         f"http://127.0.0.1:abc/start?key={SECRET}",
-        f"http://127.0.0.1:{free_port()}/start#token={SECRET}",
+        pytest.param(f"http://127.0.0.1:{free_port()}/start#token={SECRET}", id="refused-fragment"),
     ],
 )
 async def test_start_unreachable_or_invalid_url(url: str) -> None:
@@ -318,8 +319,9 @@ async def test_start_url_of_another_scheme_never_logged() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        f"ws://127.0.0.1:{free_port()}/ws?token={SECRET}",  # refused
-        f"ws://user:{SECRET}@127.0.0.1:{free_port()}/ws",  # refused, userinfo
+        # Ids without the port drawn at collection (pytest-xdist workers must agree on them).
+        pytest.param(f"ws://127.0.0.1:{free_port()}/ws?token={SECRET}", id="refused-query"),
+        pytest.param(f"ws://user:{SECRET}@127.0.0.1:{free_port()}/ws", id="refused-userinfo"),
         f"ws://127.0.0.1:99999/ws?token={SECRET}",  # invalid port
         f"ws://127.0.0.1:abc/ws?token={SECRET}",
         f"http://127.0.0.1/ws?token={SECRET}",  # not ws
