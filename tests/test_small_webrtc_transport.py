@@ -193,6 +193,7 @@ class Peer:
     received: list[str] = field(default_factory=list)
     pings: list[str] = field(default_factory=list)
     audio_peak: int = 0
+    frame_peaks: list[int] = field(default_factory=list)  # each received frame's peak
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     channel_open: asyncio.Event = field(default_factory=asyncio.Event)
     message_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -354,8 +355,9 @@ class OfferServer:
             while True:
                 frame = await track.recv()
                 pcm = bytes(frame.planes[0])[: frame.samples * 2 * len(frame.layout.channels)]
-                for (v,) in struct.iter_unpack("<h", pcm):
-                    peer.audio_peak = max(peer.audio_peak, abs(v))
+                peak = max(abs(v) for (v,) in struct.iter_unpack("<h", pcm))
+                peer.audio_peak = max(peer.audio_peak, peak)
+                peer.frame_peaks.append(peak)
                 self.changed.set()
 
     def _on_rtvi(self, peer: Peer, msg: dict[str, Any]) -> None:
@@ -549,6 +551,12 @@ async def test_audio_both_ways(server: OfferServer) -> None:
         transport.send_audio(AudioFrame(sine[i : i + 640], 16000, 1))
 
     await wait_until(lambda: peer.audio_peak >= 5000, server.changed)
+    # Once the queue has played, the track goes back to silence and stays live: 25 more
+    # silent frames (sent without an encode once the encoder settled) arrive as silence.
+    await wait_until(lambda: peer.frame_peaks[-1] < 100, server.changed)
+    after = len(peer.frame_peaks)
+    await wait_until(lambda: len(peer.frame_peaks) >= after + 25, server.changed)
+    assert max(peer.frame_peaks[after:]) < 100
     with pytest.raises(TransportError):
         transport.send_audio(AudioFrame(b"\0\0" * 10, 16000, 3))
     await asyncio.wait_for(transport.disconnect(), T)
