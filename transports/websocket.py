@@ -83,7 +83,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from google.protobuf.message import DecodeError
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -94,12 +93,11 @@ from lifecycle.errors import TransportError
 from lifecycle.logs import RedactingStdlibLogger, describe_exception, get_logger
 from lifecycle.media import AudioFrame
 from lifecycle.redact import redact_url
-from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE, LABEL, encode
+from lifecycle.rtvi import DEFAULT_MAX_MESSAGE_SIZE
 from lifecycle.timeouts import check_seconds
 from lifecycle.transport import ConnectRequest, Transport, TransportSink, first_param
 from transports._errors import transport_error
 from transports._liveness import PeerLiveness
-from transports._pb import frames_pb2 as pb
 from transports._ws_diagnosis import (
     CLEAN_CLOSE_CODES,
     check_headers,
@@ -108,6 +106,7 @@ from transports._ws_diagnosis import (
     describe_keys,
     route_hint,
 )
+from transports._ws_wire import decode_frame, encode_audio, encode_message
 
 __all__ = [
     "CLEAN_CLOSE_CODES",
@@ -159,52 +158,6 @@ def _frame_summary(frame: Frame) -> object:
 
 
 _WS_LOGGER: Final = _WebSocketsLogger(logging.getLogger("websockets.client"), {})
-
-
-def encode_message(message: Mapping[str, Any]) -> bytes:
-    """One RTVI message as a serialized protobuf ``Frame`` (the ``message`` oneof)."""
-    return pb.Frame(message=pb.MessageFrame(data=encode(message))).SerializeToString()
-
-
-def encode_audio(frame: AudioFrame) -> bytes:
-    """One audio frame as a serialized protobuf ``Frame`` (the ``audio`` oneof)."""
-    audio = pb.AudioRawFrame(
-        audio=frame.pcm, sample_rate=frame.sample_rate, num_channels=frame.num_channels
-    )
-    return pb.Frame(audio=audio).SerializeToString()
-
-
-def decode_frame(data: bytes) -> str | dict[str, Any] | AudioFrame:
-    """Decode one inbound protobuf ``Frame``.
-
-    Returns the RTVI JSON text of a message frame, a synthetic RTVI dict for transcription,
-    text and interruption frames, or an :class:`AudioFrame`. Raises :class:`ValueError`
-    (with a short reason) for anything unusable.
-    """
-    try:
-        frame = pb.Frame.FromString(data)
-    except (DecodeError, RecursionError) as exc:
-        raise ValueError(f"undecodable protobuf frame ({type(exc).__name__})") from None
-    kind = frame.WhichOneof("frame")
-    if kind == "message":
-        return frame.message.data
-    if kind == "audio":
-        audio = frame.audio
-        pcm = bytes(audio.audio)
-        if audio.sample_rate <= 0 or audio.num_channels <= 0:
-            raise ValueError("audio frame without sample_rate or num_channels")
-        if len(pcm) % (2 * audio.num_channels):
-            raise ValueError("audio frame is not whole s16le samples")
-        return AudioFrame(pcm=pcm, sample_rate=audio.sample_rate, num_channels=audio.num_channels)
-    if kind == "transcription":
-        t = frame.transcription
-        data_: dict[str, Any] = {"text": t.text, "user_id": t.user_id, "timestamp": t.timestamp}
-        return {"label": LABEL, "type": "transport-transcription", "data": data_}
-    if kind == "text":
-        return {"label": LABEL, "type": "transport-text", "data": {"text": frame.text.text}}
-    if kind == "interruption":
-        return {"label": LABEL, "type": "transport-interruption", "data": {}}
-    raise ValueError("protobuf frame with no known content")
 
 
 class WebSocketTransport(Transport):
