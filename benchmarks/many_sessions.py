@@ -22,7 +22,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks._stats import Row, percentile, ratio_text, ratios, summarize
 from benchmarks.bots import BotFarm
@@ -55,90 +55,98 @@ def _rss_kib() -> int:
     return 0
 
 
-async def _run(kind: str, farm: BotFarm, sessions: int, rate: float | None = None) -> Result:
-    if kind == "raw":
-        return await _run_raw(farm, sessions, rate)
-    from lifecycle import PipecatClient
+class _Side(Protocol):
+    """One way to run a session: connect until bot-ready, one echo request, close."""
 
-    if kind == "ws":
-        from transports.websocket import WebSocketTransport
+    async def connect(self, index: int) -> Any: ...
+    async def echo(self, session: Any) -> None: ...
+    async def close(self, session: Any) -> None: ...
 
-        def make() -> PipecatClient:
-            return PipecatClient(WebSocketTransport())
 
-    else:
-        from transports.small_webrtc import SmallWebRTCTransport
+class _Ours:
+    def __init__(self, kind: str, farm: BotFarm) -> None:
+        self.kind, self.farm = kind, farm
 
-        def make() -> PipecatClient:
-            return PipecatClient(SmallWebRTCTransport(ice_servers=[]))
+    async def connect(self, index: int) -> Any:
+        from lifecycle import PipecatClient
+        from lifecycle.transport import Transport
 
-    clients = [make() for _ in range(sessions)]
-    latencies: list[float] = []
-    all_ready = asyncio.Event()
-    ready_count = 0
-    failed = 0
-    peak_rss = 0
-    rss0 = _rss_kib()
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        transport: Transport
+        if self.kind == "ws":
+            from transports.websocket import WebSocketTransport
 
-    async def one(index: int, client: PipecatClient) -> None:
-        nonlocal ready_count, failed, peak_rss
-        if rate is not None:
-            await asyncio.sleep(index / rate)
-        t0 = time.perf_counter()
+            transport = WebSocketTransport()
+        else:
+            from transports.small_webrtc import SmallWebRTCTransport
+
+            transport = SmallWebRTCTransport(ice_servers=[])
+        client = PipecatClient(transport)
         try:
-            await client.start_bot_and_connect(farm.url(index))
-            latencies.append((time.perf_counter() - t0) * 1000)
-        except Exception:
-            failed += 1
-        ready_count += 1
-        if ready_count == sessions:
-            peak_rss = _rss_kib()
-            all_ready.set()
-        await all_ready.wait()
-        try:
-            if client.state.value == "ready":
-                await client.send_client_request("echo", {"n": 1})
-        except Exception:
-            failed += 1
-        finally:
+            await client.start_bot_and_connect(self.farm.url(index))
+        except BaseException:
             await client.disconnect()
+            raise
+        return client
 
-    async with asyncio.timeout(RUN_TIMEOUT):
-        await asyncio.gather(*(one(i, c) for i, c in enumerate(clients)))
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    return Result(
-        sessions=sessions,
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
-        cpu_s=cpu,
-        rss_per_session_kib=max(0, peak_rss - rss0) / sessions,
-        failed=failed,
-    )
+    async def echo(self, session: Any) -> None:
+        await session.send_client_request("echo", {"n": 1})
+
+    async def close(self, session: Any) -> None:
+        await session.disconnect()
 
 
-async def _run_raw(farm: BotFarm, sessions: int, rate: float | None) -> Result:
-    """:func:`_run` for the raw httpx + websockets client (:mod:`raw_ws_client`)."""
+class _Raw:
+    """The raw httpx + websockets client (:mod:`raw_ws_client`)."""
+
+    def __init__(self, farm: BotFarm, http: Any) -> None:
+        self.farm, self.http = farm, http
+
+    async def connect(self, index: int) -> Any:
+        from benchmarks.raw_ws_client import RawWSClient
+
+        client = RawWSClient()
+        try:
+            answer = await self.http.post(self.farm.url(index), json={"transport": "websocket"})
+            await client.connect(answer.json()["wsUrl"])
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    async def echo(self, session: Any) -> None:
+        await session.request("echo", {"n": 1})
+
+    async def close(self, session: Any) -> None:
+        await session.close()
+
+
+async def _run(kind: str, farm: BotFarm, sessions: int, rate: float | None = None) -> Result:
+    """``sessions`` sessions of ``kind`` (``ws``, ``webrtc``, or ``raw``: the raw WS client)."""
+    if kind != "raw":
+        return await _sessions(_Ours(kind, farm), sessions, rate)
     import httpx
 
-    from benchmarks.raw_ws_client import RawWSClient
+    # One connection per start, as start_bot opens (and closes) its own.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits) as http:
+        return await _sessions(_Raw(farm, http), sessions, rate)
 
+
+async def _sessions(side: _Side, sessions: int, rate: float | None) -> Result:
     latencies: list[float] = []
     all_ready = asyncio.Event()
     ready_count = failed = peak_rss = 0
     rss0 = _rss_kib()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 
-    async def one(http: httpx.AsyncClient, index: int) -> None:
+    async def one(index: int) -> None:
         nonlocal ready_count, failed, peak_rss
         if rate is not None:
             await asyncio.sleep(index / rate)
-        client = RawWSClient()
         t0 = time.perf_counter()
+        session = None
         try:
-            answer = (await http.post(farm.url(index), json={"transport": "websocket"})).json()
-            await client.connect(answer["wsUrl"])
+            session = await side.connect(index)
             latencies.append((time.perf_counter() - t0) * 1000)
         except Exception:
             failed += 1
@@ -147,18 +155,17 @@ async def _run_raw(farm: BotFarm, sessions: int, rate: float | None) -> Result:
             peak_rss = _rss_kib()
             all_ready.set()
         await all_ready.wait()
+        if session is None:
+            return
         try:
-            if client.ws is not None:
-                await client.request("echo", {"n": 1})
+            await side.echo(session)
         except Exception:
             failed += 1
         finally:
-            await client.close()
+            await side.close(session)
 
-    # One connection per start, as start_bot opens (and closes) its own.
-    limits = httpx.Limits(max_keepalive_connections=0)
-    async with asyncio.timeout(RUN_TIMEOUT), httpx.AsyncClient(limits=limits) as http:
-        await asyncio.gather(*(one(http, i) for i in range(sessions)))
+    async with asyncio.timeout(RUN_TIMEOUT):
+        await asyncio.gather(*(one(i) for i in range(sessions)))
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     return Result(
         sessions=sessions,
