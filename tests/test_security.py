@@ -21,7 +21,6 @@ import json
 import logging
 import socket
 import ssl
-import sys
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from lifecycle.redact import (
     redact_text,
     redact_url,
 )
+from tests.support.cli_process import run_cli as run_cli_process
 from tests.support.raw_http import raw_http, response
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
@@ -58,7 +58,6 @@ from .support.http_stub import Reply
 from .support.recorder import Recorder, within
 from .support.tls import tls_pair
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "Zq9-s3cr3t-Vx7"
 """Every secret below contains this; it must appear nowhere."""
 
@@ -430,20 +429,7 @@ async def test_websockets_debug_log_has_no_handshake_secrets(
 
 
 async def run_cli(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lifecycle", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin), 30)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), 5)
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli_process(*args, stdin=stdin, timeout=30)
 
 
 async def test_cli_connect_json_start_session(http: Any) -> None:
