@@ -20,9 +20,8 @@ from lifecycle.cli import main
 from lifecycle.dispatch import ClientEvent
 from lifecycle.testing import Conversation
 from lifecycle.testing.hearing import BotSpeech
-from tests.support.toolkit import write_scenario
+from tests.support.toolkit import ready_client, write_scenario
 from transports.testing import TestingBotServer
-from transports.websocket import WebSocketTransport
 
 T = 15.0
 
@@ -49,13 +48,8 @@ def broken(frames: Sequence[AudioFrame]) -> str:
 
 @pytest.fixture
 async def client() -> AsyncIterator[PipecatClient]:
-    async with TestingBotServer() as bot:
-        client = PipecatClient(WebSocketTransport(), connect_timeout=T)
-        await within(client.start_bot_and_connect(bot.start_url))
-        try:
-            yield client
-        finally:
-            await within(client.disconnect())
+    async with TestingBotServer() as bot, ready_client(bot.start_url, T) as client:
+        yield client
 
 
 async def test_hear_transcribes_the_bots_next_utterance(client: PipecatClient) -> None:

@@ -19,7 +19,7 @@ import soundfile
 from lifecycle import AudioFrame, PipecatClient
 from lifecycle.testing import Conversation
 from lifecycle.testing import audio as toolkit_audio
-from tests.support.toolkit import let_webrtc_bot_close, patch_loopback_ice, write_tone
+from tests.support.toolkit import let_webrtc_bot_close, patch_loopback_ice, ready_client, write_tone
 from transports.testing import TestingBotServer
 from transports.websocket import WebSocketTransport
 
@@ -38,12 +38,8 @@ async def bot() -> AsyncIterator[TestingBotServer]:
 
 @pytest.fixture
 async def client(bot: TestingBotServer) -> AsyncIterator[PipecatClient]:
-    client = PipecatClient(WebSocketTransport(), connect_timeout=T)
-    await within(client.start_bot_and_connect(bot.start_url))
-    try:
+    async with ready_client(bot.start_url, T) as client:
         yield client
-    finally:
-        await within(client.disconnect())
 
 
 async def test_say_then_expect_in_order(client: PipecatClient) -> None:

@@ -21,8 +21,8 @@ from lifecycle import AudioFrame, PipecatClient
 from lifecycle.testing import Conversation
 from lifecycle.testing.recording import TwoSidedWav
 from lifecycle.timeline import USER_AUDIO
+from tests.support.toolkit import ready_client
 from transports.testing import Dialogue, TestingBotServer
-from transports.websocket import WebSocketTransport
 
 T = 15.0
 RATE = 16000
@@ -41,12 +41,8 @@ async def bot() -> AsyncIterator[TestingBotServer]:
 
 @pytest.fixture
 async def client(bot: TestingBotServer) -> AsyncIterator[PipecatClient]:
-    client = PipecatClient(WebSocketTransport(), connect_timeout=T)
-    await within(client.start_bot_and_connect(bot.start_url))
-    try:
+    async with ready_client(bot.start_url, T) as client:
         yield client
-    finally:
-        await within(client.disconnect())
 
 
 def beep(text: str) -> list[AudioFrame]:

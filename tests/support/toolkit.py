@@ -1,8 +1,10 @@
-"""Helpers for the testing-toolkit tests: WAV files, scenario files, loopback ICE, the CLI."""
+"""Helpers for the testing-toolkit tests: WAV files, scenario files, loopback ICE, the CLI, a
+READY WebSocket client."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import re
@@ -10,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,23 @@ import numpy as np
 import pytest
 import soundfile
 
+from lifecycle import PipecatClient
+from tests.support.recorder import within
+from transports.websocket import WebSocketTransport
+
 REPO = Path(__file__).resolve().parent.parent.parent
 CLI_TIMEOUT_S = 120.0
+
+
+@contextlib.asynccontextmanager
+async def ready_client(start_url: str, connect_timeout: float) -> AsyncIterator[PipecatClient]:
+    """A WebSocket client started and connected to ``start_url`` (READY), disconnected after."""
+    client = PipecatClient(WebSocketTransport(), connect_timeout=connect_timeout)
+    await within(client.start_bot_and_connect(start_url))
+    try:
+        yield client
+    finally:
+        await within(client.disconnect())
 
 
 def write_tone(
