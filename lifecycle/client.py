@@ -143,10 +143,13 @@ class PipecatClient(EventRegistration):
         """The sans-I/O session protocol this client drives (read it; don't feed it)."""
         return self._protocol
 
-    def _carry_out(self, session: SessionIO, actions: list[Action]) -> None:
+    def _carry_out(self, session: SessionIO, actions: list[Action], inbound: bool = False) -> None:
         # The one loop that does what the protocol decided, in order.
         # A message in is a Note then mostly an Emit: those two skip the class patterns'
         # attribute matching; the other cases go most frequent first.
+        # ``inbound``: what the transport reported; once its last action is reached, its
+        # handling is complete, so that action's callbacks may run at once (EventBus.emit).
+        last = actions[-1] if inbound and actions else None
         for action in actions:
             if isinstance(action, Note):
                 self._trace.record_note(session.id, action.kind, action.detail)
@@ -154,7 +157,7 @@ class PipecatClient(EventRegistration):
             if isinstance(action, Emit):
                 args = action.args
                 self._trace.record_event(session.id, action.name, args[0] if args else None)
-                self._bus.emit(action.name, *args)
+                self._bus.emit(action.name, *args, now=action is last)
                 continue
             match action:
                 case Answer(request_id=request_id, result=result, error=error):
@@ -339,7 +342,7 @@ class PipecatClient(EventRegistration):
         sink = SessionSink(
             self._protocol,
             self._bus,
-            lambda actions: self._carry_out(session, actions),
+            lambda actions: self._carry_out(session, actions, True),
             lambda: self._session is session and session.end_task is None,
             session.log,
         )

@@ -537,3 +537,72 @@ async def test_queued_bot_data_is_bounded_in_bytes_too(bot: LoopbackBot) -> None
     assert client.dropped_events == 120 - kept
     assert audio == []  # high-rate audio went first; the server messages after
     assert delivered[-1] == "s-last"
+
+
+# ------------------------------------------------- callbacks run at once when idle
+
+
+async def test_sync_and_async_callbacks_keep_the_order_of_events(bot: LoopbackBot) -> None:
+    # A message's sync callbacks may run as soon as it is handled; one that arrives while
+    # an async callback is still running waits its turn behind it.
+    client = PipecatClient(LoopbackTransport(bot))
+    seen: list[str] = []
+
+    async def slow(data: str) -> None:
+        seen.append(f"async {data} begins")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        seen.append(f"async {data} ends")
+
+    client.add_event_handler("on_server_message", lambda data: seen.append(f"sync {data}"))
+    client.add_event_handler("on_server_message", slow)
+    client.add_event_handler("on_server_message", lambda data: seen.append(f"last {data}"))
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+        async with client.events("on_server_message") as stream:
+            await send(bot, ["s1", "s2", "s3"])
+            await read_until(stream, "on_server_message", "s3")
+        await client.disconnect()  # waits for the queued callbacks
+    expected = []
+    for n in ("s1", "s2", "s3"):
+        expected += [f"sync {n}", f"async {n} begins", f"async {n} ends", f"last {n}"]
+    assert seen == expected
+
+
+@pytest.mark.parametrize("error", [ValueError, GeneratorExit, OwnBaseError])
+async def test_a_failing_sync_callback_is_logged_and_the_next_one_runs(
+    error: type[BaseException], bot: LoopbackBot, logs: Any
+) -> None:
+    client = PipecatClient(LoopbackTransport(bot))
+    seen: list[str] = []
+
+    def raises(data: str) -> None:
+        raise error
+
+    client.add_event_handler("on_server_message", raises)
+    client.add_event_handler("on_server_message", seen.append)
+    async with asyncio.timeout(WAIT):
+        await client.connect()
+        async with client.events("on_server_message") as stream:
+            await send(bot, ["s1", "s2"])
+            await read_until(stream, "on_server_message", "s2")
+        await client.disconnect()
+    assert seen == ["s1", "s2"]
+    assert len([e for e in logs if e["event"] == "event callback failed"]) == 2
+
+
+async def test_an_event_fired_inside_a_callback_waits_for_the_current_events_callbacks() -> None:
+    bus = EventBus({"on_a", "on_b"}, session_id=lambda: 1, log=get_logger())
+    seen: list[str] = []
+
+    def first_a() -> None:
+        seen.append("a1")
+        bus.emit("on_b", now=True)  # fired from inside a callback: queued, not nested
+
+    bus.handlers_for("on_a").extend([first_a, lambda: seen.append("a2")])
+    bus.handlers_for("on_b").append(lambda: seen.append("b"))
+    bus.emit("on_a", now=True)
+    assert seen == ["a1", "a2"]  # on_a ran at once; on_b waits for the dispatcher
+    async with asyncio.timeout(WAIT):
+        await bus.drain(1)
+    assert seen == ["a1", "a2", "b"]

@@ -409,9 +409,11 @@ async def test_one_bot_output_passes_each_layer_once(monkeypatch: pytest.MonkeyP
     ):
         original: Callable[..., Any] = getattr(owner, name)
 
-        def counted(*args: Any, _o: Callable[..., Any] = original, _n: str = name) -> Any:
+        def counted(
+            *args: Any, _o: Callable[..., Any] = original, _n: str = name, **kwargs: Any
+        ) -> Any:
             calls[_n] += 1
-            return _o(*args)
+            return _o(*args, **kwargs)
 
         monkeypatch.setattr(owner, name, counted)
     async with asyncio.timeout(10):
