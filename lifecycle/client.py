@@ -427,16 +427,20 @@ class PipecatClient(EventRegistration):
     # --------------------------------------------------------------- sending
 
     def _require_ready(self) -> SessionIO:
+        session = self._session_here()
+        self._protocol.require_ready()
+        return session
+
+    def _session_here(self) -> SessionIO:
+        # The session, called from its own loop; what the protocol then does checks READY.
         session = self._session
-        if session is not None:
-            try:
-                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            self._check_loop(session, loop)
         if session is None:
             raise BotNotReadyError(f"the bot is not ready (state: {self.state.value})")
-        self._protocol.require_ready()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._check_loop(session, loop)
         return session
 
     def _send(self, message: dict[str, Any], session: SessionIO) -> None:
@@ -462,17 +466,16 @@ class PipecatClient(EventRegistration):
         (default ``request_timeout``), SessionClosedError if the session ends first.
         """
         limit = self._request_timeout if timeout is None else check_seconds(timeout, "timeout")
-        session = self._require_ready()
-        send = self._protocol.request(msg_type, data)
+        session = self._session_here()
+        send = self._protocol.request(msg_type, data)  # BotNotReadyError unless READY
         msg_id: str = send.message["id"]
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = session.loop.create_future()
         session.pending[msg_id] = future
         # One timer for the session's requests, not wait_for: no task, loop turn or
         # timer of its own per request.
         session.deadlines.add(future, msg_type, limit)
         try:
-            self._carry_out(session, [send])
+            self._send(send.message, session)  # what _carry_out does with a Send
             return await future
         finally:
             session.pending.pop(msg_id, None)

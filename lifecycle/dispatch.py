@@ -417,7 +417,8 @@ class EventBus:
         handled = self._handlers[name]
         if not (feeders or handled):
             return  # nobody listens: nothing to stamp, size or queue
-        tier = tier_of(name, args)
+        # tier_of, inlined: it runs for every event.
+        tier = _TIERS.get(name, Tier.NORMAL) if name != "on_error" else tier_of(name, args)
         session_id = self._session_id()
         size = self.inbound_size
         if args and isinstance(args[0], AudioFrame):
@@ -430,20 +431,20 @@ class EventBus:
                     subscriber.feed(event, tier, size)
         if not handled:
             return
-        if now and tier is not Tier.KEEP and self._idle_now():
+        dispatcher = self._dispatcher
+        if (
+            now
+            and tier is not Tier.KEEP
+            and not self._running_now  # not from inside a callback: queued behind it
+            and not self._queue
+            and (dispatcher is None or dispatcher.done())
+        ):
             self._run_now(session_id, name, args, tuple(handled))
             return
         dropped = self._queue.push((session_id, name, args), tier, size)
         if dropped:
             self._count_dropped(session_id, dropped)
         self._ensure_dispatcher()
-
-    def _idle_now(self) -> bool:
-        # Nothing queued, no callback running (inline or in the dispatcher).
-        dispatcher = self._dispatcher
-        return (
-            not self._running_now and not self._queue and (dispatcher is None or dispatcher.done())
-        )
 
     def _run_now(
         self,

@@ -70,9 +70,11 @@ def _prefix(text: str) -> str:
 
 
 # ----------------------------------------------------------------- actions
+# Emit, Send and Answer are built for each message, so they are not frozen (a frozen
+# dataclass takes three times as long to build); nothing changes an action once built.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Emit:
     """Hand the event ``name`` with ``args`` to the user's callbacks."""
 
@@ -80,14 +82,14 @@ class Emit:
     args: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Send ``message`` to the bot over the transport."""
 
     message: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """Settle the request ``request_id``: with ``result``, or by raising ``error``."""
 
@@ -346,9 +348,7 @@ class SessionProtocol:
                     case (FunctionCallStopped(tool_call_id=call_id, cancelled=cancelled),):
                         out.append(StopFunction(call_id, cancelled))
             return self._take()
-        match event:
-            case rtvi.BotReady(info=info, major=major):
-                self._on_bot_ready(info, major)
+        match event:  # the most frequent first
             case rtvi.ServerResponse(id=msg_id, result=result):
                 if self._claim(msg_id):
                     out.append(Answer(msg_id, result))
@@ -356,6 +356,8 @@ class SessionProtocol:
                     self.log.warning_limited(
                         "response for no pending request dropped", msg_id=bounded(msg_id, _PREFIX)
                     )
+            case rtvi.BotReady(info=info, major=major):
+                self._on_bot_ready(info, major)
             case rtvi.ErrorResponse(id=msg_id, error=text, message=message):
                 if self._claim(msg_id):
                     out.append(Answer(msg_id, error=MessageError(text, data=message.get("data"))))

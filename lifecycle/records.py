@@ -40,6 +40,9 @@ class TraceEntry:
     """Why the transition happened, when known (transitions only)."""
     detail: str | None = None
     """The note's text, already redacted by the caller (notes only)."""
+    count: int = 1
+    """How many times this note came in a row (notes only): the same note again, with no
+    entry in between, is counted here instead of kept again (a bot's tokens, say)."""
 
     @property
     def is_transition(self) -> bool:

@@ -63,8 +63,8 @@ _MERMAID_UNSAFE: Final = re.compile("[#;<>%]")
 _NOTE_ARROWS: Final = {"message-out": "client->>bot", "message-in": "bot->>client"}
 
 
-_Note = tuple[int, str, float, float, str]
-"""A note as stored: (sequence number, kind, monotonic time, wall time, detail)."""
+_Note = tuple[int, str, float, float, str, int]
+"""A note as stored: (sequence number, kind, monotonic time, wall time, detail, count)."""
 
 
 class _SessionEntries:
@@ -73,6 +73,7 @@ class _SessionEntries:
     __slots__ = (
         "dropped",
         "notes",
+        "run_open",
         "session_id",
         "started_at",
         "started_wall",
@@ -88,6 +89,8 @@ class _SessionEntries:
         # client records one per message (TraceEntry objects are built when read).
         self.transitions: list[tuple[int, TraceEntry]] = []
         self.notes: deque[_Note] = deque()
+        # Whether the newest entry is a note: the same note again then only counts.
+        self.run_open = False
         self.dropped = 0
         self.timeline = Timeline()
 
@@ -95,8 +98,13 @@ class _SessionEntries:
         """Every kept entry in recording order."""
         sid = self.session_id
         merged: list[tuple[int, TraceEntry]] = [
-            (seq, TraceEntry(session_id=sid, kind=kind, at=at, wall=wall, detail=detail))
-            for seq, kind, at, wall, detail in self.notes
+            (
+                seq,
+                TraceEntry(
+                    session_id=sid, kind=kind, at=at, wall=wall, detail=detail, count=count
+                ),
+            )
+            for seq, kind, at, wall, detail, count in self.notes
         ]
         merged.extend(self.transitions)
         merged.sort(key=_seq_of)
@@ -154,25 +162,32 @@ class SessionTrace:
     def record_note(self, session_id: int, kind: str, detail: str) -> None:
         """Record something that happened in a session without changing state.
 
-        ``kind`` names it (``"message-in"``, ``"message-out"``, ``"error"``, ``"close"``...);
+        ``kind`` names it (``"message-in"``, ``"message-out"``, ``"error"``...);
         ``detail`` must already be redacted by the caller; only its first ``max_text``
-        characters are kept (as of ``kind``).
+        characters are kept (as of ``kind``). The same note again, with no other entry in
+        between (a bot's stream of tokens), only counts: one entry, ``count`` times.
         """
-        at = time.monotonic()
         # A client records one note per message: the kept session's lookup comes first.
-        session = self._sessions.get(session_id) or self._session_for(session_id, at)
-        if session is not None:
-            self._seq += 1
-            limit = self.max_text
-            if not (type(kind) is str and len(kind) <= limit):
-                kind = bounded(kind, limit)
-            if not (type(detail) is str and len(detail) <= limit):
-                detail = bounded(detail, limit)
-            notes = session.notes
-            notes.append((self._seq, kind, at, time.time(), detail))
-            if len(notes) + len(session.transitions) > self.max_entries:  # _bound, inlined
-                notes.popleft()
-                session.dropped += 1
+        session = self._sessions.get(session_id) or self._session_for(session_id, time.monotonic())
+        if session is None:
+            return
+        notes = session.notes
+        if session.run_open:
+            last = notes[-1]
+            if last[4] == detail and last[1] == kind:
+                notes[-1] = (last[0], kind, last[2], last[3], last[4], last[5] + 1)
+                return
+        self._seq += 1
+        limit = self.max_text
+        if not (type(kind) is str and len(kind) <= limit):
+            kind = bounded(kind, limit)
+        if not (type(detail) is str and len(detail) <= limit):
+            detail = bounded(detail, limit)
+        notes.append((self._seq, kind, time.monotonic(), time.time(), detail, 1))
+        session.run_open = True
+        if len(notes) + len(session.transitions) > self.max_entries:  # _bound, inlined
+            notes.popleft()
+            session.dropped += 1
 
     def record_event(self, session_id: int, name: str, data: Any = None) -> None:
         """Put one emitted event on its session's timeline (if it is a kind turns use).
@@ -207,6 +222,7 @@ class SessionTrace:
         if session is not None:
             self._seq += 1
             session.transitions.append((self._seq, entry))
+            session.run_open = False
             self._bound(session)
 
     def _bound(self, session: _SessionEntries) -> None:
@@ -279,6 +295,7 @@ class SessionTrace:
                         "trigger": entry.trigger,
                         "reason": entry.reason,
                         "detail": entry.detail,
+                        "count": entry.count,
                     }
                 )
         return rows
@@ -288,8 +305,10 @@ class SessionTrace:
 
         Keys: ``session_id``, ``t`` (seconds since the session's first entry), ``time``
         (wall clock, ISO 8601 UTC), ``kind`` (``"transition"`` or the note's kind),
-        ``source``, ``dest``, ``trigger``, ``reason`` (transitions) and ``detail`` (notes);
-        keys that do not apply are ``null``. Empty string when nothing was recorded.
+        ``source``, ``dest``, ``trigger``, ``reason`` (transitions), ``detail`` (notes) and
+        ``count`` (how many of the same note came in a row: 1 but for runs, e.g. a bot's
+        tokens; 1 for transitions); keys that do not apply are ``null``. Empty string when
+        nothing was recorded.
         """
         return "".join(
             json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -337,7 +356,8 @@ def _mermaid_entry(entry: TraceEntry, stamp: str) -> list[str]:
             f"    {actor}->>lifecycle: {_mermaid_text(f'{entry.trigger} {stamp}')}",
             f"    Note right of lifecycle: {_mermaid_text(change)}",
         ]
-    text = _mermaid_text(f"{entry.kind} {stamp}: {entry.detail or ''}")
+    times = f" x{entry.count}" if entry.count > 1 else ""
+    text = _mermaid_text(f"{entry.kind} {stamp}: {entry.detail or ''}{times}")
     arrow = _NOTE_ARROWS.get(entry.kind)
     if arrow is not None:
         return [f"    {arrow}: {text}"]

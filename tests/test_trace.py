@@ -120,6 +120,31 @@ def test_entries_per_session_are_bounded_and_transitions_are_kept() -> None:
     assert record.dropped == 97
 
 
+def test_a_run_of_the_same_note_is_one_counted_entry() -> None:
+    machine, trace = traced()
+    for trigger in READY_PATH:
+        machine.fire(trigger)
+    sid = machine.session_id
+    for _ in range(3000):  # a bot's tokens: more than max_entries, yet one entry
+        trace.record_note(sid, "message-in", "bot-llm-text")
+    trace.record_note(sid, "message-in", "bot-llm-stopped")
+    trace.record_note(sid, "message-in", "bot-llm-text")  # another run: a new entry
+    machine.disconnect(reason="done")
+    trace.record_note(sid, "message-in", "bot-llm-text")  # a transition ended the run
+    (record,) = trace.sessions()
+    notes = [(e.detail, e.count) for e in record.entries if not e.is_transition]
+    assert notes == [
+        ("bot-llm-text", 3000),
+        ("bot-llm-stopped", 1),
+        ("bot-llm-text", 1),
+        ("bot-llm-text", 1),
+    ]
+    assert record.dropped == 0
+    counts = [row["count"] for row in trace.to_dicts() if row["kind"] == "message-in"]
+    assert counts == [3000, 1, 1, 1]
+    assert "bot-llm-text x3000" in trace.to_mermaid()
+
+
 def test_jsonl_parses_back() -> None:
     machine, trace = traced()
     run_session(machine)
@@ -131,6 +156,7 @@ def test_jsonl_parses_back() -> None:
     rows = [json.loads(line) for line in text.splitlines()]
     assert len(rows) == 7 + 1 + 2
     keys = {"session_id", "t", "time", "kind", "source", "dest", "trigger", "reason", "detail"}
+    keys.add("count")
     assert all(set(row) == keys for row in rows)
     assert rows[0] == {
         **rows[0],
