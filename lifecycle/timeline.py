@@ -115,6 +115,8 @@ _BREAKS: Final = frozenset(
         "on_bot_tts_stopped",
     }
 )
+_RUN_OF: Final = dict(_RUNS)  # a dict's get is quicker than the read-only proxy's
+
 RECORDED: Final[frozenset[str]] = frozenset(_POINTS) | frozenset(_RUNS)
 """Every event name a timeline keeps marks of."""
 
@@ -190,8 +192,17 @@ class Timeline:
         Names outside :data:`RECORDED` are ignored; so is silent audio (all-zero PCM: a
         WebRTC track carries silence between replies).
         """
-        run = _RUNS.get(name)
+        run = _RUN_OF.get(name)
         if run is not None:
+            current = self._open.get(name)
+            if type(data) is BotText and current is not None and at - current.end <= run[1]:
+                # One more token of a reply (most of what is recorded): extend its run.
+                current.end = at
+                current.count += 1
+                text = current.text
+                if data.text and (text is None or len(text) < MARK_TEXT_LIMIT):
+                    current.text = _bounded((text or "") + data.text)
+                return
             self._record_run(name, run, data, at)
             return
         lane = _POINTS.get(name)
