@@ -1,10 +1,12 @@
-"""Shared fixtures: a loopback bot and client, a recorder, captured logs, an HTTP stub.
+"""Shared fixtures: a loopback bot and client, a testing bot server, a recorder, captured
+logs, an HTTP stub.
 
 The helpers they use live in tests/support/ (tests import them from there, never from here).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +17,7 @@ from hypothesis import settings
 
 from lifecycle import PipecatClient
 from transports.loopback import LoopbackBot, LoopbackTransport
+from transports.testing import TestingBotServer
 
 from .support.http_stub import HTTPStub
 from .support.recorder import Recorder, within
@@ -73,3 +76,15 @@ def logs() -> Any:
 async def http() -> AsyncIterator[Any]:
     async with HTTPStub() as stub:
         yield stub
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TestingBotServer]:
+    """The WebSocket testing bot, served on 127.0.0.1 for the test (start and stop bounded)."""
+    async with asyncio.timeout(10):
+        await (bot := TestingBotServer()).start()
+    try:
+        yield bot
+    finally:
+        async with asyncio.timeout(10):
+            await bot.stop()

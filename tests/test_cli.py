@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[TestingBotServer]:
-    bot = TestingBotServer()
-    await asyncio.wait_for(bot.start(), 10)
-    try:
-        yield bot
-    finally:
-        await asyncio.wait_for(bot.stop(), 10)
 
 
 # ------------------------------------------------------------------------------ help

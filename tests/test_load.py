@@ -10,7 +10,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,6 @@ pytest.importorskip("hdrh", reason="load runs need the 'load' extra (hdrhistogra
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
 PERCENTILE_KEYS = {"count", "p50", "p90", "p99", "max"}
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[TestingBotServer]:
-    bot = TestingBotServer()
-    await asyncio.wait_for(bot.start(), 10)
-    try:
-        yield bot
-    finally:
-        await asyncio.wait_for(bot.stop(), 10)
 
 
 def open_fds() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -72,12 +71,6 @@ class Events:
         kind, value = await self.next()
         assert kind == "message", (kind, value)
         return value if isinstance(value, dict) else json.loads(value)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[TestingBotServer]:
-    async with TestingBotServer() as s:
-        yield s
 
 
 async def connect_ready(transport: WebSocketTransport, url: str) -> Events:
