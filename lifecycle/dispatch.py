@@ -419,11 +419,9 @@ class EventBus:
             return  # nobody listens: nothing to stamp, size or queue
         # tier_of, inlined: it runs for every event.
         tier = _TIERS.get(name, Tier.NORMAL) if name != "on_error" else tier_of(name, args)
-        session_id = self._session_id()
-        size = self.inbound_size
-        if args and isinstance(args[0], AudioFrame):
-            size = max(size, len(args[0].pcm))
         if feeders:
+            session_id = self._session_id()
+            size = self._size_of(args)
             event = ClientEvent(name, args[0] if args else None, session_id, time.monotonic())
             for ref in feeders:
                 subscriber = ref()
@@ -439,19 +437,22 @@ class EventBus:
             and not self._queue
             and (dispatcher is None or dispatcher.done())
         ):
-            self._run_now(session_id, name, args, tuple(handled))
+            self._run_now(name, args, tuple(handled))
             return
-        dropped = self._queue.push((session_id, name, args), tier, size)
+        session_id = self._session_id()
+        dropped = self._queue.push((session_id, name, args), tier, self._size_of(args))
         if dropped:
             self._count_dropped(session_id, dropped)
         self._ensure_dispatcher()
 
+    def _size_of(self, args: tuple[Any, ...]) -> int:
+        # The bytes an event holds: its message's wire size, or an audio frame's PCM.
+        if args and isinstance(args[0], AudioFrame):
+            return max(self.inbound_size, len(args[0].pcm))
+        return self.inbound_size
+
     def _run_now(
-        self,
-        session_id: int,
-        name: str,
-        args: tuple[Any, ...],
-        callbacks: tuple[EventCallback, ...],
+        self, name: str, args: tuple[Any, ...], callbacks: tuple[EventCallback, ...]
     ) -> None:
         self._running_now = True  # an event a callback fires queues behind this one
         try:
@@ -461,12 +462,12 @@ class EventBus:
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException as exc:  # a sync callback cannot be cancelled: its bug
-                    self._callback_failed(session_id, name, exc)
+                    self._callback_failed(self._session_id(), name, exc)
                     continue
                 if result is not None and inspect.isawaitable(result):
                     # The dispatcher awaits it, then runs the callbacks after it.
                     rest = (_returning(result), *callbacks[index + 1 :])
-                    self._resume = (session_id, name, args, rest)
+                    self._resume = (self._session_id(), name, args, rest)
                     self._ensure_dispatcher()
                     return
         finally:
