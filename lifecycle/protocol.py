@@ -190,6 +190,13 @@ class _Close:
     error: BaseException | None
 
 
+_PLAIN_EVENTS: Final = {
+    msg_type: (name, build)
+    for msg_type, (name, build) in TYPED_EVENTS.items()
+    if name not in _CALL_EVENTS
+}
+"""Typed events that need nothing but their Emit (function-call events start handlers)."""
+
 _IN_NOTES: Final[dict[str, Note]] = {
     msg_type: Note("message-in", msg_type) for msg_type in (*TYPED_EVENTS, *rtvi.CLASSIFIED_TYPES)
 }
@@ -330,9 +337,17 @@ class SessionProtocol:
     def receive(self, raw: str | bytes | bytearray | Mapping[str, Any]) -> list[Action]:
         """One inbound message as received (checked here: size, JSON, label, type)."""
         try:
-            event = rtvi.decode(raw, self.max_message_size)
+            message = rtvi.parse(raw, self.max_message_size)
         except rtvi.InvalidMessage as exc:
             return [Dropped(exc.reason)]
+        plain = _PLAIN_EVENTS.get(message["type"])
+        if plain is not None and self._ready and not self._out:
+            # Most messages (tokens, levels, speaking...): a typed event once ready, with
+            # nothing else to decide. Its argument is built as rtvi.classify builds it.
+            name, build = plain
+            args = () if build is None else (build(message.get("data")),)
+            return [_IN_NOTES[message["type"]], Emit(name, args)]
+        event = rtvi.classify(message)
         out = self._out
         note = _IN_NOTES.get(event.type)  # the same immutable Note for every known type
         out.append(Note("message-in", event.type) if note is None else note)
