@@ -100,9 +100,7 @@ class _SessionEntries:
         merged: list[tuple[int, TraceEntry]] = [
             (
                 seq,
-                TraceEntry(
-                    session_id=sid, kind=kind, at=at, wall=wall, detail=detail, count=count
-                ),
+                TraceEntry(session_id=sid, kind=kind, at=at, wall=wall, detail=detail, count=count),
             )
             for seq, kind, at, wall, detail, count in self.notes
         ]
