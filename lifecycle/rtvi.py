@@ -426,31 +426,20 @@ def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> I
     Raises :class:`InvalidMessage` for a message :func:`parse` rejects; a well-formed
     message of any type (known or not) always gives an event.
     """
-    message = parse(raw, max_size)
-    msg_type: str = message["type"]
-    typed = _TYPED.get(msg_type)
-    if typed is not None:  # most messages (tokens, levels, speaking): classify's first case
-        name, build = typed
-        return Notification(msg_type, name, () if build is None else (build(message.get("data")),))
-    return _untyped(message, msg_type)
+    return classify(parse(raw, max_size))
 
 
 def classify(message: dict[str, Any]) -> InboundMessage:
     """The class of a parsed RTVI message (bot-ready, response, typed notification...);
     never raises."""
     msg_type: str = message["type"]
+    data = message.get("data")
     typed = _TYPED.get(msg_type)
     if typed is not None:
         name, build = typed
-        return Notification(msg_type, name, () if build is None else (build(message.get("data")),))
-    return _untyped(message, msg_type)
-
-
-def _untyped(message: dict[str, Any], msg_type: str) -> InboundMessage:
-    # classify's cases after the typed events, most frequent first.
-    data = message.get("data")
+        return Notification(msg_type, name, () if build is None else (build(data),))
     msg_id = message.get("id")
-    match msg_type:
+    match msg_type:  # the most frequent first
         case "server-response":
             return ServerResponse(msg_id, data.get("d") if _is_mapping(data) else None)
         case "bot-ready":

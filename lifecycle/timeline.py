@@ -197,11 +197,7 @@ class Timeline:
             current = self._open.get(name)
             if type(data) is BotText and current is not None and at - current.end <= run[1]:
                 # One more token of a reply (most of what is recorded): extend its run.
-                current.end = at
-                current.count += 1
-                text = current.text
-                if data.text and (text is None or len(text) < MARK_TEXT_LIMIT):
-                    current.text = _bounded((text or "") + data.text)
+                current.extend(at, data.text, None)
                 return
             self._record_run(name, run, data, at)
             return
