@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeGuard
 
+import orjson
+
 from lifecycle.deprecation import renamed
 from lifecycle.errors import UnsupportedFeatureError
 from lifecycle.events import TYPED_EVENTS
@@ -403,10 +405,7 @@ def parse(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> di
             size = len(raw.encode("utf-8", "surrogatepass"))
         if size > max_size:
             raise InvalidMessage(f"message of {size} bytes is over the {max_size} byte limit")
-        try:
-            message = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise InvalidMessage(f"invalid JSON: {exc.__class__.__name__}") from None
+        message = _loads(raw)
     elif isinstance(raw, Mapping):
         message = dict(raw)
     else:
@@ -418,6 +417,21 @@ def parse(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> di
     if not isinstance(message.get("type"), str):
         raise InvalidMessage("message has no type")
     return message
+
+
+def _loads(raw: str | bytes | bytearray) -> Any:
+    # orjson first: it parses a token's message about 5x faster than json (a bot streams
+    # hundreds a second per session). It refuses what json accepts outside the JSON spec
+    # (NaN, Infinity, integers over 64 bits, lone surrogates), which a Python bot's
+    # json.dumps can send: those go to json, so every message parses as it always did.
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessage(f"invalid JSON: {exc.__class__.__name__}") from None
 
 
 def decode(raw: str | bytes | bytearray | Mapping[str, Any], max_size: int) -> InboundMessage:

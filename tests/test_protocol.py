@@ -226,6 +226,23 @@ def test_an_unusable_message_is_dropped(raw: str) -> None:
     assert [type(action) for action in ready().receive(raw)] == [Dropped]
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("NaN", "nan"),  # Python's json.dumps writes these; the JSON spec has no such values
+        ("-Infinity", "-inf"),
+        ('"\\ud83d"', "'\\ud83d'"),  # an escaped lone surrogate
+        ("18446744073709551615", "18446744073709551615"),  # up to 64 bits: an exact int
+        ("18446744073709551616", "1.8446744073709552e+19"),  # beyond: a float, as in a browser
+        ('{"k": [1, 2.5, "é", null, true]}', "{'k': [1, 2.5, 'é', None, True]}"),
+    ],
+)
+def test_json_beyond_the_spec_that_python_bots_send_still_parses(data: str, expected: str) -> None:
+    raw = f'{{"label": "rtvi-ai", "type": "server-message", "data": {data}}}'
+    (emit,) = of(ready().receive(raw), Emit)
+    assert emit.name == "on_server_message" and repr(emit.args[0]) == expected
+
+
 @pytest.mark.parametrize("raw", [None, 42, ["label", "rtvi-ai"], memoryview(b"{}")])
 def test_an_inbound_object_that_is_neither_text_nor_a_mapping_is_dropped(raw: Any) -> None:
     (dropped,) = ready().receive(raw)
