@@ -119,7 +119,7 @@ async def bus_us(batches: int, *, stream: bool) -> float:
         done.clear()
         start = time.perf_counter_ns()
         for i in range(BATCH):
-            bus.emit("on_server_message", i)
+            bus.emit("on_server_message", (i,))
         await done.wait()
         samples.append((time.perf_counter_ns() - start) / BATCH / 1000)
         if opened is not None:  # a reader keeps up, between batches (not timed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -157,7 +158,7 @@ class PipecatClient(EventRegistration):
             if isinstance(action, Emit):
                 args = action.args
                 self._trace.record_event(session.id, action.name, args[0] if args else None)
-                self._bus.emit(action.name, *args, now=action is last)
+                self._bus.emit(action.name, args, action is last)
                 continue
             match action:
                 case Answer(request_id=request_id, result=result, error=error):
@@ -253,6 +254,8 @@ class PipecatClient(EventRegistration):
             deadlines=RequestDeadlines(loop),
             calls=SessionCalls(self._functions, lambda m: self._send_if_ready(session, m), log),
         )
+        if self._session is not None:
+            self._session.live = False  # a late report of the last session is dropped
         self._session = session
         self._carry_out(session, actions)
         return session
@@ -340,11 +343,7 @@ class PipecatClient(EventRegistration):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._transport.disconnect(), _TRANSPORT_CLOSE_TIMEOUT)
         sink = SessionSink(
-            self._protocol,
-            self._bus,
-            lambda actions: self._carry_out(session, actions, True),
-            lambda: self._session is session and session.end_task is None,
-            session.log,
+            self._protocol, self._bus, functools.partial(self._carry_out, session), session
         )
         try:
             async with asyncio.timeout(self._connect_timeout):
@@ -393,6 +392,7 @@ class PipecatClient(EventRegistration):
     def _end(self, session: SessionIO, trigger: str, reason: str) -> asyncio.Task[None]:
         """Start ending ``session`` once; every later caller gets the same task."""
         if session.end_task is None:
+            session.live = False  # the transport's reports no longer count
             session.end_task = asyncio.get_running_loop().create_task(
                 self._end_flow(session, trigger, reason)
             )

@@ -110,6 +110,8 @@ _TIERS: Final[dict[str, Tier]] = {
     **dict.fromkeys(HIGH_RATE_EVENTS, Tier.HIGH_RATE),
     **dict.fromkeys(NEVER_DROPPED_EVENTS, Tier.KEEP),
 }
+_MAYBE_KEPT: Final = NEVER_DROPPED_EVENTS | {"on_error"}
+"""The events whose tier may be KEEP: every other one may run at once (EventBus.emit)."""
 
 
 def check_seconds(value: object, what: str) -> float:
@@ -151,33 +153,34 @@ class _TieredQueue(Generic[_T]):
     take the queue past a bound (they are few and small: a session's lifecycle events).
     """
 
-    __slots__ = ("_bytes", "_seq", "_size", "_tiers", "max_bytes", "maxsize")
+    __slots__ = ("_bytes", "_seq", "_tiers", "max_bytes", "maxsize", "size")
 
     def __init__(self, maxsize: int, max_bytes: int) -> None:
         self.maxsize = maxsize
         self.max_bytes = max_bytes
         self._seq = 0
-        self._size = 0
+        self.size = 0
+        """How many items are queued (``len()``, as an attribute: read for every event)."""
         self._bytes = 0
         self._tiers: list[deque[tuple[int, int, _T]]] = [deque() for _ in Tier]
 
     def __len__(self) -> int:
-        return self._size
+        return self.size
 
     def push(self, item: _T, tier: Tier, size: int = 0) -> int:
         """Append ``item``; return how many items were dropped to stay within the bounds."""
         self._seq += 1
         self._tiers[tier].append((self._seq, size, item))
-        self._size += 1
+        self.size += 1
         self._bytes += size
         dropped = 0
-        while self._size > self.maxsize or self._bytes > self.max_bytes:
+        while self.size > self.maxsize or self._bytes > self.max_bytes:
             high, normal = self._tiers[Tier.HIGH_RATE], self._tiers[Tier.NORMAL]
             victims = high or normal
             if not victims:
                 break  # only never-dropped items: they may exceed the bounds
             self._bytes -= victims.popleft()[1]
-            self._size -= 1
+            self.size -= 1
             dropped += 1
         return dropped
 
@@ -190,7 +193,7 @@ class _TieredQueue(Generic[_T]):
         if oldest is None:
             raise IndexError("pop from an empty queue")
         _, size, item = oldest.popleft()
-        self._size -= 1
+        self.size -= 1
         self._bytes -= size
         return item
 
@@ -203,14 +206,14 @@ class _TieredQueue(Generic[_T]):
             dropped += len(queue) - len(kept)
             self._bytes -= sum(entry[1] for entry in queue) - sum(entry[1] for entry in kept)
             self._tiers[tier] = kept
-        self._size -= dropped
+        self.size -= dropped
         return dropped
 
     def clear(self) -> None:
         """Drop everything."""
         for queue in self._tiers:
             queue.clear()
-        self._size = self._bytes = 0
+        self.size = self._bytes = 0
 
 
 def _returning(awaitable: Any) -> EventCallback:
@@ -402,8 +405,10 @@ class EventBus:
         known = ", ".join(sorted(self.names))
         return ValueError(f"unknown event {name!r}; known events: {known}")
 
-    def emit(self, name: str, *args: Any, now: bool = False) -> None:
-        """Fire ``name``: feed every stream now, queue the callbacks if any are registered.
+    def emit(self, name: str, args: tuple[Any, ...] = (), now: bool = False) -> None:
+        """Fire ``name`` with ``args`` (the callbacks' arguments, as a tuple: a star-args
+        call costs as much again per event): feed every stream now, queue the callbacks if
+        any are registered.
 
         Against the byte bound it counts :attr:`inbound_size`, or an
         :class:`AudioFrame` argument's PCM. ``now``: the caller has finished handling what
@@ -414,36 +419,32 @@ class EventBus:
         feeders = self._feeders
         if feeders is None:
             feeders = self._feeders = tuple(self._subscribers.values())
-        handled = self._handlers[name]
-        if not (feeders or handled):
-            return  # nobody listens: nothing to stamp, size or queue
-        # tier_of, inlined: it runs for every event.
-        tier = _TIERS.get(name, Tier.NORMAL) if name != "on_error" else tier_of(name, args)
         if feeders:
-            session_id = self._session_id()
-            size = self._size_of(args)
-            event = ClientEvent(name, args[0] if args else None, session_id, time.monotonic())
-            for ref in feeders:
-                subscriber = ref()
-                if subscriber is not None:
-                    subscriber.feed(event, tier, size)
+            self._feed(feeders, name, args)
+        handled = self._handlers[name]
         if not handled:
-            return
-        dispatcher = self._dispatcher
-        if (
-            now
-            and tier is not Tier.KEEP
-            and not self._running_now  # not from inside a callback: queued behind it
-            and not self._queue
-            and (dispatcher is None or dispatcher.done())
-        ):
-            self._run_now(name, args, tuple(handled))
-            return
+            return  # nobody listens: nothing to size or queue
+        if now and not (self._running_now or self._queue.size):  # (not from inside a callback)
+            dispatcher = self._dispatcher
+            if (dispatcher is None or dispatcher.done()) and (
+                name not in _MAYBE_KEPT or tier_of(name, args) is not Tier.KEEP
+            ):
+                self._run_now(name, args, tuple(handled))
+                return
         session_id = self._session_id()
+        tier = tier_of(name, args)
         dropped = self._queue.push((session_id, name, args), tier, self._size_of(args))
         if dropped:
             self._count_dropped(session_id, dropped)
         self._ensure_dispatcher()
+
+    def _feed(self, feeders: tuple[weakref.ref[_Subscriber], ...], name: str, args: Any) -> None:
+        event = ClientEvent(name, args[0] if args else None, self._session_id(), time.monotonic())
+        tier, size = tier_of(name, args), self._size_of(args)
+        for ref in feeders:
+            subscriber = ref()
+            if subscriber is not None:
+                subscriber.feed(event, tier, size)
 
     def _size_of(self, args: tuple[Any, ...]) -> int:
         # The bytes an event holds: its message's wire size, or an audio frame's PCM.

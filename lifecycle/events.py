@@ -150,7 +150,20 @@ class BotText:
         """Build from a message's ``data``; never raises."""
         d = _mapping(data)
         text = d.get("text")  # one per token: _str's check inlined
-        return cls(text if isinstance(text, str) else None, d)
+        text = text if isinstance(text, str) else None
+        if cls is not BotText:
+            return cls(text, d)
+        # Built per token: the frozen __init__'s object.__setattr__ calls cost as much again
+        # as filling the two slots directly.
+        event = _new_object(cls)
+        _set_text(event, text)
+        _set_raw(event, d)
+        return event
+
+
+_new_object: Final = object.__new__
+_set_text: Final = BotText.__dict__["text"].__set__
+_set_raw: Final = BotText.__dict__["raw"].__set__
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,63 +107,65 @@ class SessionIO:
     stop_error: PipecatClientError | None = None
     start_request: APIRequest | None = None
     transport_used: bool = False
+    # Whether the transport's reports still count: false once the session began to end or
+    # a newer one started (a flag, not a check of both: it is read for every message).
+    live: bool = True
 
 
 class SessionSink:
     """The :class:`~lifecycle.transport.TransportSink` sink of one session.
 
     Each report goes to the protocol, and the actions it returns to the driver's
-    carrying-out loop. Reports arriving once the session began to end, or from an older
-    session (``live()`` is false), are dropped, so a late transport callback never
-    touches the next session.
+    carrying-out loop (``carry_out(actions, True)``: a transport's report). Reports arriving
+    once the session began to end, or from an older session (``session.live`` is false),
+    are dropped, so a late transport callback never touches the next session.
     """
 
-    __slots__ = ("_bus", "_carry_out", "_live", "_log", "_protocol")
+    __slots__ = ("_bus", "_carry_out", "_log", "_protocol", "_session")
 
     def __init__(
         self,
         protocol: SessionProtocol,
         bus: EventBus,
-        carry_out: Callable[[list[Action]], None],
-        live: Callable[[], bool],
-        log: SafeLogger,
+        carry_out: Callable[[list[Action], bool], None],
+        session: SessionIO,
     ) -> None:
         self._protocol = protocol
         self._bus = bus
         self._carry_out = carry_out
-        self._live = live
-        self._log = log
+        self._session = session
+        self._log = session.log
 
     def transport_connected(self) -> None:
         """The transport is up."""
-        if self._live():
-            self._carry_out(self._protocol.transport_connected())
+        if self._session.live:
+            self._carry_out(self._protocol.transport_connected(), True)
 
     def message_received(self, message: Inbound) -> None:
         """One inbound message."""
-        if self._live():
+        if self._session.live:
             # The events this message fires count its wire size against the byte bound.
             self._bus.inbound_size = len(message) if isinstance(message, _WIRE) else 0
             try:
-                self._carry_out(self._protocol.receive(message))
+                self._carry_out(self._protocol.receive(message), True)
             finally:
                 self._bus.inbound_size = 0
 
     def message_dropped(self, reason: str) -> None:
         """The transport dropped an unusable frame."""
-        if self._live():
+        if self._session.live:
             self._log.warning_limited("inbound frame dropped", reason=reason)
 
     def audio_received(self, frame: AudioFrame) -> None:
         """Audio from the bot."""
-        if self._live():
-            self._carry_out([Emit("on_bot_audio", (frame,))])
+        if self._session.live:
+            self._carry_out([Emit("on_bot_audio", (frame,))], True)
 
     def transport_closed(
         self, *, clean: bool, error: BaseException | None = None, reason: str | None = None
     ) -> None:
         """The transport ended by itself."""
-        if self._live():
+        if self._session.live:
             self._carry_out(
-                self._protocol.transport_closed(clean=clean, error=error, reason=reason)
+                self._protocol.transport_closed(clean=clean, error=error, reason=reason), True
             )

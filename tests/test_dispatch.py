@@ -468,7 +468,7 @@ def test_queue_keeps_exactly_what_the_tier_rules_say(kinds: list[str], bound: in
             bus.handlers_for(name).append(lambda item: delivered.append(item.index))
         for index, kind in enumerate(kinds):  # all at once: the dispatcher has not run yet
             name, fatal = _KINDS[kind]
-            bus.emit(name, _Item(index, fatal))
+            bus.emit(name, (_Item(index, fatal),))
         await bus.drain(1)
         return delivered, bus.dropped
 

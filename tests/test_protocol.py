@@ -415,8 +415,6 @@ async def test_one_bot_output_passes_each_layer_once(monkeypatch: pytest.MonkeyP
     client = PipecatClient(LoopbackTransport(bot))
     got: asyncio.Future[BotOutput] = asyncio.get_running_loop().create_future()
     client.add_event_handler("on_bot_output", got.set_result)
-    async with asyncio.timeout(10):
-        await client.connect()
     calls: Counter[str] = Counter()
     for owner, name in (
         (SessionSink, "message_received"),
@@ -433,6 +431,9 @@ async def test_one_bot_output_passes_each_layer_once(monkeypatch: pytest.MonkeyP
             return _o(*args, **kwargs)
 
         monkeypatch.setattr(owner, name, counted)
+    async with asyncio.timeout(10):
+        await client.connect()  # the session's sink binds the (counted) carrying-out loop
+    calls.clear()
     async with asyncio.timeout(10):
         await bot.send_event("bot-output", {"text": "hi", "spoken": True})
         assert (await got).text == "hi"
