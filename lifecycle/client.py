@@ -146,8 +146,8 @@ class PipecatClient(EventRegistration):
 
     def _carry_out(self, session: SessionIO, actions: list[Action], inbound: bool = False) -> None:
         # The one loop that does what the protocol decided, in order.
-        # A message in is a Note then mostly an Emit: those two skip the class patterns'
-        # attribute matching; the other cases go most frequent first.
+        # A message in is a Note then mostly an Emit or an Answer: those skip the class
+        # patterns' attribute matching; the other cases go most frequent first.
         # ``inbound``: what the transport reported; once its last action is reached, its
         # handling is complete, so that action's callbacks may run at once (EventBus.emit).
         last = actions[-1] if inbound and actions else None
@@ -160,15 +160,16 @@ class PipecatClient(EventRegistration):
                 self._trace.record_event(session.id, action.name, args[0] if args else None)
                 self._bus.emit(action.name, args, action is last)
                 continue
+            if isinstance(action, Answer):
+                future = session.pending.get(action.request_id)
+                if future is None or future.done():
+                    session.log.debug("answer for a request no longer awaited dropped")
+                elif action.error is not None:
+                    future.set_exception(action.error)
+                else:
+                    future.set_result(action.result)
+                continue
             match action:
-                case Answer(request_id=request_id, result=result, error=error):
-                    future = session.pending.get(request_id)
-                    if future is None or future.done():
-                        session.log.debug("answer for a request no longer awaited dropped")
-                    elif error is not None:
-                        future.set_exception(error)
-                    else:
-                        future.set_result(result)
                 case Send(message=message):
                     self._send(message, session)
                 case Dropped(reason=reason):
@@ -440,7 +441,8 @@ class PipecatClient(EventRegistration):
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        self._check_loop(session, loop)
+        if loop is not session.loop:  # (_check_loop's first test, inlined: every request)
+            self._check_loop(session, loop)
         return session
 
     def _send(self, message: dict[str, Any], session: SessionIO) -> None:

@@ -202,6 +202,7 @@ _IN_NOTES: Final[dict[str, Note]] = {
 }
 """The ``message-in`` note of each RTVI type this client knows (a bot's own types get theirs
 made as they come: a bot controls them, so none is kept)."""
+_RESPONSE_NOTE: Final = _IN_NOTES["server-response"]
 
 
 class SessionProtocol:
@@ -340,13 +341,21 @@ class SessionProtocol:
             message = rtvi.parse(raw, self.max_message_size)
         except rtvi.InvalidMessage as exc:
             return [Dropped(exc.reason)]
-        plain = _PLAIN_EVENTS.get(message["type"])
-        if plain is not None and self._ready and not self._out:
-            # Most messages (tokens, levels, speaking...): a typed event once ready, with
-            # nothing else to decide. Its argument is built as rtvi.classify builds it.
-            name, build = plain
-            args = () if build is None else (build(message.get("data")),)
-            return [_IN_NOTES[message["type"]], Emit(name, args)]
+        msg_type = message["type"]
+        if self._ready and not self._out:
+            # The two most frequent messages once ready, each with one thing to decide,
+            # take the short way; each does what rtvi.classify and the matching case below do.
+            plain = _PLAIN_EVENTS.get(msg_type)
+            if plain is not None:  # tokens, levels, speaking...: a typed event
+                name, build = plain
+                args = () if build is None else (build(message.get("data")),)
+                return [_IN_NOTES[msg_type], Emit(name, args)]
+            if msg_type == "server-response":
+                msg_id: Any = message.get("id")
+                data = message.get("data")
+                if self._claim(msg_id):  # (a str id of a pending request)
+                    result = data.get("d") if type(data) is dict else rtvi.response_result(data)
+                    return [_RESPONSE_NOTE, Answer(msg_id, result)]
         event = rtvi.classify(message)
         out = self._out
         note = _IN_NOTES.get(event.type)  # the same immutable Note for every known type
@@ -433,9 +442,10 @@ class SessionProtocol:
     def request(self, msg_type: str, data: Any = None) -> Send:
         """A ``client-message`` request awaiting a ``server-response`` (its id in
         ``message["id"]``); its :class:`Answer` comes from :meth:`receive`."""
-        send = self.send(rtvi.client_message(msg_type, data))
-        self._pending.add(send.message["id"])
-        return send
+        self.require_ready()
+        message = rtvi.client_message(msg_type, data)
+        self._pending.add(message["id"])
+        return Send(message)
 
     def forget_request(self, request_id: str) -> None:
         """The driver stopped waiting for ``request_id`` (timeout, cancel): a late answer is

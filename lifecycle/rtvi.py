@@ -52,6 +52,7 @@ __all__ = [
     "new_id",
     "parse",
     "protocol_major",
+    "response_result",
     "send_text",
     "ui_cancel_job_group",
     "ui_event",
@@ -273,7 +274,8 @@ def client_message(msg_type: str, data: Any = None, msg_id: str | None = None) -
     payload: dict[str, Any] = {"t": msg_type}
     if data is not None:
         payload["d"] = data
-    return make_message("client-message", payload, msg_id)
+    # make_message's envelope, built here: one per request.
+    return {"label": LABEL, "type": "client-message", "id": msg_id or new_id(), "data": payload}
 
 
 def send_text(content: str, *, run_immediately: bool, audio_response: bool) -> dict[str, Any]:
@@ -452,7 +454,7 @@ def classify(message: dict[str, Any]) -> InboundMessage:
     msg_id = message.get("id")
     match msg_type:  # the most frequent first
         case "server-response":
-            return ServerResponse(msg_id, data.get("d") if _is_mapping(data) else None)
+            return ServerResponse(msg_id, response_result(data))
         case "bot-ready":
             info = BotReadyData.from_data(data)
             return BotReady(msg_id, info, protocol_major(info.version))
@@ -467,6 +469,11 @@ def classify(message: dict[str, Any]) -> InboundMessage:
             return Ignored(msg_type, _NOT_EVENTS[msg_type])
         case _:
             return Unknown(msg_type, message)
+
+
+def response_result(data: Any) -> Any:
+    """A ``server-response``'s result: the ``d`` of its ``data`` (``None`` without one)."""
+    return data.get("d") if _is_mapping(data) else None
 
 
 def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:

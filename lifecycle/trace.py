@@ -63,8 +63,9 @@ _MERMAID_UNSAFE: Final = re.compile("[#;<>%]")
 _NOTE_ARROWS: Final = {"message-out": "client->>bot", "message-in": "bot->>client"}
 
 
-_Note = tuple[int, str, float, float, str, int]
-"""A note as stored: (sequence number, kind, monotonic time, wall time, detail, count)."""
+_Note = tuple[int, str, float, str, int]
+"""A note as stored: (sequence number, kind, monotonic time, detail, count). Its wall time
+is the session's start's plus the monotonic time since: one clock read per note, not two."""
 
 
 class _SessionEntries:
@@ -100,9 +101,16 @@ class _SessionEntries:
         merged: list[tuple[int, TraceEntry]] = [
             (
                 seq,
-                TraceEntry(session_id=sid, kind=kind, at=at, wall=wall, detail=detail, count=count),
+                TraceEntry(
+                    session_id=sid,
+                    kind=kind,
+                    at=at,
+                    wall=self.started_wall + (at - self.started_at),
+                    detail=detail,
+                    count=count,
+                ),
             )
-            for seq, kind, at, wall, detail, count in self.notes
+            for seq, kind, at, detail, count in self.notes
         ]
         merged.extend(self.transitions)
         merged.sort(key=_seq_of)
@@ -172,8 +180,8 @@ class SessionTrace:
         notes = session.notes
         if session.run_open:
             last = notes[-1]
-            if last[4] == detail and last[1] == kind:
-                notes[-1] = (last[0], kind, last[2], last[3], last[4], last[5] + 1)
+            if last[3] == detail and last[1] == kind:
+                notes[-1] = (last[0], kind, last[2], detail, last[4] + 1)
                 return
         self._seq += 1
         limit = self.max_text
@@ -181,7 +189,7 @@ class SessionTrace:
             kind = bounded(kind, limit)
         if not (type(detail) is str and len(detail) <= limit):
             detail = bounded(detail, limit)
-        notes.append((self._seq, kind, time.monotonic(), time.time(), detail, 1))
+        notes.append((self._seq, kind, time.monotonic(), detail, 1))
         session.run_open = True
         if len(notes) + len(session.transitions) > self.max_entries:  # _bound, inlined
             notes.popleft()
