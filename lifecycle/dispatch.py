@@ -5,10 +5,10 @@ The client emits each event here once. Every open :class:`EventStream` (and ever
 also goes into the callback queue, which one task (the dispatcher) empties, running the
 callbacks one at a time, in the order the events happened.
 
-Both queues are bounded, because nothing a bot sends may grow memory
-without bound. The callback queue has three tiers: lifecycle events and fatal errors are
-never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped first,
-oldest first; everything else only when no high-rate event is queued. A stream drops its
+Both queues are bounded, because nothing a bot sends may grow memory without bound. The
+callback queue has three tiers (:mod:`lifecycle.tiers`): lifecycle events and fatal errors
+are never dropped; high-rate events (audio, tokens, levels, metrics, logs) are dropped
+first, oldest first; everything else only when no high-rate event is queued. A stream drops its
 oldest non-lifecycle event when it falls ``maxsize`` behind. Both also hold at most
 :data:`MAX_PENDING_BYTES` of bot data, since a count alone would allow 10,000 1 MiB messages.
 
@@ -32,20 +32,26 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 from lifecycle import timeouts
 from lifecycle.errors import SessionClosedError
 from lifecycle.events import HIGH_RATE_EVENTS
 from lifecycle.logs import SafeLogger, describe_exception
 from lifecycle.media import AudioFrame
+from lifecycle.tiers import (
+    MAX_PENDING_BYTES,
+    MAYBE_KEPT,
+    NEVER_DROPPED_EVENTS,
+    Tier,
+    TieredQueue,
+    tier_of,
+)
 
 __all__ = [
     "HIGH_RATE_EVENTS",
@@ -61,57 +67,12 @@ __all__ = [
 ]
 
 EventCallback = Callable[..., Any]
-_T = TypeVar("_T")
-
-NEVER_DROPPED_EVENTS: Final = frozenset(
-    {
-        "on_transition",
-        "on_transport_state_changed",
-        "on_bot_started",
-        "on_connected",
-        "on_bot_ready",
-        "on_bot_disconnected",
-        "on_disconnected",
-    }
-)
-"""Events never dropped from the callback queue or a stream (with fatal ``on_error``)."""
 
 SESSION_END_EVENT: Final = "on_disconnected"
 """Fired once when a session reaches DISCONNECTED: ``wait_for`` gives up on it."""
 
 LIFECYCLE_GRACE: Final = 1.0
 """Seconds a drain still waits for the never-dropped callbacks once it discarded the rest."""
-
-MAX_PENDING_BYTES: Final = 32 * 2**20
-"""Bytes of bot data (wire size, PCM) the callback queue, and each stream, holds at most:
-a bot message may be 1 MiB, so the count bound alone would allow gigabytes."""
-
-
-class Tier(enum.IntEnum):
-    """How readily a queued event is dropped; a higher value goes first."""
-
-    KEEP = 0
-    """Lifecycle events and fatal errors: never dropped."""
-    NORMAL = 1
-    """Dropped only when no high-rate event is queued."""
-    HIGH_RATE = 2
-    """Dropped first."""
-
-
-def tier_of(name: str, args: tuple[Any, ...]) -> Tier:
-    """The tier of event ``name`` fired with ``args``."""
-    if name == "on_error":
-        return Tier.KEEP if args and getattr(args[0], "fatal", False) else Tier.HIGH_RATE
-    return _TIERS.get(name, Tier.NORMAL)
-
-
-# Every event's tier but on_error's (it depends on the error): one lookup per emit.
-_TIERS: Final[dict[str, Tier]] = {
-    **dict.fromkeys(HIGH_RATE_EVENTS, Tier.HIGH_RATE),
-    **dict.fromkeys(NEVER_DROPPED_EVENTS, Tier.KEEP),
-}
-_MAYBE_KEPT: Final = NEVER_DROPPED_EVENTS | {"on_error"}
-"""The events whose tier may be KEEP: every other one may run at once (EventBus.emit)."""
 
 
 def check_seconds(value: object, what: str) -> float:
@@ -140,80 +101,6 @@ class ClientEvent:
     """The session it belongs to."""
     at: float
     """``time.monotonic()`` seconds when it was emitted."""
-
-
-class _TieredQueue(Generic[_T]):
-    """A FIFO over tiers: pops in push order; past its bounds it drops droppable items.
-
-    Each tier is its own deque of ``(seq, size, item)``; one sequence number across tiers
-    keeps the order, so push, pop and drop are all O(1). Two bounds: ``maxsize`` items and
-    ``max_bytes`` (the sizes given at push: the wire size of a bot message, the PCM of an
-    audio frame), because one bot message may be 1 MiB. Over a bound the oldest item of the
-    highest non-empty droppable tier goes; KEEP items are never dropped, so they alone may
-    take the queue past a bound (they are few and small: a session's lifecycle events).
-    """
-
-    __slots__ = ("_bytes", "_seq", "_tiers", "max_bytes", "maxsize", "size")
-
-    def __init__(self, maxsize: int, max_bytes: int) -> None:
-        self.maxsize = maxsize
-        self.max_bytes = max_bytes
-        self._seq = 0
-        self.size = 0
-        """How many items are queued (``len()``, as an attribute: read for every event)."""
-        self._bytes = 0
-        self._tiers: list[deque[tuple[int, int, _T]]] = [deque() for _ in Tier]
-
-    def __len__(self) -> int:
-        return self.size
-
-    def push(self, item: _T, tier: Tier, size: int = 0) -> int:
-        """Append ``item``; return how many items were dropped to stay within the bounds."""
-        self._seq += 1
-        self._tiers[tier].append((self._seq, size, item))
-        self.size += 1
-        self._bytes += size
-        dropped = 0
-        while self.size > self.maxsize or self._bytes > self.max_bytes:
-            high, normal = self._tiers[Tier.HIGH_RATE], self._tiers[Tier.NORMAL]
-            victims = high or normal
-            if not victims:
-                break  # only never-dropped items: they may exceed the bounds
-            self._bytes -= victims.popleft()[1]
-            self.size -= 1
-            dropped += 1
-        return dropped
-
-    def pop(self) -> _T:
-        """Remove and return the oldest item; IndexError when empty."""
-        oldest: deque[tuple[int, int, _T]] | None = None
-        for queue in self._tiers:
-            if queue and (oldest is None or queue[0][0] < oldest[0][0]):
-                oldest = queue
-        if oldest is None:
-            raise IndexError("pop from an empty queue")
-        _, size, item = oldest.popleft()
-        self.size -= 1
-        self._bytes -= size
-        return item
-
-    def discard(self, matches: Callable[[_T], bool]) -> int:
-        """Drop every droppable item that ``matches``; return how many."""
-        dropped = 0
-        for tier in (Tier.NORMAL, Tier.HIGH_RATE):
-            queue = self._tiers[tier]
-            kept = deque(entry for entry in queue if not matches(entry[2]))
-            dropped += len(queue) - len(kept)
-            self._bytes -= sum(entry[1] for entry in queue) - sum(entry[1] for entry in kept)
-            self._tiers[tier] = kept
-        self.size -= dropped
-        return dropped
-
-    def clear(self) -> None:
-        """Drop everything."""
-        for queue in self._tiers:
-            queue.clear()
-        self.size = self._bytes = 0
 
 
 def _returning(awaitable: Any) -> EventCallback:
@@ -250,7 +137,7 @@ class EventStream:
         self._bus = bus
         self._names = names
         self._log = log
-        self._queue: _TieredQueue[ClientEvent] = _TieredQueue(maxsize, max_bytes)
+        self._queue: TieredQueue[ClientEvent] = TieredQueue(maxsize, max_bytes)
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self.dropped = 0
@@ -368,7 +255,7 @@ class EventBus:
         self.names: frozenset[str] = frozenset(event_names)
         self.drain_timeout = check_seconds(drain_timeout, "drain_timeout")
         self._max_bytes = check_size(max_pending_bytes, "max_pending_bytes")
-        self._queue: _TieredQueue[tuple[int, str, tuple[Any, ...]]] = _TieredQueue(
+        self._queue: TieredQueue[tuple[int, str, tuple[Any, ...]]] = TieredQueue(
             check_size(max_pending, "max_pending_events"), self._max_bytes
         )
         self._session_id = session_id
@@ -427,7 +314,7 @@ class EventBus:
         if now and not (self._running_now or self._queue.size):  # (not from inside a callback)
             dispatcher = self._dispatcher
             if (dispatcher is None or dispatcher.done()) and (
-                name not in _MAYBE_KEPT or tier_of(name, args) is not Tier.KEEP
+                name not in MAYBE_KEPT or tier_of(name, args) is not Tier.KEEP
             ):
                 self._run_now(name, args, tuple(handled))
                 return

@@ -11,6 +11,8 @@
   of import (module level, function-local, ``TYPE_CHECKING``, ``import_module``).
 - Library code never imports the CLI (``lifecycle.cli``): only the CLI and its ``python -m
   lifecycle`` entry point do.
+- No product file (``lifecycle/``, ``transports/``; generated protobuf code aside) is over
+  600 lines: past that a module does more than one job.
 """
 
 from __future__ import annotations
@@ -407,3 +409,17 @@ def test_docstrings_cite_no_file_outside_the_repository() -> None:
         and OUTSIDE_FILES.search(node.value.value)
     ]
     assert not broken, "docstrings cite files outside the repository:\n" + "\n".join(broken)
+
+
+MAX_PRODUCT_LINES = 600
+
+
+def test_no_product_file_is_over_600_lines() -> None:
+    long = {
+        str(path.relative_to(REPO)): count
+        for top in ("lifecycle", "transports")
+        for path in sorted((REPO / top).rglob("*.py"))
+        if "_pb" not in path.parts
+        and (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_PRODUCT_LINES
+    }
+    assert not long, f"over {MAX_PRODUCT_LINES} lines (split by job): {long}"
