@@ -2,8 +2,10 @@
 
 * Events/s: the same ``bot-llm-text`` messages reach (a) ``PipecatClient``'s typed
   ``on_bot_llm_text`` callback and (b) a raw decode loop (``json.loads`` + a dict from type
-  to function), A B / B A interleaved. On the loopback bot, both sides sit on the same
-  ``LoopbackTransport`` fed by ``LoopbackBot.send_event``; on the WebSocket testing bot
+  to function), A B / B A interleaved. On the loopback bot also (c) the same raw loop on
+  ``orjson``, the decoder ours uses: against it, what is left is what our layers cost. On
+  the loopback bot, every side sits on the same ``LoopbackTransport`` fed by
+  ``LoopbackBot.send_event``; on the WebSocket testing bot
   (``transports.testing.TestingBotServer`` in a subprocess, so its CPU is not ours), both ask
   for one scripted turn (``send-text``, reply of ``TOKENS`` tokens, no audio) and count
   ``bot-llm-text`` until ``bot-llm-stopped``.
@@ -25,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +59,17 @@ def _raw_dispatch(counter: list[int], done: asyncio.Event, target: int) -> dict[
 # ------------------------------------------------------------------ loopback
 
 
-async def _loopback_rounds(rounds: int) -> tuple[list[float], list[float]]:
+async def _loopback_rounds(rounds: int) -> dict[str, list[float]]:
+    """Events/s of ours, of the raw decode loop (``json.loads``) and of the same loop on
+    ``orjson`` (the decoder ours uses), each burst in turn, the order rotating per round."""
+    import orjson
+
     from benchmarks.throughput import RawLoopback
     from lifecycle import PipecatClient
     from transports.loopback import LoopbackBot, LoopbackTransport
 
-    ours_bot, raw_bot = LoopbackBot(), LoopbackBot()
-    client = PipecatClient(LoopbackTransport(ours_bot), max_pending_events=BATCH * 2)
+    client_bot = LoopbackBot()
+    client = PipecatClient(LoopbackTransport(client_bot), max_pending_events=BATCH * 2)
     ours_count = [0]
     ours_done = asyncio.Event()
 
@@ -73,23 +80,19 @@ async def _loopback_rounds(rounds: int) -> tuple[list[float], list[float]]:
 
     client.add_event_handler("on_bot_llm_text", on_text)
     await asyncio.wait_for(client.connect(), TIMEOUT)
-
-    raw = RawLoopback(raw_bot)
-    raw_count = [0]
-    raw_done = asyncio.Event()
-    table = _raw_dispatch(raw_count, raw_done, BATCH)
-    plain = raw.message_received
-
-    def raw_received(message: Any) -> None:
-        msg = json.loads(message) if isinstance(message, str | bytes) else message
-        handler = table.get(msg.get("type"))
-        if handler is not None:
-            handler(msg.get("data"))
-        else:
-            plain(message)
-
-    raw.message_received = raw_received  # type: ignore[method-assign]
-    await asyncio.wait_for(raw.connect(), TIMEOUT)
+    sides: dict[str, tuple[LoopbackBot, list[int], asyncio.Event]] = {
+        "ours": (client_bot, ours_count, ours_done)
+    }
+    raws: list[RawLoopback] = []
+    for side, loads in (("raw", json.loads), ("raw_orjson", orjson.loads)):
+        raw = RawLoopback(LoopbackBot())
+        count = [0]
+        done = asyncio.Event()
+        table = _raw_dispatch(count, done, BATCH)
+        raw.message_received = _raw_loop(loads, table, raw.message_received)  # type: ignore[method-assign]
+        await asyncio.wait_for(raw.connect(), TIMEOUT)
+        raws.append(raw)
+        sides[side] = (raw.transport.bot, count, done)
 
     async def burst(bot: LoopbackBot, count: list[int], done: asyncio.Event) -> float:
         count[0] = 0
@@ -100,20 +103,34 @@ async def _loopback_rounds(rounds: int) -> tuple[list[float], list[float]]:
         await asyncio.wait_for(done.wait(), TIMEOUT)
         return BATCH / (time.perf_counter() - t0)
 
-    ours: list[float] = []
-    base: list[float] = []
-    await burst(ours_bot, ours_count, ours_done)  # warm-up
-    await burst(raw_bot, raw_count, raw_done)
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    names = list(sides)
+    for side in names:  # warm-up
+        await burst(*sides[side])
     for i in range(rounds):
-        if i % 2 == 0:
-            ours.append(await burst(ours_bot, ours_count, ours_done))
-            base.append(await burst(raw_bot, raw_count, raw_done))
-        else:
-            base.append(await burst(raw_bot, raw_count, raw_done))
-            ours.append(await burst(ours_bot, ours_count, ours_done))
+        for side in names[i % 3 :] + names[: i % 3]:
+            rates[side].append(await burst(*sides[side]))
     await client.disconnect()
-    await raw.close()
-    return ours, base
+    for raw in raws:
+        await raw.close()
+    return rates
+
+
+def _raw_loop(
+    loads: Callable[[Any], Any], table: dict[str, Any], plain: Callable[[Any], None]
+) -> Callable[[Any], None]:
+    """The raw decode loop: ``loads`` + the type table; anything else (bot-ready) to the
+    bare sink's own handler."""
+
+    def raw_received(message: Any) -> None:
+        msg = loads(message) if isinstance(message, str | bytes) else message
+        handler = table.get(msg.get("type"))
+        if handler is not None:
+            handler(msg.get("data"))
+        else:
+            plain(message)
+
+    return raw_received
 
 
 # ------------------------------------------------------------------ WebSocket testing bot
@@ -244,6 +261,21 @@ def _rate_row(label: str, ours: list[float], base: list[float]) -> Row:
         ratio_text(r),
         f"≥ x{RATE_GOAL:.2f}",
         r.median >= RATE_GOAL,
+    )
+
+
+def _orjson_row(label: str, ours: list[float], base: list[float]) -> Row:
+    # Ours parses with orjson; the goal's raw loop with json. Against the same loop on
+    # orjson, what is left is what our layers cost.
+    a, b = summarize(ours), summarize(base)
+    return Row(
+        "7",
+        f"event path {label}: the same, against the raw loop on orjson (our decoder)",
+        f"{a.median:,.0f} [{a.q1:,.0f}-{a.q3:,.0f}]",
+        f"{b.median:,.0f} [{b.q1:,.0f}-{b.q3:,.0f}]",
+        ratio_text(summarize(ratios(ours, base))),
+        "",
+        None,
     )
 
 
@@ -455,8 +487,11 @@ def connect_sessions(start_url: str, sessions: int = 100) -> None:
 def run(quick: bool) -> list[Row]:
     """Every row of the event-path section."""
     rounds = 4 if quick else 20
+    rates = asyncio.run(_loopback_rounds(rounds))
+    label = "loopback bot (LoopbackBot.send_event)"
     rows = [
-        _rate_row("loopback bot (LoopbackBot.send_event)", *asyncio.run(_loopback_rounds(rounds)))
+        _rate_row(label, rates["ours"], rates["raw"]),
+        _orjson_row(label, rates["ours"], rates["raw_orjson"]),
     ]
     label = f"WS testing bot (subprocess, scripted turn of {TOKENS} tokens)"
     with BotProcess("ws", TOKENS) as bot:

@@ -55,10 +55,11 @@ def test_event_path_quick_parts() -> None:
     from benchmarks import event_path
     from benchmarks.bots import BotProcess
 
-    ours, raw = asyncio.run(event_path._loopback_rounds(2))
-    assert len(ours) == len(raw) == 2
-    row = event_path._rate_row("loopback", ours, raw)
-    assert row.met is not None
+    rates = asyncio.run(event_path._loopback_rounds(2))
+    assert sorted(rates) == ["ours", "raw", "raw_orjson"]
+    assert all(len(side) == 2 for side in rates.values())
+    assert event_path._rate_row("loopback", rates["ours"], rates["raw"]).met is not None
+    assert event_path._orjson_row("loopback", rates["ours"], rates["raw_orjson"]).met is None
     with BotProcess("ws", 50) as bot:
         rates, base, cpu, base_cpu = asyncio.run(event_path._ws_rounds(bot.start_url, 2))
     assert len(rates) == len(base) == len(cpu) == len(base_cpu) == 2
