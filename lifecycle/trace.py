@@ -82,14 +82,15 @@ class _SessionEntries:
         "transitions",
     )
 
-    def __init__(self, session_id: int, at: float, wall: float) -> None:
+    def __init__(self, session_id: int, at: float, wall: float, max_notes: int) -> None:
         self.session_id = session_id
         self.started_at = at
         self.started_wall = wall
-        # Kept apart so the oldest note drops in O(1); notes stay plain tuples because a
+        # Kept apart so the oldest note drops in O(1), by the deque itself (its maxlen is
+        # the entries left beside the transitions); notes stay plain tuples because a
         # client records one per message (TraceEntry objects are built when read).
         self.transitions: list[tuple[int, TraceEntry]] = []
-        self.notes: deque[_Note] = deque()
+        self.notes: deque[_Note] = deque(maxlen=max_notes)
         # Whether the newest entry is a note: the same note again then only counts.
         self.run_open = False
         self.dropped = 0
@@ -143,7 +144,8 @@ class SessionTrace:
         self.max_sessions = max_sessions
         """How many sessions are kept."""
         self.max_entries = max_entries
-        """How many entries one session keeps."""
+        """How many entries one session keeps (read when a session starts and at each of
+        its transitions)."""
         self.max_text = max_text
         """How many characters of a note's text or a reason are kept (then ``… (N chars)``)."""
         self._sessions: OrderedDict[int, _SessionEntries] = OrderedDict()
@@ -183,17 +185,16 @@ class SessionTrace:
             if last[3] == detail and last[1] == kind:
                 notes[-1] = (last[0], kind, last[2], detail, last[4] + 1)
                 return
-        self._seq += 1
         limit = self.max_text
-        if not (type(kind) is str and len(kind) <= limit):
+        if type(kind) is not str or len(kind) > limit:
             kind = bounded(kind, limit)
-        if not (type(detail) is str and len(detail) <= limit):
+        if type(detail) is not str or len(detail) > limit:
             detail = bounded(detail, limit)
+        if len(notes) == notes.maxlen:
+            session.dropped += 1  # the append lets the oldest note fall off
+        self._seq += 1
         notes.append((self._seq, kind, time.monotonic(), detail, 1))
         session.run_open = True
-        if len(notes) + len(session.transitions) > self.max_entries:  # _bound, inlined
-            notes.popleft()
-            session.dropped += 1
 
     def record_event(self, session_id: int, name: str, data: Any = None) -> None:
         """Put one emitted event on its session's timeline (if it is a kind turns use).
@@ -213,7 +214,7 @@ class SessionTrace:
             return session
         if session_id <= self._evicted_upto:
             return None  # a late entry of a session that already fell off
-        session = _SessionEntries(session_id, at, time.time())
+        session = _SessionEntries(session_id, at, time.time(), self.max_entries)
         self._sessions[session_id] = session
         # Ids normally arrive in order; keep the dict ordered by id regardless.
         if any(sid > session_id for sid in self._sessions):
@@ -232,10 +233,13 @@ class SessionTrace:
             self._bound(session)
 
     def _bound(self, session: _SessionEntries) -> None:
-        # Only transitions left is fine: a session has a handful, bounded by the table.
-        if len(session.transitions) + len(session.notes) > self.max_entries and session.notes:
-            session.notes.popleft()
-            session.dropped += 1
+        # A transition takes one entry from the notes' room (only transitions left is fine:
+        # a session has a handful, bounded by the table); the newest notes stay.
+        room = max(0, self.max_entries - len(session.transitions))
+        notes = session.notes
+        if notes.maxlen != room:
+            session.dropped += max(0, len(notes) - room)
+            session.notes = deque(notes, maxlen=room)
 
     def sessions(self) -> list[SessionRecord]:
         """Snapshots of the kept sessions, oldest first."""
