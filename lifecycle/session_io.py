@@ -52,6 +52,10 @@ class RequestDeadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._next_compaction = _COMPACT_FLOOR
 
+    def __len__(self) -> int:
+        """How many entries are held (answered ones not yet dropped included)."""
+        return len(self._heap)
+
     def add(self, future: asyncio.Future[Any], msg_type: str, limit: float) -> None:
         """``future`` fails with RequestTimeoutError unless done within ``limit`` seconds."""
         heap = self._heap
