@@ -130,22 +130,22 @@ class SessionLifecycle:
         The machine itself only answers ``False``; a caller that wants an error builds
         it from this text.
         """
-        return refusal(self.state, trigger)
+        return refusal(self._state, trigger)
 
     @property
     def starts_new_session(self) -> bool:
         """Whether a start (``start_bot``/``connect``) now begins a new session."""
-        return self.state in SESSION_START_STATES
+        return self._state in SESSION_START_STATES
 
     @property
     def session_in_progress(self) -> bool:
         """Whether a session has started and not yet ended."""
-        return self.state in IN_PROGRESS_STATES
+        return self._state in IN_PROGRESS_STATES
 
     @property
     def sending_allowed(self) -> bool:
         """Whether messages and audio may be sent to the bot now (READY)."""
-        return self.state in SENDING_STATES
+        return self._state in SENDING_STATES
 
     def fire(self, trigger: str, reason: str | None = None) -> bool:
         """Fire ``trigger`` by name; ``False`` when it is not allowed now (nothing changes).

@@ -7,7 +7,7 @@ is here is only what an asyncio driver needs to wait, cancel and time out.
 from __future__ import annotations
 
 import asyncio
-import heapq
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -30,68 +30,83 @@ _WIRE = (str, bytes, bytearray)  # a tuple: isinstance is faster with it than wi
 _PREFIX: Final = 100  # characters of a request's (caller-given) type in its timeout message
 _COMPACT_FLOOR: Final = 1024  # answered requests' entries kept before a compaction
 
-_Deadline = tuple[float, int, "asyncio.Future[Any]", str, float]
-"""(loop time it expires, sequence number, the request's future, its type, its timeout)."""
+_Deadline = tuple[float, "asyncio.Future[Any]", str]
+"""(loop time it expires, the request's future, its type)."""
 
 
 class RequestDeadlines:
     """The timeouts of one session's requests, on one loop timer for them all.
 
-    A request adds its deadline; the earliest one is the only loop timer armed. An answered
-    request's entry is not removed (no per-request timer to cancel): entries whose future
-    is done are dropped as they reach the front, and all at once when they pile up behind a
-    slow request (over twice the live ones), so memory stays bounded by what is in flight.
+    Requests with the same timeout expire in the order they were sent, so each timeout has
+    a FIFO queue of deadlines (one, for requests left at the default): adding one is an
+    append, and the loop timer is armed for the earliest front. An answered request's entry
+    is not removed (no per-request timer to cancel): entries whose future is done are
+    dropped as they reach the front, and all at once when they pile up behind a slow
+    request (over twice the live ones), so memory stays bounded by what is in flight.
     """
 
-    __slots__ = ("_heap", "_loop", "_next_compaction", "_seq", "_timer")
+    __slots__ = ("_loop", "_next_compaction", "_queues", "_timer", "_timer_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._heap: list[_Deadline] = []
-        self._seq = 0
+        self._queues: dict[float, deque[_Deadline]] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._next_compaction = _COMPACT_FLOOR
+        self._timer_at = 0.0
+        self._next_compaction: dict[float, int] = {}
 
     def __len__(self) -> int:
         """How many entries are held (answered ones not yet dropped included)."""
-        return len(self._heap)
+        return sum(len(queue) for queue in self._queues.values())
 
     def add(self, future: asyncio.Future[Any], msg_type: str, limit: float) -> None:
         """``future`` fails with RequestTimeoutError unless done within ``limit`` seconds."""
-        heap = self._heap
-        while heap and heap[0][2].done():  # answered in order: the front goes at once
-            heapq.heappop(heap)
-        if len(heap) >= self._next_compaction:
-            heap[:] = [entry for entry in heap if not entry[2].done()]
-            heapq.heapify(heap)
-            self._next_compaction = max(_COMPACT_FLOOR, 2 * len(heap))
-        self._seq += 1
+        queue = self._queues.get(limit)
+        if queue is None:
+            queue = self._queues[limit] = deque()
+        while queue and queue[0][1].done():  # answered in order: the front goes at once
+            queue.popleft()
+        if len(queue) >= self._next_compaction.get(limit, _COMPACT_FLOOR):
+            live = [entry for entry in queue if not entry[1].done()]
+            queue.clear()
+            queue.extend(live)
+            self._next_compaction[limit] = max(_COMPACT_FLOOR, 2 * len(live))
         deadline = self._loop.time() + limit
-        heapq.heappush(heap, (deadline, self._seq, future, msg_type, limit))
-        timer = self._timer
-        if timer is None or deadline < timer.when():
-            if timer is not None:
-                timer.cancel()
-            self._timer = self._loop.call_at(deadline, self._expire)
+        queue.append((deadline, future, msg_type))
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._arm(deadline)
+
+    def _arm(self, at: float) -> None:
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
-        heap, now = self._heap, self._loop.time()
-        while heap and (heap[0][0] <= now or heap[0][2].done()):
-            _, _, future, msg_type, limit = heapq.heappop(heap)
-            if not future.done():
-                what = bounded(msg_type, _PREFIX)
-                error = RequestTimeoutError(f"no response to {what!r} within {limit} s")
-                future.set_exception(error)
-        if heap:
-            self._timer = self._loop.call_at(heap[0][0], self._expire)
+        now = self._loop.time()
+        earliest: float | None = None
+        for limit, queue in list(self._queues.items()):
+            while queue and (queue[0][0] <= now or queue[0][1].done()):
+                _, future, msg_type = queue.popleft()
+                if not future.done():
+                    what = bounded(msg_type, _PREFIX)
+                    error = RequestTimeoutError(f"no response to {what!r} within {limit} s")
+                    future.set_exception(error)
+            if not queue:  # a timeout no request uses now: its queue goes
+                del self._queues[limit]
+                self._next_compaction.pop(limit, None)
+            elif earliest is None or queue[0][0] < earliest:
+                earliest = queue[0][0]
+        if earliest is not None:
+            self._arm(earliest)
 
     def close(self) -> None:
         """Stop timing: the session ended (its requests were failed)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._heap.clear()
+        self._queues.clear()
+        self._next_compaction.clear()
 
 
 @dataclass(eq=False)
