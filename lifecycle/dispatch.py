@@ -311,7 +311,7 @@ class EventBus:
         handled = self._handlers[name]
         if not handled:
             return  # nobody listens: nothing to size or queue
-        if now and not (self._running_now or self._queue.size):  # (not from inside a callback)
+        if now and not (self._running_now or self._queue.size):  # none running, none queued
             dispatcher = self._dispatcher
             if (dispatcher is None or dispatcher.done()) and (
                 name not in MAYBE_KEPT or tier_of(name, args) is not Tier.KEEP
@@ -325,7 +325,9 @@ class EventBus:
             self._count_dropped(session_id, dropped)
         self._ensure_dispatcher()
 
-    def _feed(self, feeders: tuple[weakref.ref[_Subscriber], ...], name: str, args: Any) -> None:
+    def _feed(
+        self, feeders: tuple[weakref.ref[_Subscriber], ...], name: str, args: tuple[Any, ...]
+    ) -> None:
         event = ClientEvent(name, args[0] if args else None, self._session_id(), time.monotonic())
         tier, size = tier_of(name, args), self._size_of(args)
         for ref in feeders:
