@@ -441,8 +441,7 @@ class PipecatClient(EventRegistration):
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not session.loop:  # (_check_loop's first test, inlined: every request)
-            self._check_loop(session, loop)
+        self._check_loop(session, loop)
         return session
 
     def _send(self, message: dict[str, Any], session: SessionIO) -> None:

@@ -354,8 +354,7 @@ class SessionProtocol:
                 msg_id: Any = message.get("id")
                 data = message.get("data")
                 if self._claim(msg_id):  # (a str id of a pending request)
-                    result = data.get("d") if type(data) is dict else rtvi.response_result(data)
-                    return [_RESPONSE_NOTE, Answer(msg_id, result)]
+                    return [_RESPONSE_NOTE, Answer(msg_id, rtvi.response_result(data))]
         event = rtvi.classify(message)
         out = self._out
         note = _IN_NOTES.get(event.type)  # the same immutable Note for every known type
@@ -442,10 +441,9 @@ class SessionProtocol:
     def request(self, msg_type: str, data: Any = None) -> Send:
         """A ``client-message`` request awaiting a ``server-response`` (its id in
         ``message["id"]``); its :class:`Answer` comes from :meth:`receive`."""
-        self.require_ready()
-        message = rtvi.client_message(msg_type, data)
-        self._pending.add(message["id"])
-        return Send(message)
+        send = self.send(rtvi.client_message(msg_type, data))
+        self._pending.add(send.message["id"])
+        return send
 
     def forget_request(self, request_id: str) -> None:
         """The driver stopped waiting for ``request_id`` (timeout, cancel): a late answer is

@@ -274,8 +274,7 @@ def client_message(msg_type: str, data: Any = None, msg_id: str | None = None) -
     payload: dict[str, Any] = {"t": msg_type}
     if data is not None:
         payload["d"] = data
-    # make_message's envelope, built here: one per request.
-    return {"label": LABEL, "type": "client-message", "id": msg_id or new_id(), "data": payload}
+    return make_message("client-message", payload, msg_id)
 
 
 def send_text(content: str, *, run_immediately: bool, audio_response: bool) -> dict[str, Any]:
